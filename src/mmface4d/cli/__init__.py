@@ -1,0 +1,53 @@
+"""``mmface4d <verb>``: the command line. Each verb parses arguments and calls one library
+function of the same name; a user mistake prints one line and exits with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mmface4d import __version__
+from mmface4d.errors import InputError
+
+# Each module registers its verbs: add_parsers(subparsers) -> None, with set_defaults(run=...).
+_VERB_MODULES = ("mmface4d.cli.facemodel",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = argparse.ArgumentParser(
+        prog="mmface4d",
+        description="Multi-modal 4D faces: capture, reconstruction, datasets, speech-driven "
+        "3D face animation and delivery.",
+    )
+    parser.add_argument("--version", action="version", version=f"mmface4d {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for name in _VERB_MODULES:
+        importlib.import_module(name).add_parsers(verbs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except InputError as exc:
+        print(f"mmface4d: error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        print(f"mmface4d: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        print(f"mmface4d: error: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("mmface4d: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Face-model sources selected by a spec string.
+
+Specs:
+    ``synth``              the procedural default face (options: ``synth:vertices=12000``)
+    ``bfm:DIR``            Basel Face Model 2009 + Guo et al. expressions, Deep3DFaceRecon
+                           convention (see :mod:`mmface4d.facemodel.bfm`)
+    ``ict:DIR``            ICT FaceKit (see :mod:`mmface4d.facemodel.ict`)
+    ``PATH.npz``           a model saved by :meth:`FaceModel.save` (``facemodel export``)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mmface4d.errors import InputError
+from mmface4d.facemodel.model import FaceModel
+
+SPEC_HELP = "synth[:key=value,...], bfm:DIR, ict:DIR, or a saved model .npz path"
+
+
+def _options(text: str, spec: str) -> dict[str, str]:
+    options = {}
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"face model spec {spec!r}: option {item!r} must be key=value")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def load_face_model(spec: str | Path | FaceModel) -> FaceModel:
+    """Load or build the face model a spec names (see the module doc); models pass through."""
+    if isinstance(spec, FaceModel):
+        return spec
+    text = str(spec)
+    kind, sep, rest = text.partition(":")
+    if kind == "synth":
+        from mmface4d.facemodel.synth import SynthFaceConfig, build_synth_face
+
+        return build_synth_face(SynthFaceConfig.from_options(_options(rest, text)))
+    if kind == "bfm" and sep:
+        from mmface4d.facemodel.bfm import load_bfm
+
+        return load_bfm(rest)
+    if kind == "ict" and sep:
+        from mmface4d.facemodel.ict import load_ict
+
+        return load_ict(rest)
+    if text.endswith(".npz"):
+        return FaceModel.load(text)
+    raise InputError(f"face model spec {text!r} not understood; expected {SPEC_HELP}")
