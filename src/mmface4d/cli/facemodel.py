@@ -30,7 +30,9 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     q.add_argument("spec", help=SPEC_HELP)
     q.add_argument("-o", "--output", required=True, help="output PNG path")
     q.add_argument(
-        "--expression", action="append", metavar="NAME=WEIGHT",
+        "--expression",
+        action="append",
+        metavar="NAME=WEIGHT",
         help="expression weight, repeatable (e.g. --expression jawOpen=0.8)",
     )
     q.add_argument("--identity", type=float, nargs="+", help="first identity coefficients (std)")
@@ -39,8 +41,12 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     q.set_defaults(
         run=lambda a: print(
             facemodel.show(
-                a.spec, a.output, expression=parse_expression_weights(a.expression),
-                identity=a.identity, size=a.size, view=a.view,
+                a.spec,
+                a.output,
+                expression=parse_expression_weights(a.expression),
+                identity=a.identity,
+                size=a.size,
+                view=a.view,
             )
         )
     )

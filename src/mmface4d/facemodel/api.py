@@ -23,7 +23,9 @@ def info(spec: str | Path | FaceModel) -> dict[str, Any]:
     return load_face_model(spec).info()
 
 
-def export(spec: str | Path | FaceModel, output: str | Path, regions_dir: str | Path | None = None) -> Path:
+def export(
+    spec: str | Path | FaceModel, output: str | Path, regions_dir: str | Path | None = None
+) -> Path:
     """Save a model as one ``.npz`` (readable by every ``--face-model`` option).
 
     Args:
@@ -104,7 +106,10 @@ def fetch(name: str, directory: str | Path) -> Path:
     try:
         subprocess.run(
             ["git", "clone", "--depth", "1", ICT_REPOSITORY, str(target)],
-            check=True, capture_output=True, text=True, timeout=600,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
     except FileNotFoundError:
         raise InputError("facemodel fetch needs git on PATH") from None

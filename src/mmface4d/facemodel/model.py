@@ -78,7 +78,9 @@ class FaceModel:
         self.albedo_mean = np.ascontiguousarray(self.albedo_mean, dtype=np.float32)
         self.albedo_basis = np.ascontiguousarray(self.albedo_basis, dtype=np.float32)
         self.landmarks = np.ascontiguousarray(self.landmarks, dtype=np.int64)
-        self.regions = {k: np.unique(np.asarray(v, dtype=np.int64)) for k, v in self.regions.items()}
+        self.regions = {
+            k: np.unique(np.asarray(v, dtype=np.int64)) for k, v in self.regions.items()
+        }
         self.expression_names = [str(n) for n in self.expression_names]
         self.validate()
 
@@ -112,10 +114,13 @@ class FaceModel:
                 )
         if self.albedo_mean.shape != (V, 3):
             raise InputError(
-                f"face model {self.name}: albedo_mean must be ({V}, 3), got {self.albedo_mean.shape}"
+                f"face model {self.name}: albedo_mean must be ({V}, 3), "
+                f"got {self.albedo_mean.shape}"
             )
         if self.faces.ndim != 2 or self.faces.shape[1] != 3 or len(self.faces) == 0:
-            raise InputError(f"face model {self.name}: faces must be (F, 3), got {self.faces.shape}")
+            raise InputError(
+                f"face model {self.name}: faces must be (F, 3), got {self.faces.shape}"
+            )
         if self.faces.min() < 0 or self.faces.max() >= V:
             raise InputError(
                 f"face model {self.name}: faces index vertices "
@@ -174,12 +179,12 @@ class FaceModel:
         given = [t for t in (identity, expression, offsets) if t is not None]
         for t in given:
             if not isinstance(t, torch.Tensor):
-                raise InputError(f"vertices(): inputs must be torch tensors, got {type(t).__name__}")
+                raise InputError(
+                    f"vertices(): inputs must be torch tensors, got {type(t).__name__}"
+                )
         device = given[0].device if given else torch.device("cpu")
         dtype = given[0].dtype if given else torch.float32
-        unbatched = bool(given) and all(
-            t.dim() == (2 if t is offsets else 1) for t in given
-        )
+        unbatched = bool(given) and all(t.dim() == (2 if t is offsets else 1) for t in given)
         buf = self._buffers(device, dtype)
         out = buf["mean"].unsqueeze(0)
         batch = 1
@@ -193,21 +198,21 @@ class FaceModel:
             basis = buf[basis_name]
             if coeffs.dim() != 2 or coeffs.shape[1] > basis.shape[0]:
                 raise InputError(
-                    f"{label} coefficients must be (B, <= {basis.shape[0]}), got {tuple(coeffs.shape)}"
+                    f"{label} coefficients must be (B, <= {basis.shape[0]}), "
+                    f"got {tuple(coeffs.shape)}"
                 )
             if not torch.isfinite(coeffs).all():
                 raise InputError(f"{label} coefficients hold NaN or infinite values")
-            k = coeffs.shape[1]
-            out = out + torch.einsum("bk,kvc->bvc", coeffs, basis[:k])
             batch = _broadcast_batch(batch, coeffs.shape[0], label)
+            out = out + torch.einsum("bk,kvc->bvc", coeffs, basis[: coeffs.shape[1]])
         if offsets is not None:
             offsets = offsets.unsqueeze(0) if offsets.dim() == 2 else offsets
             if offsets.dim() != 3 or offsets.shape[1:] != (self.num_vertices, 3):
                 raise InputError(
                     f"offsets must be (B, {self.num_vertices}, 3), got {tuple(offsets.shape)}"
                 )
-            out = out + offsets
             batch = _broadcast_batch(batch, offsets.shape[0], "offsets")
+            out = out + offsets
         out = out.expand(batch, -1, -1)
         return out[0] if unbatched else out
 
@@ -227,9 +232,12 @@ class FaceModel:
                 f"albedo coefficients must be (B, <= {self.albedo_dims}), "
                 f"got {tuple(coefficients.shape)}"
             )
-        mean = torch.as_tensor(self.albedo_mean, device=coefficients.device, dtype=coefficients.dtype)
+        mean = torch.as_tensor(
+            self.albedo_mean, device=coefficients.device, dtype=coefficients.dtype
+        )
         basis = torch.as_tensor(
-            self.albedo_basis[: coefficients.shape[1]], device=coefficients.device,
+            self.albedo_basis[: coefficients.shape[1]],
+            device=coefficients.device,
             dtype=coefficients.dtype,
         )
         return mean.unsqueeze(0) + torch.einsum("bk,kvc->bvc", coefficients, basis)
@@ -303,7 +311,9 @@ class FaceModel:
         except Exception as exc:  # noqa: BLE001 - any failure means "not our format"
             raise InputError(f"{path}: not a mmface4d face model file ({exc})") from None
         if header.get("format") != "mmface4d.facemodel":
-            raise InputError(f"{path}: not a mmface4d face model file (header {header.get('format')})")
+            raise InputError(
+                f"{path}: not a mmface4d face model file (header {header.get('format')})"
+            )
         missing = [name for name in _ARRAY_FIELDS if name not in data]
         if missing:
             raise InputError(f"{path}: face model file lacks arrays {missing}")

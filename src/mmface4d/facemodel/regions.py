@@ -111,7 +111,9 @@ def landmark_regions(
     x, y = p2[:, 0], p2[:, 1]
 
     lip = _inside_or_near(p2, l2[OUTER_LIP], 0.10 * d)
-    eyes = _inside_or_near(p2, l2[RIGHT_EYE], 0.15 * d) | _inside_or_near(p2, l2[LEFT_EYE], 0.15 * d)
+    eyes = _inside_or_near(p2, l2[RIGHT_EYE], 0.15 * d) | _inside_or_near(
+        p2, l2[LEFT_EYE], 0.15 * d
+    )
     upper = y > l2[29, 1]
     forehead = y > l2[BROWS, 1].max()
     nose_outline = np.concatenate([l2[[27]], l2[31:36], l2[[27]]])

@@ -1,0 +1,467 @@
+"""The procedural default face: a front-of-head mesh built by the project's own code.
+
+No download, deterministic, well under a second. The skin is a grid over a head-shaped surface
+(horizontal sections are ellipses whose width and depth follow adult face proportions; see
+FORMATS.md, "Face proportions") with the facial features added as smooth displacements. The grid
+is cut along the lip line and the eye openings, so the upper and lower lips (and lids) are
+separate surfaces: the mouth really opens and the lids really close. Behind the cuts sit the
+mouth interior (a dark cavity, inner lips, upper and lower teeth, a tongue) and two eyeballs with
+irises in dark sockets. Expressions (ARKit-52) and identity components are built in
+:mod:`mmface4d.facemodel.synth_shapes`.
+
+Coordinates: metres, x = subject's left, y = up, z = out of the face; the origin is on the head's
+vertical axis at about cheekbone height.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from mmface4d.errors import InputError
+from mmface4d.facemodel.model import AXES, FaceModel
+from mmface4d.facemodel.regions import landmark_regions
+
+# Feature heights (m): the face's vertical thirds and the features on them.
+Y_TOP, Y_BOTTOM = 0.112, -0.106
+Y_BROW, Y_EYE, Y_NOSE_TIP, Y_SUBNASALE, Y_MOUTH, Y_CHIN = (
+    0.042,
+    0.025,
+    -0.012,
+    -0.022,
+    -0.042,
+    -0.090,
+)
+EYE_X, EYE_HALF_WIDTH = 0.032, 0.0145  # eye centre offset from the midline; half the opening
+MOUTH_HALF_WIDTH = 0.025
+EYE_OPEN_UP, EYE_OPEN_DOWN = 0.0052, 0.0040  # lid displacement that opens the eye at rest
+EYEBALL_RADIUS = 0.0125
+EYEBALL_RADII = np.array([0.0145, EYEBALL_RADIUS, EYEBALL_RADIUS])  # wide: fills the opening
+HINGE = np.array([0.0, -0.004, 0.012])  # jaw rotation axis point (axis along x)
+
+# Cross-section profile of the head: half-width W(y) and frontal depth D(y), metres.
+_PROFILE_Y = np.array([0.112, 0.09, 0.06, 0.03, 0.0, -0.03, -0.05, -0.07, -0.085, -0.097, -0.106])
+_PROFILE_W = np.array([0.056, 0.064, 0.068, 0.069, 0.070, 0.066, 0.061, 0.052, 0.040, 0.026, 0.012])
+_PROFILE_D = np.array([0.070, 0.082, 0.088, 0.089, 0.090, 0.089, 0.088, 0.087, 0.084, 0.074, 0.056])
+
+PARTS = (
+    "skin", "inner_lip", "mouth_cavity", "teeth_upper", "teeth_lower", "tongue",
+    "eye_socket", "eyeball_left", "eyeball_right",
+)  # fmt: skip
+
+
+@dataclass
+class SynthFaceConfig:
+    """Options of the procedural face (``synth:key=value,...``)."""
+
+    grid_columns: int = 84
+    """Skin grid columns across the face (rows follow); 84 gives about 10k vertices."""
+    eyeball_segments: int = 14
+    """Latitude segments of each eyeball sphere (longitude uses twice as many)."""
+
+    @classmethod
+    def from_options(cls, options: dict[str, str]) -> SynthFaceConfig:
+        """Build from ``{"grid_columns": "96"}``; ``vertices=N`` picks the grid for ~N vertices."""
+        known = {f.name for f in fields(cls)}
+        config = cls()
+        for key, value in options.items():
+            try:
+                number = int(value)
+            except ValueError:
+                raise InputError(f"synth option {key}={value!r}: expected an integer") from None
+            if key == "vertices":
+                if not 5000 <= number <= 15000:
+                    raise InputError(f"synth option vertices={number}: expected 5000..15000")
+                config.grid_columns = int(round(84 * np.sqrt(number / 10000)))
+            elif key in known:
+                setattr(config, key, number)
+            else:
+                raise InputError(
+                    f"unknown synth option {key!r}; expected vertices, {', '.join(sorted(known))}"
+                )
+        if not 40 <= config.grid_columns <= 140:
+            raise InputError(f"synth grid_columns={config.grid_columns}: expected 40..140")
+        if not 8 <= config.eyeball_segments <= 40:
+            raise InputError(f"synth eyeball_segments={config.eyeball_segments}: expected 8..40")
+        return config
+
+
+@dataclass
+class SynthMesh:
+    """The neutral synth mesh before its bases are built.
+
+    Attributes:
+        vertices: (V, 3) neutral positions.
+        faces: (F, 3) triangles.
+        part: (V,) index into :data:`PARTS` per vertex.
+        lower: (V,) True for vertices that move with the lower lip / lower lid side of a cut.
+        eye_side: (V,) +1 near/of the left eye (x > 0), -1 right, 0 elsewhere (lids, eyeballs).
+        landmarks: (68,) iBUG landmark vertex indices.
+        eyeball_centres: (2, 3) centres of the right (x < 0) and left eyeballs.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    part: np.ndarray
+    lower: np.ndarray
+    eye_side: np.ndarray
+    landmarks: np.ndarray
+    eyeball_centres: np.ndarray
+    parts: tuple[str, ...] = field(default=PARTS)
+
+
+def _gauss(x: np.ndarray, y: np.ndarray, cx: float, cy: float, rx: float, ry: float) -> np.ndarray:
+    return np.exp(-(((x - cx) / rx) ** 2) - ((y - cy) / ry) ** 2)
+
+
+def _smoothstep(t: np.ndarray) -> np.ndarray:
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+def _feature_depth(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Forward displacement (m) of the facial features at frontal position (x, y)."""
+    ax = np.abs(x)
+    # Nose: a ridge from the nasion to the tip, widening to the alae, then the columella.
+    t = np.clip((0.030 - y) / (0.030 - Y_NOSE_TIP), 0.0, None)  # 0 at nasion, 1 at the tip
+    ridge_h = np.where(t <= 1.0, 0.006 + 0.017 * t**1.4, 0.023 * np.exp(-(((t - 1.0) / 0.28) ** 2)))
+    ridge_w = 0.0075 + 0.006 * np.clip(t, 0, 1.25)
+    nose = ridge_h * np.exp(-((x / ridge_w) ** 2)) * (y < 0.034)
+    nose *= _smoothstep((y - (Y_SUBNASALE - 0.006)) / 0.006)
+    alae = 0.009 * (
+        _gauss(x, y, 0.014, -0.016, 0.0065, 0.0055) + _gauss(x, y, -0.014, -0.016, 0.0065, 0.0055)
+    )
+    # Eye sockets, brow ridge, cheekbones.
+    sockets = -0.013 * (
+        _gauss(x, y, EYE_X, Y_EYE + 0.001, 0.021, 0.0135)
+        + _gauss(x, y, -EYE_X, Y_EYE + 0.001, 0.021, 0.0135)
+    )
+    brow = (
+        0.005 * np.exp(-(((y - (Y_BROW + 0.004)) / 0.009) ** 2)) * _smoothstep((0.058 - ax) / 0.02)
+    )
+    cheekbones = 0.006 * (
+        _gauss(x, y, 0.050, -0.004, 0.018, 0.016) + _gauss(x, y, -0.050, -0.004, 0.018, 0.016)
+    )
+    temples = -0.005 * (
+        _gauss(x, y, 0.062, 0.045, 0.012, 0.025) + _gauss(x, y, -0.062, 0.045, 0.012, 0.025)
+    )
+    # Mouth: the dental arch under the lips, lips, philtrum, sulcus, chin.
+    muzzle = 0.011 * _gauss(x, y, 0.0, Y_MOUTH - 0.002, 0.034, 0.030)
+    lip_taper = _smoothstep((MOUTH_HALF_WIDTH + 0.002 - ax) / 0.012)
+    upper_lip = 0.0045 * np.exp(-(((y - (Y_MOUTH + 0.0045)) / 0.0042) ** 2)) * lip_taper
+    lower_lip = 0.0040 * np.exp(-(((y - (Y_MOUTH - 0.0055)) / 0.0048) ** 2)) * lip_taper
+    philtrum = -0.0012 * _gauss(x, y, 0.0, Y_MOUTH + 0.013, 0.0035, 0.006)
+    sulcus = -0.0035 * _gauss(x, y, 0.0, Y_MOUTH - 0.017, 0.02, 0.005)
+    chin = 0.0065 * _gauss(x, y, 0.0, Y_CHIN + 0.016, 0.017, 0.013)
+    nasolabial = -0.0018 * (
+        _gauss(x, y, 0.027, -0.030, 0.004, 0.014) + _gauss(x, y, -0.027, -0.030, 0.004, 0.014)
+    )
+    return (
+        nose + alae + sockets + brow + cheekbones + temples + muzzle + upper_lip + lower_lip
+        + philtrum + sulcus + chin + nasolabial
+    )  # fmt: skip
+
+
+def _grid_rows(n_rows: int) -> np.ndarray:
+    """Row heights, top to bottom, denser at the mouth and eyes; rows hit Y_MOUTH and Y_EYE."""
+    fine = np.linspace(Y_TOP, Y_BOTTOM, 4000)
+    density = (
+        1.0
+        + 1.6 * np.exp(-(((fine - Y_MOUTH) / 0.016) ** 2))
+        + 1.2 * np.exp(-(((fine - Y_EYE) / 0.012) ** 2))
+        + 0.5 * np.exp(-(((fine - Y_SUBNASALE) / 0.012) ** 2))
+    )
+    cum = np.concatenate([[0.0], np.cumsum(density[1:] + density[:-1])])
+    rows = np.interp(np.linspace(0, cum[-1], n_rows), cum, fine)
+    for target in (Y_MOUTH, Y_EYE):
+        rows[np.argmin(np.abs(rows - target))] = target
+    return rows
+
+
+def _column_angles(n_cols: int) -> np.ndarray:
+    s = np.linspace(-1.0, 1.0, n_cols)
+    return np.deg2rad(98.0) * (0.55 * s + 0.45 * s**3)
+
+
+class _MeshBuilder:
+    def __init__(self) -> None:
+        self.vertices: list[np.ndarray] = []
+        self.faces: list[np.ndarray] = []
+        self.part: list[np.ndarray] = []
+        self.count = 0
+
+    def add(self, verts: np.ndarray, part: str) -> np.ndarray:
+        idx = np.arange(self.count, self.count + len(verts))
+        self.vertices.append(np.asarray(verts, dtype=np.float64))
+        self.part.append(np.full(len(verts), PARTS.index(part)))
+        self.count += len(verts)
+        return idx
+
+    def quad_faces(self, top: np.ndarray, bottom: np.ndarray, flip: bool = False) -> None:
+        """Two triangles per quad between index rows ``top`` (R, C) and ``bottom`` (R, C).
+
+        Rows run down and columns to +x; triangles then face +z (``flip`` reverses them).
+        """
+        a, b = top[:, :-1], top[:, 1:]
+        c, d = bottom[:, :-1], bottom[:, 1:]
+        tris = np.concatenate([np.stack([a, c, b], -1), np.stack([b, c, d], -1)]).reshape(-1, 3)
+        self.faces.append(tris[:, ::-1] if flip else tris)
+
+    def grid_faces(self, index: np.ndarray, flip: bool = False) -> None:
+        """Triangulate a (R, C) index grid (see :meth:`quad_faces`)."""
+        self.quad_faces(index[:-1], index[1:], flip)
+
+
+def _ellipsoid_grid(
+    centre: np.ndarray, radii: np.ndarray, lat: np.ndarray, lon: np.ndarray
+) -> np.ndarray:
+    """(R, C, 3) points; lat from top (+pi/2) down, lon around the y axis from +z."""
+    la, lo = np.meshgrid(lat, lon, indexing="ij")
+    pts = np.stack([np.cos(la) * np.sin(lo), np.sin(la), np.cos(la) * np.cos(lo)], -1)
+    return centre + pts * radii
+
+
+def build_synth_mesh(config: SynthFaceConfig | None = None) -> SynthMesh:
+    """Build the neutral procedural mesh (see the module doc)."""
+    config = config or SynthFaceConfig()
+    n_cols = config.grid_columns | 1  # odd: one column on the midline
+    n_rows = int(round(n_cols * 1.25))
+    ys = _grid_rows(n_rows)
+    phis = _column_angles(n_cols)
+    Y, PHI = np.meshgrid(ys, phis, indexing="ij")
+    W = np.interp(Y, _PROFILE_Y[::-1], _PROFILE_W[::-1])
+    D = np.interp(Y, _PROFILE_Y[::-1], _PROFILE_D[::-1])
+    X = W * np.sin(PHI)
+    frontal = np.clip(np.cos(PHI), 0.0, 1.0) ** 1.5
+    Z = D * np.cos(PHI) + _feature_depth(X, Y) * frontal
+
+    # Eye openings: lids displaced up (upper) and down (lower) around each cut.
+    row_e = int(np.argmin(np.abs(ys - Y_EYE)))
+    row_m = int(np.argmin(np.abs(ys - Y_MOUTH)))
+    lid_up = np.zeros_like(X)
+    lid_down = np.zeros_like(X)
+    for side in (-1, 1):
+        u = np.clip(1 - ((X - side * EYE_X) / EYE_HALF_WIDTH) ** 2, 0, None) ** 0.75
+        above = np.exp(-(((Y - Y_EYE) / 0.0065) ** 2)) * (Y >= Y_EYE)
+        below = np.exp(-(((Y - Y_EYE) / 0.0055) ** 2)) * (Y < Y_EYE)
+        lid_up += EYE_OPEN_UP * u * above
+        lid_down -= EYE_OPEN_DOWN * u * below
+
+    builder = _MeshBuilder()
+    skin_pos = np.stack([X, Y + lid_up + lid_down, Z], -1)
+    skin = builder.add(skin_pos.reshape(-1, 3), "skin").reshape(n_rows, n_cols)
+    lower_flags = [Y.reshape(-1) < Y_MOUTH]
+    near_eye = (np.abs(np.abs(X) - EYE_X) < 0.03) & (np.abs(Y - Y_EYE) < 0.02)
+    eye_side_flags = [(np.sign(X) * near_eye).reshape(-1)]
+
+    # Cuts: the cut row's vertices are duplicated and the quads below the cut use the copies.
+    below_grid = skin.copy()
+    mouth_cols = np.nonzero(np.abs(X[row_m]) < MOUTH_HALF_WIDTH)[0]
+    below_grid[row_m, mouth_cols] = builder.add(skin_pos[row_m, mouth_cols], "skin")
+    lower_flags.append(np.ones(len(mouth_cols), dtype=bool))
+    eye_side_flags.append(np.zeros(len(mouth_cols)))
+    eye_cols = np.nonzero(np.abs(np.abs(X[row_e]) - EYE_X) < EYE_HALF_WIDTH)[0]
+    lid_rim = skin_pos[row_e, eye_cols].copy()
+    u = np.clip(
+        1 - ((lid_rim[:, 0] - np.sign(lid_rim[:, 0]) * EYE_X) / EYE_HALF_WIDTH) ** 2, 0, None
+    )
+    lid_rim[:, 1] -= (EYE_OPEN_UP + EYE_OPEN_DOWN) * u**0.75
+    below_grid[row_e, eye_cols] = builder.add(lid_rim, "skin")
+    lower_flags.append(np.zeros(len(eye_cols), dtype=bool))
+    eye_side_flags.append(np.sign(lid_rim[:, 0]))
+    builder.quad_faces(below_grid[:-1], skin[1:])
+    # Inner lips: strips rolling from the lip edge into the mouth.
+    strip_cols = np.arange(mouth_cols[0] - 1, mouth_cols[-1] + 2)
+    upper_edge = skin[row_m, strip_cols]
+    lower_edge = below_grid[row_m, strip_cols]
+    verts_now = np.concatenate(builder.vertices)
+    depth = np.array([0.0035, 0.0075, 0.011])
+    taper = _smoothstep((MOUTH_HALF_WIDTH + 0.001 - np.abs(verts_now[upper_edge, 0])) / 0.008)
+    for edge, sign, is_lower in ((upper_edge, 1.0, False), (lower_edge, -1.0, True)):
+        rows = [edge]
+        for k, dz in enumerate(depth):
+            pos = verts_now[edge].copy()
+            pos[:, 2] -= dz * (0.3 + 0.7 * taper)
+            pos[:, 1] += sign * (0.0012 * (k + 1)) * taper
+            pos[:, 0] *= 1 - 0.04 * (k + 1)
+            rows.append(builder.add(pos, "inner_lip"))
+            lower_flags.append(np.full(len(edge), is_lower))
+            eye_side_flags.append(np.zeros(len(edge)))
+        grid = np.stack(rows)
+        builder.grid_faces(grid, flip=not is_lower)
+
+    lip_front = float(skin_pos[row_m, n_cols // 2, 2])
+    # Mouth cavity: the back half of an ellipsoid, seen from inside.
+    centre = np.array([0.0, Y_MOUTH - 0.009, lip_front - 0.030])
+    lat = np.linspace(np.pi / 2, -np.pi / 2, 13)
+    lon = np.linspace(np.pi / 2, 3 * np.pi / 2, 17)
+    cav = _ellipsoid_grid(centre, np.array([0.029, 0.026, 0.030]), lat, lon)
+    idx = builder.add(cav.reshape(-1, 3), "mouth_cavity").reshape(cav.shape[:2])
+    builder.grid_faces(idx, flip=True)
+    lower_flags.append(cav.reshape(-1, 3)[:, 1] < centre[1])
+    eye_side_flags.append(np.zeros(idx.size))
+
+    # Teeth: arcs behind the lips; tongue: a flattened cap on the mouth floor.
+    for part, y0, y1, back in (
+        ("teeth_upper", Y_MOUTH + 0.0085, Y_MOUTH - 0.0015, 0.0065),
+        ("teeth_lower", Y_MOUTH - 0.001, Y_MOUTH - 0.0105, 0.0085),
+    ):
+        psi = np.linspace(-1.15, 1.15, 15)
+        radius = 0.023
+        rows_y = np.linspace(y0, y1, 4)
+        tx = radius * np.sin(psi)
+        tz = lip_front - back + radius * (np.cos(psi) - 1)
+        pts = np.stack(np.broadcast_arrays(tx[None], rows_y[:, None], tz[None]), -1)
+        idx = builder.add(pts.reshape(-1, 3), part).reshape(pts.shape[:2])
+        builder.grid_faces(idx)
+        lower_flags.append(np.full(idx.size, part == "teeth_lower"))
+        eye_side_flags.append(np.zeros(idx.size))
+    tongue = _ellipsoid_grid(
+        np.array([0.0, Y_MOUTH - 0.016, lip_front - 0.026]),
+        np.array([0.017, 0.008, 0.02]),
+        np.linspace(np.pi / 2, 0.0, 6),
+        np.linspace(-np.pi, np.pi, 17),
+    )
+    idx = builder.add(tongue.reshape(-1, 3), "tongue").reshape(tongue.shape[:2])
+    builder.grid_faces(idx)
+    lower_flags.append(np.ones(idx.size, dtype=bool))
+    eye_side_flags.append(np.zeros(idx.size))
+
+    # Eyes: a dark socket behind each opening and an eyeball with its front just behind the lids.
+    centres = []
+    for side in (-1, 1):
+        rim = skin_pos[row_e, eye_cols[np.sign(X[row_e, eye_cols]) == side], 2].max()
+        c = np.array([side * EYE_X, Y_EYE + 0.0005, rim - 0.0012 - EYEBALL_RADIUS])
+        centres.append(c)
+        sock = _ellipsoid_grid(
+            c + [0, 0, 0.002],
+            np.array([0.0175, 0.0125, 0.013]),
+            np.linspace(np.pi / 2, -np.pi / 2, 9),
+            np.linspace(np.pi / 2, 3 * np.pi / 2, 11),
+        )
+        idx = builder.add(sock.reshape(-1, 3), "eye_socket").reshape(sock.shape[:2])
+        builder.grid_faces(idx, flip=True)
+        lower_flags.append(np.zeros(idx.size, dtype=bool))
+        eye_side_flags.append(np.full(idx.size, side))
+        n = config.eyeball_segments
+        ball = _ellipsoid_grid(
+            c,
+            EYEBALL_RADII,
+            np.linspace(np.pi / 2, -np.pi / 2, n + 1),
+            np.linspace(-np.pi, np.pi, 2 * n + 1),
+        )
+        idx = builder.add(ball.reshape(-1, 3), "eyeball_left" if side > 0 else "eyeball_right")
+        builder.grid_faces(idx.reshape(ball.shape[:2]))
+        lower_flags.append(np.zeros(idx.size, dtype=bool))
+        eye_side_flags.append(np.full(idx.size, side))
+
+    vertices = np.concatenate(builder.vertices)
+    faces = np.concatenate(builder.faces)
+    part = np.concatenate(builder.part)
+    mesh_landmarks = _landmarks(vertices, part, skin, below_grid, row_e, row_m)
+    return SynthMesh(
+        vertices=vertices.astype(np.float32),
+        faces=faces.astype(np.int64),
+        part=part,
+        lower=np.concatenate(lower_flags),
+        eye_side=np.concatenate(eye_side_flags).astype(np.int8),
+        landmarks=mesh_landmarks,
+        eyeball_centres=np.array(centres, dtype=np.float32),
+    )
+
+
+def _landmarks(
+    vertices: np.ndarray,
+    part: np.ndarray,
+    skin: np.ndarray,
+    below_grid: np.ndarray,
+    row_e: int,
+    row_m: int,
+) -> np.ndarray:
+    """The 68 iBUG landmarks: targets on the frontal plane snapped to skin vertices."""
+    targets = np.zeros((68, 2))
+    kinds = np.zeros(68, dtype=int)  # 0: any front skin, 1: upper cut row, 2: lower cut row
+    a = np.pi * np.arange(17) / 16
+    targets[:17] = np.stack([-0.066 * np.cos(a), 0.010 - 0.100 * np.sin(a)], 1)
+    bx = np.linspace(0.055, 0.012, 5)
+    targets[17:22] = np.stack([-bx, Y_BROW - 0.004 + 0.007 * np.sin(np.linspace(0.3, 2.6, 5))], 1)
+    targets[22:27] = np.stack(
+        [bx[::-1], Y_BROW - 0.004 + 0.007 * np.sin(np.linspace(2.6, 0.3, 5))], 1
+    )
+    targets[27:31] = np.stack([np.zeros(4), np.linspace(0.028, Y_NOSE_TIP, 4)], 1)
+    targets[31:36] = np.stack(
+        [np.linspace(-0.013, 0.013, 5), [-0.019, -0.021, -0.022, -0.021, -0.019]], 1
+    )
+    for base, side in ((36, -1), (42, 1)):
+        # Both eyes start at their corner with the smaller x (right eye: outer, left: inner).
+        ex = np.array([-1.0, -0.35, 0.35, 1.0, 0.35, -0.35]) * EYE_HALF_WIDTH * 0.97
+        targets[base : base + 6, 0] = side * EYE_X + ex
+        targets[base : base + 6, 1] = Y_EYE
+        kinds[base + 1 : base + 3] = 1
+        kinds[base + 4 : base + 6] = 2
+    w = MOUTH_HALF_WIDTH
+    outer_x = np.array(
+        [-w, -0.016, -0.006, 0.0, 0.006, 0.016, w, 0.016, 0.006, 0.0, -0.006, -0.016]
+    )
+    outer_y = Y_MOUTH + np.array(
+        [0, 0.007, 0.0085, 0.0078, 0.0085, 0.007, 0, -0.0085, -0.0098, -0.010, -0.0098, -0.0085]
+    )
+    targets[48:60] = np.stack([outer_x, outer_y], 1)
+    inner_x = np.array([-0.022, -0.010, 0.0, 0.010, 0.022, 0.010, 0.0, -0.010])
+    targets[60:68] = np.stack([inner_x, np.full(8, Y_MOUTH)], 1)
+    kinds[[61, 62, 63]] = 1
+    kinds[[65, 66, 67]] = 2
+    kinds[[60, 64]] = 1
+
+    skin_idx = np.nonzero(part == PARTS.index("skin"))[0]
+    front = skin_idx[vertices[skin_idx, 2] > 0.02]
+    out = np.zeros(68, dtype=np.int64)
+    for i in range(68):
+        if kinds[i] == 0:
+            d = np.linalg.norm(vertices[front, :2] - targets[i], axis=1)
+            out[i] = front[np.argmin(d)]
+            continue
+        # lid and inner-lip landmarks: the cut row's vertex (upper original or lower copy)
+        # nearest in x, so that upper and lower landmarks pair up exactly
+        grid = skin if kinds[i] == 1 else below_grid
+        row = grid[row_e] if abs(targets[i, 1] - Y_EYE) < 0.01 else grid[row_m]
+        out[i] = row[np.argmin(np.abs(vertices[row, 0] - targets[i, 0]))]
+    return out
+
+
+def build_synth_face(config: SynthFaceConfig | None = None) -> FaceModel:
+    """The procedural default :class:`FaceModel` (ARKit-52 expressions, 24 identity components)."""
+    from mmface4d.facemodel import synth_shapes
+
+    config = config or SynthFaceConfig()
+    mesh = build_synth_mesh(config)
+    expression_names, expression_basis = synth_shapes.expression_basis(mesh)
+    identity_names, identity_basis = synth_shapes.identity_basis(mesh)
+    albedo_mean, albedo_basis = synth_shapes.albedo(mesh)
+    skin = np.nonzero(mesh.part == PARTS.index("skin"))[0]
+    face = skin[mesh.vertices[skin, 2] > 0.0]
+    regions = landmark_regions(mesh.vertices, mesh.landmarks, face)
+    for name in ("eyeball_left", "eyeball_right", "teeth_upper", "teeth_lower", "tongue"):
+        regions[f"part_{name}"] = np.nonzero(mesh.part == PARTS.index(name))[0]
+    return FaceModel(
+        name="synth",
+        mean=mesh.vertices,
+        faces=mesh.faces,
+        identity_basis=identity_basis,
+        expression_basis=expression_basis,
+        expression_names=expression_names,
+        albedo_mean=albedo_mean,
+        albedo_basis=albedo_basis,
+        landmarks=mesh.landmarks,
+        regions=regions,
+        unit="m",
+        metadata={
+            "source": "synth (procedural, mmface4d)",
+            "axes": AXES,
+            "config": {f.name: getattr(config, f.name) for f in fields(config)},
+            "identity_names": identity_names,
+            "face_rule": "skin vertices in front of the head's coronal plane (z > 0)",
+            "parts": {p: int((mesh.part == i).sum()) for i, p in enumerate(PARTS)},
+        },
+    )
