@@ -185,3 +185,12 @@ def test_cli_errors_are_one_line(capsys, tmp_path):
     assert not (tmp_path / "x.png").exists()
     assert cli.main(["facemodel", "show", "synth", "-o", str(tmp_path / "x.png"),
                      "--expression", "jawOpen=nan"]) == 2  # fmt: skip
+
+
+def test_mouth_close_cancels_jaw_open(synth):
+    lm = synth.landmarks
+    for jaw in (0.2, 0.5):
+        v = posed(synth, jawOpen=jaw, mouthClose=jaw)
+        assert np.linalg.norm(v[lm[62]] - v[lm[66]]) < 1e-4
+        teeth = np.nonzero(build_synth_mesh().part == PARTS.index("teeth_lower"))[0]
+        assert np.linalg.norm(v[teeth] - synth.mean[teeth], axis=1).mean() > 0.01 * jaw

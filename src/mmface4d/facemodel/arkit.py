@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
+from mmface4d.errors import InputError
+
 ARKIT_52: tuple[str, ...] = (
     "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft",
     "eyeSquintLeft", "eyeWideLeft",
@@ -33,3 +37,30 @@ def canonical_arkit_name(name: str) -> str | None:
         return base
     unsided = re.sub(r"(Left|Right)$", "", base)
     return unsided if unsided in ARKIT_52 else None
+
+
+def arkit_to_model_weights(expression_names: list[str], arkit_weights: np.ndarray) -> np.ndarray:
+    """Map ARKit-52 weights onto a model's expression components by canonical name.
+
+    Args:
+        expression_names: the model's K expression names (ARKit-style, any source's spelling).
+        arkit_weights: (..., 52) weights in :data:`ARKIT_52` order.
+
+    Returns:
+        (..., K) weights; components without an ARKit name get 0, and every component whose
+        canonical name matches (e.g. ICT's ``browInnerUp_L`` and ``browInnerUp_R``) gets the
+        ARKit weight.
+    """
+    arkit_weights = np.asarray(arkit_weights, dtype=np.float32)
+    if arkit_weights.shape[-1] != len(ARKIT_52):
+        raise InputError(f"ARKit weights must be (..., {len(ARKIT_52)}), got {arkit_weights.shape}")
+    out = np.zeros(arkit_weights.shape[:-1] + (len(expression_names),), dtype=np.float32)
+    mapped = 0
+    for k, name in enumerate(expression_names):
+        canonical = canonical_arkit_name(name)
+        if canonical is not None:
+            out[..., k] = arkit_weights[..., ARKIT_52.index(canonical)]
+            mapped += 1
+    if mapped == 0:
+        raise InputError("the face model has no ARKit-named expressions to drive")
+    return out

@@ -117,7 +117,9 @@ def expression_basis(mesh: SynthMesh) -> tuple[list[str], np.ndarray]:
     shapes["jawRight"] = _vec(f.jaw, -0.008, 0, 0)
     lower_lip = f.lip_band * f.lower
     upper_lip = f.lip_band * ~f.lower
-    shapes["mouthClose"] = -jaw_open * lower_lip[:, None] * 0.55 + _vec(upper_lip, 0, -0.004, 0)
+    # mouthClose cancels jawOpen on the lower lip: equal weights give closed lips, open jaw.
+    closing = f.soft * f.lower * np.exp(-(((y - Y_MOUTH) / 0.014) ** 2))
+    shapes["mouthClose"] = -jaw_open * closing[:, None]
     open_mid = f.centre * f.lip_band
     shapes["mouthFunnel"] = (
         _vec(f.mouth_area, -0.25 * x, 0, 0.007)
