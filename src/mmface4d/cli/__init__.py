@@ -11,7 +11,13 @@ from mmface4d import __version__
 from mmface4d.errors import InputError
 
 # Each module registers its verbs: add_parsers(subparsers) -> None, with set_defaults(run=...).
-_VERB_MODULES = ("mmface4d.cli.facemodel", "mmface4d.cli.nut", "mmface4d.cli.demo")
+# Add a module on its own line.
+_VERB_MODULES = (
+    "mmface4d.cli.facemodel",
+    "mmface4d.cli.nut",
+    "mmface4d.cli.demo",
+    "mmface4d.cli.synth",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,57 @@
+"""``mmface4d synth corpus|say``: the synthetic speech-and-face world."""
+
+from __future__ import annotations
+
+import argparse
+
+from mmface4d.facemodel.sources import SPEC_HELP
+from mmface4d.synth import corpus as corpus_mod
+
+
+def add_parsers(verbs: argparse._SubParsersAction) -> None:
+    p = verbs.add_parser("synth", help="generate synthetic talking-face data")
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    q = sub.add_parser("corpus", help="write a synthetic corpus in the MMFace4D layout")
+    q.add_argument("-o", "--output", required=True, help="corpus folder")
+    q.add_argument("--subjects", type=int, default=4, help="number of subjects (default 4)")
+    q.add_argument("--sentences", type=int, default=10, help="sentences per subject (default 10)")
+    q.add_argument("--lang", choices=corpus_mod.LANGS, default="both")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--face-model", default="synth", help=SPEC_HELP)
+    q.add_argument("--workers", type=int, help="parallel processes (default: all cores)")
+    q.set_defaults(
+        run=lambda a: print(
+            corpus_mod.corpus(
+                a.output,
+                subjects=a.subjects,
+                sentences=a.sentences,
+                lang=a.lang,
+                seed=a.seed,
+                face_model=a.face_model,
+                workers=a.workers,
+            )
+        )
+    )
+
+    q = sub.add_parser("say", help="write one recording of a text")
+    q.add_argument("text", help="what to say")
+    q.add_argument("-o", "--output", required=True, help="output folder")
+    q.add_argument("--subject", type=int, default=1, help="subject number (default 1)")
+    q.add_argument("--emotion", default="neutral", help="neutral, happy, angry, sad, ...")
+    q.add_argument("--lang", choices=("en", "zh"), default="en")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--face-model", default="synth", help=SPEC_HELP)
+    q.set_defaults(
+        run=lambda a: print(
+            corpus_mod.say(
+                a.text,
+                a.output,
+                subject=a.subject,
+                emotion=a.emotion,
+                lang=a.lang,
+                seed=a.seed,
+                face_model=a.face_model,
+            )
+        )
+    )

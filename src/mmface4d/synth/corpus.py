@@ -1,0 +1,308 @@
+"""The synthetic talking-face corpus, written in the MMFace4D layout.
+
+Layout of ``DIR`` (one folder per subject, recordings named like MMFace4D sentences: a two-digit
+emotion code then a four-digit sentence number, English sentences 0001-4999, Mandarin 5001-)::
+
+    corpus.json                      the generating config (seed, counts, face model, version)
+    subjects.json                    every subject: age, gender, identity, albedo, style, voice
+    manifest.csv                     one row per recording (columns: MANIFEST_COLUMNS)
+    S001/210003.wav                  16 kHz mono speech
+    S001/210003_0.nut ... _2.nut     the mesh sequence (x, y, z), MMFace4D .nut codec, metres,
+                                     centre-camera frame (OpenCV axes), 30 fps
+    S001/210003_gt.npz               ground truth: ARKit weights, head pose, lip closure,
+                                     phonemes, identity; written last (its presence = complete)
+
+Every recording is a pure function of (config, subject, sentence): re-running the same command
+skips finished recordings and reproduces the same corpus.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from mmface4d import __version__
+from mmface4d.atomic import atomic_path
+from mmface4d.errors import InputError
+from mmface4d.facemodel.model import FaceModel
+from mmface4d.facemodel.sources import load_face_model
+from mmface4d.synth.style import Subject, sample_subjects
+
+MANIFEST_COLUMNS = (
+    "recording", "subject", "age", "gender", "emotion", "emotion_code", "sentence_id",
+    "sentence", "language", "voice", "duration_s", "num_frames", "fps", "num_vertices",
+    "source",
+)  # fmt: skip
+FPS = 30.0
+LANGS = ("en", "zh", "both")
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """What ``mmface4d synth corpus`` generates (saved as ``corpus.json``)."""
+
+    subjects: int = 4
+    """Number of subjects."""
+    sentences: int = 10
+    """Sentences per subject."""
+    lang: str = "both"
+    """en, zh, or both (subjects alternate languages)."""
+    seed: int = 0
+    """Seed of everything random."""
+    face_model: str = "synth"
+    """Face model spec."""
+    emotion_intensity: float = 0.7
+    """Intensity of emotional sentences."""
+
+
+@dataclass(frozen=True)
+class RecordingJob:
+    subject_index: int
+    recording: str
+    sentence_id: str
+    text: str
+    lang: str
+    emotion: str
+    emotion_code: str
+
+
+def _subject_lang(config: CorpusConfig, index: int) -> str:
+    if config.lang == "both":
+        return "zh" if index % 2 else "en"
+    return config.lang
+
+
+def plan_jobs(config: CorpusConfig) -> list[RecordingJob]:
+    """Every recording of the corpus, in a fixed order."""
+    from mmface4d.synth.sentences import sentences
+
+    jobs = []
+    for k in range(config.subjects):
+        lang = _subject_lang(config, k)
+        pool = sentences(lang)
+        rng = np.random.default_rng([config.seed, k, 1])
+        picks = rng.permutation(len(pool))
+        picks = np.concatenate([picks] * (config.sentences // len(pool) + 1))[: config.sentences]
+        seen: set[str] = set()
+        for i in picks:
+            s = pool[int(i)]
+            number = int(s.id.split("-")[-1]) if "-" in str(s.id) else int(i)
+            base = (5000 if lang == "zh" else 0) + 1 + number % 4999
+            name = f"{s.emotion_code}{base:04d}"
+            while name in seen:  # a sentence repeated when M exceeds the pool
+                base += 1
+                name = f"{s.emotion_code}{base:04d}"
+            seen.add(name)
+            jobs.append(RecordingJob(k, name, str(s.id), s.text, lang, s.emotion, s.emotion_code))
+    return jobs
+
+
+_WORKER: dict[str, object] = {}
+
+
+def _worker_init(face_model: str) -> None:
+    _WORKER["model"] = load_face_model(face_model)
+
+
+def _recording_paths(folder: Path, name: str) -> dict[str, Path]:
+    return {
+        "wav": folder / f"{name}.wav",
+        "prefix": folder / name,
+        "gt": folder / f"{name}_gt.npz",
+    }
+
+
+def render_recording(
+    job: RecordingJob, subject: Subject, config: CorpusConfig, folder: Path, model: FaceModel
+) -> dict[str, object]:
+    """Synthesise one recording (speech, performance, meshes) into ``folder``; return its row."""
+    from mmface4d.audio.io import write_wav
+    from mmface4d.data.nut import encode_nut
+    from mmface4d.synth.performance import perform, performance_vertices
+    from mmface4d.synth.speech import EspeakEngine, phoneme_class, sample_voice
+    from mmface4d.synth.visemes import TimedClass
+
+    voice = sample_voice(np.random.default_rng(subject.voice_seed), job.lang, subject.gender)
+    voice = type(voice)(**{**asdict(voice), "rate": int(round(voice.rate * subject.style.tempo))})
+    utt = EspeakEngine().synthesize(job.text, job.lang, voice)
+    phonemes = [TimedClass(phoneme_class(p.symbol), p.start, p.end) for p in utt.phonemes]
+    seed = int(np.random.default_rng([config.seed, job.subject_index, hash_name(job.recording)])
+               .integers(0, 2**31 - 1))  # fmt: skip
+    intensity = config.emotion_intensity if job.emotion != "neutral" else 0.0
+    perf = perform(phonemes, utt.audio, utt.sample_rate, subject, job.emotion, intensity, FPS, seed)
+    verts = performance_vertices(model, subject, perf, camera_frame=True)
+    paths = _recording_paths(folder, job.recording)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_wav(paths["wav"], utt.audio, utt.sample_rate)
+    encode_nut(verts, paths["prefix"], fps=FPS)
+    with atomic_path(paths["gt"]) as tmp:
+        np.savez_compressed(
+            tmp,
+            arkit_weights=perf.arkit_weights,
+            head_rotation=perf.head_rotation,
+            head_translation=perf.head_translation,
+            lip_closure=perf.lip_closure,
+            phoneme_classes=np.array([p.cls for p in perf.phonemes]),
+            phoneme_symbols=np.array([p.symbol for p in utt.phonemes]),
+            phoneme_times=np.array([[p.start, p.end] for p in perf.phonemes]).reshape(-1, 2),
+            blink_onsets=np.array(perf.blink_onsets),
+            identity=subject.identity,
+            albedo=subject.albedo,
+        )
+    return {
+        "recording": job.recording, "subject": subject.subject_id, "age": subject.age,
+        "gender": subject.gender, "emotion": job.emotion, "emotion_code": job.emotion_code,
+        "sentence_id": job.sentence_id, "sentence": job.text, "language": job.lang,
+        "voice": voice.name + (f"+{voice.variant}" if getattr(voice, "variant", "") else ""),
+        "duration_s": round(len(utt.audio) / utt.sample_rate, 4), "num_frames": perf.num_frames,
+        "fps": FPS, "num_vertices": model.num_vertices, "source": f"synth:{config.face_model}",
+    }  # fmt: skip
+
+
+def hash_name(name: str) -> int:
+    """A stable (process-independent) integer of a recording name."""
+    return int.from_bytes(name.encode()[:8].ljust(8, b"\0"), "little") % (2**31)
+
+
+def _run_job(args: tuple[RecordingJob, Subject, CorpusConfig, str]) -> dict[str, object]:
+    job, subject, config, out = args
+    model = _WORKER.get("model") or load_face_model(config.face_model)
+    folder = Path(out) / subject.subject_id
+    return render_recording(job, subject, config, folder, model)  # type: ignore[arg-type]
+
+
+def _check_config(out: Path, config: CorpusConfig) -> None:
+    path = out / "corpus.json"
+    wanted = {**asdict(config)}
+    if path.is_file():
+        saved = json.loads(path.read_text()).get("config", {})
+        if saved != wanted:
+            raise InputError(
+                f"{out}: holds a different corpus ({path} says {saved}); choose another folder"
+            )
+    elif out.is_dir() and any(out.iterdir()):
+        raise InputError(f"{out}: folder is not empty and holds no corpus.json")
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({"config": wanted, "version": __version__}, indent=2))
+
+
+def corpus(
+    output: str | Path,
+    subjects: int = 4,
+    sentences: int = 10,
+    lang: str = "both",
+    seed: int = 0,
+    face_model: str = "synth",
+    workers: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Write a synthetic corpus (see the module doc); resumes an interrupted run.
+
+    Args:
+        output: the corpus folder.
+        subjects: number of subjects (>= 1).
+        sentences: sentences per subject (>= 1).
+        lang: ``en``, ``zh`` or ``both``.
+        seed: seed of everything random.
+        face_model: face model spec.
+        workers: parallel processes (default: the available cores).
+        progress: show a progress bar.
+
+    Returns:
+        The manifest's path.
+    """
+    if lang not in LANGS:
+        raise InputError(f"--lang {lang!r}: expected one of {', '.join(LANGS)}")
+    if subjects < 1 or sentences < 1:
+        raise InputError(f"need at least one subject and one sentence, got {subjects}, {sentences}")
+    config = CorpusConfig(subjects, sentences, lang, seed, face_model)
+    model = load_face_model(face_model)
+    out = Path(output)
+    _check_config(out, config)
+    people = sample_subjects(model, subjects, seed)
+    with atomic_path(out / "subjects.json") as tmp:
+        tmp.write_text(json.dumps([s.to_dict() for s in people], indent=1))
+    jobs = plan_jobs(config)
+    rows: dict[str, dict[str, object]] = {}
+    manifest = out / "manifest.csv"
+    if manifest.is_file():
+        with open(manifest, newline="") as fh:
+            rows = {r["recording"] + "/" + r["subject"]: r for r in csv.DictReader(fh)}
+    todo = []
+    for job in jobs:
+        subject = people[job.subject_index]
+        key = job.recording + "/" + subject.subject_id
+        done = _recording_paths(out / subject.subject_id, job.recording)["gt"].is_file()
+        if key in rows and done:
+            continue
+        todo.append((job, subject, config, str(out)))
+    workers = workers or len(os.sched_getaffinity(0))
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="synth corpus",
+               unit="rec", disable=not progress)  # fmt: skip
+    try:
+        if workers > 1 and len(todo) > 1:
+            with ProcessPoolExecutor(
+                workers, initializer=_worker_init, initargs=(face_model,)
+            ) as ex:
+                for row in ex.map(_run_job, todo):
+                    rows[f"{row['recording']}/{row['subject']}"] = row
+                    bar.update()
+        else:
+            _WORKER["model"] = model
+            for item in todo:
+                row = _run_job(item)
+                rows[f"{row['recording']}/{row['subject']}"] = row
+                bar.update()
+    finally:
+        bar.close()
+        _write_manifest(manifest, rows)
+    return manifest
+
+
+def _write_manifest(path: Path, rows: dict[str, dict[str, object]]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS)
+        writer.writeheader()
+        for key in sorted(rows):
+            writer.writerow({c: rows[key][c] for c in MANIFEST_COLUMNS})
+
+
+def say(
+    text: str,
+    output: str | Path,
+    subject: int = 1,
+    emotion: str = "neutral",
+    lang: str = "en",
+    seed: int = 0,
+    face_model: str = "synth",
+) -> Path:
+    """Write one recording of ``text`` spoken by subject number ``subject`` (1-based).
+
+    The folder gets ``say.wav``, ``say_{0,1,2}.nut`` and ``say_gt.npz`` (see the module doc).
+    """
+    from mmface4d.synth.expressive import EMOTION_CODES, check_emotion
+
+    if lang not in ("en", "zh"):
+        raise InputError(f"--lang {lang!r}: expected en or zh")
+    if not text.strip():
+        raise InputError("text is empty; expected something to say")
+    if subject < 1:
+        raise InputError(f"--subject must be >= 1, got {subject}")
+    check_emotion(emotion)
+    model = load_face_model(face_model)
+    person = sample_subjects(model, subject, seed)[subject - 1]
+    config = CorpusConfig(subject, 1, lang, seed, face_model)
+    job = RecordingJob(subject - 1, "say", "say", text, lang, emotion, EMOTION_CODES[emotion])
+    out = Path(output)
+    if out.is_file():
+        raise InputError(f"{out}: is a file, expected an output folder")
+    render_recording(job, person, config, out, model)
+    return out / "say.wav"
