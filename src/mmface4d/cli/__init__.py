@@ -17,6 +17,7 @@ _VERB_MODULES = (
     "mmface4d.cli.nut",
     "mmface4d.cli.demo",
     "mmface4d.cli.synth",
+    "mmface4d.cli.video",
 )
 
 
