@@ -27,7 +27,7 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--view", choices=("front", "three-quarter"), default="front")
     p.add_argument(
         "--faces",
-        help="triangles for .nut input: facemodel_info.mat, an .npy/.obj/.ply, or a face model spec",
+        help="triangles for .nut input: facemodel_info.mat, .npy/.obj/.ply, or a face model spec",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
