@@ -35,9 +35,9 @@ Y_BROW, Y_EYE, Y_NOSE_TIP, Y_SUBNASALE, Y_MOUTH, Y_CHIN = (
 )
 EYE_X, EYE_HALF_WIDTH = 0.032, 0.0145  # eye centre offset from the midline; half the opening
 MOUTH_HALF_WIDTH = 0.025
-EYE_OPEN_UP, EYE_OPEN_DOWN = 0.0052, 0.0040  # lid displacement that opens the eye at rest
+EYE_OPEN_UP, EYE_OPEN_DOWN = 0.0047, 0.0036  # lid displacement that opens the eye at rest
 EYEBALL_RADIUS = 0.0125
-EYEBALL_RADII = np.array([0.0145, EYEBALL_RADIUS, EYEBALL_RADIUS])  # wide: fills the opening
+EYEBALL_RADII = np.array([0.0135, EYEBALL_RADIUS, EYEBALL_RADIUS])  # wide: fills the opening
 HINGE = np.array([0.0, -0.004, 0.012])  # jaw rotation axis point (axis along x)
 
 # Cross-section profile of the head: half-width W(y) and frontal depth D(y), metres.
@@ -133,9 +133,10 @@ def _feature_depth(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         _gauss(x, y, 0.014, -0.016, 0.0065, 0.0055) + _gauss(x, y, -0.014, -0.016, 0.0065, 0.0055)
     )
     # Eye sockets, brow ridge, cheekbones.
-    sockets = -0.013 * (
-        _gauss(x, y, EYE_X, Y_EYE + 0.001, 0.021, 0.0135)
-        + _gauss(x, y, -EYE_X, Y_EYE + 0.001, 0.021, 0.0135)
+    sockets = sum(
+        -0.011 * _gauss(x, y, side * EYE_X, Y_EYE + 0.001, 0.021, 0.0135)
+        + 0.0045 * _gauss(x, y, side * EYE_X, Y_EYE, 0.011, 0.0075)  # lids over the eyeball
+        for side in (-1, 1)
     )
     brow = (
         0.005 * np.exp(-(((y - (Y_BROW + 0.004)) / 0.009) ** 2)) * _smoothstep((0.058 - ax) / 0.02)
@@ -220,6 +221,19 @@ def _ellipsoid_grid(
     la, lo = np.meshgrid(lat, lon, indexing="ij")
     pts = np.stack([np.cos(la) * np.sin(lo), np.sin(la), np.cos(la) * np.cos(lo)], -1)
     return centre + pts * radii
+
+
+#: Eyeball rings: angle from the gaze axis (degrees), dense at the pupil and limbus edges.
+EYEBALL_RINGS = (0, 5, 10, 12.5, 20, 26, 29.5, 32, 40, 55, 75, 100, 130, 160, 180)
+
+
+def _eyeball_grid(centre: np.ndarray, segments: int) -> np.ndarray:
+    """(R, C, 3) eyeball surface with its pole on the gaze axis (+z): rings are iris circles."""
+    theta = np.deg2rad(np.array(EYEBALL_RINGS, dtype=np.float64))
+    unit = _ellipsoid_grid(np.zeros(3), np.ones(3), np.pi / 2 - theta,
+                           np.linspace(-np.pi, np.pi, 2 * segments + 1))  # fmt: skip
+    forward = np.stack([unit[..., 0], -unit[..., 2], unit[..., 1]], -1)  # pole y -> +z
+    return centre + forward * EYEBALL_RADII
 
 
 def build_synth_mesh(config: SynthFaceConfig | None = None) -> SynthMesh:
@@ -318,8 +332,8 @@ def build_synth_mesh(config: SynthFaceConfig | None = None) -> SynthMesh:
         lower_flags.append(np.full(idx.size, part == "teeth_lower"))
         eye_side_flags.append(np.zeros(idx.size))
     tongue = _ellipsoid_grid(
-        np.array([0.0, Y_MOUTH - 0.016, lip_front - 0.026]),
-        np.array([0.017, 0.008, 0.02]),
+        np.array([0.0, Y_MOUTH - 0.012, lip_front - 0.034]),
+        np.array([0.016, 0.007, 0.018]),
         np.linspace(np.pi / 2, 0.0, 6),
         np.linspace(-np.pi, np.pi, 17),
     )
@@ -331,8 +345,9 @@ def build_synth_mesh(config: SynthFaceConfig | None = None) -> SynthMesh:
     # Eyes: a dark socket behind each opening and an eyeball with its front just behind the lids.
     centres = []
     for side in (-1, 1):
-        rim = skin_pos[row_e, eye_cols[np.sign(X[row_e, eye_cols]) == side], 2].max()
-        c = np.array([side * EYE_X, Y_EYE + 0.0005, rim - 0.0012 - EYEBALL_RADIUS])
+        centre_col = eye_cols[np.argmin(np.abs(X[row_e, eye_cols] - side * EYE_X))]
+        rim = skin_pos[row_e, centre_col, 2]  # the lids' depth in front of the pupil
+        c = np.array([side * EYE_X, Y_EYE + 0.0005, rim - 0.0015 - EYEBALL_RADIUS])
         centres.append(c)
         sock = _ellipsoid_grid(
             c + [0, 0, 0.002],
@@ -344,13 +359,7 @@ def build_synth_mesh(config: SynthFaceConfig | None = None) -> SynthMesh:
         builder.grid_faces(idx, flip=True)
         lower_flags.append(np.zeros(idx.size, dtype=bool))
         eye_side_flags.append(np.full(idx.size, side))
-        n = config.eyeball_segments
-        ball = _ellipsoid_grid(
-            c,
-            EYEBALL_RADII,
-            np.linspace(np.pi / 2, -np.pi / 2, n + 1),
-            np.linspace(-np.pi, np.pi, 2 * n + 1),
-        )
+        ball = _eyeball_grid(c, config.eyeball_segments)
         idx = builder.add(ball.reshape(-1, 3), "eyeball_left" if side > 0 else "eyeball_right")
         builder.grid_faces(idx.reshape(ball.shape[:2]))
         lower_flags.append(np.zeros(idx.size, dtype=bool))

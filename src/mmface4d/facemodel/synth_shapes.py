@@ -295,9 +295,9 @@ def albedo(mesh: SynthMesh) -> tuple[np.ndarray, np.ndarray]:
         d = f.p[m] - c
         angle = np.arccos(np.clip(d[:, 2] / np.linalg.norm(d, axis=1), -1, 1))
         eye_col = np.tile([0.94, 0.93, 0.90], (m.sum(), 1))
-        in_iris = angle < 0.5
+        in_iris = angle < 0.51
         eye_col[in_iris] = [0.36, 0.24, 0.14]
-        eye_col[(angle > 0.44) & in_iris] = [0.2, 0.13, 0.08]
+        eye_col[(angle > 0.45) & in_iris] = [0.2, 0.13, 0.08]
         eye_col[angle < 0.2] = [0.03, 0.03, 0.03]
         col[m] = eye_col
         iris[np.nonzero(m)[0][in_iris & (angle >= 0.2)]] = 1
