@@ -1,6 +1,8 @@
 """Audio: loading and resampling speech (PyAV), WAV output, and the project's one audio/mesh
-synchronisation function (:mod:`mmface4d.audio.sync`)."""
+synchronisation function (:mod:`mmface4d.audio.sync`), and the speech encoders
+(:mod:`mmface4d.audio.encoders`: log-mel, HuBERT, wav2vec 2.0)."""
 
+from mmface4d.audio.encoders import AudioEncoder, build_encoder, parse_encoder_spec
 from mmface4d.audio.io import DEFAULT_SAMPLE_RATE, load_audio, write_wav
 from mmface4d.audio.sync import (
     AlignedStreams,
@@ -13,10 +15,13 @@ from mmface4d.audio.sync import (
 __all__ = [
     "DEFAULT_SAMPLE_RATE",
     "AlignedStreams",
+    "AudioEncoder",
     "align_lengths",
+    "build_encoder",
     "frame_to_sample",
     "frames_to_samples",
     "load_audio",
+    "parse_encoder_spec",
     "resample_to_frames",
     "write_wav",
 ]
