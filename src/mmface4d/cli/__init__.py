@@ -18,6 +18,7 @@ _VERB_MODULES = (
     "mmface4d.cli.demo",
     "mmface4d.cli.synth",
     "mmface4d.cli.video",
+    "mmface4d.cli.data",
 )
 
 
