@@ -142,7 +142,20 @@ def load_sequence(
         raise InputError(f"{source}: a .nut sequence holds no triangles; pass faces (e.g. --faces)")
     tri = load_faces(faces)
     vertices = decode_nut(source, num_vertices=int(tri.max()) + 1 if len(tri) else None)
-    return MeshSequence(vertices, tri, float(fps or nut_info(source).fps), frame="camera")
+    return MeshSequence(
+        vertices, tri, float(fps or nut_info(source).fps), frame="camera",
+        colors=_model_colors(faces, vertices.shape[1]),
+    )  # fmt: skip
+
+
+def _model_colors(source: str | Path, num_vertices: int) -> np.ndarray | None:
+    """The face model's albedo when ``source`` is a face-model spec of that vertex count."""
+    if Path(str(source)).suffix in (".mat", ".npy", ".obj", ".ply"):
+        return None
+    from mmface4d.facemodel.sources import load_face_model
+
+    model = load_face_model(str(source))
+    return model.albedo_mean if model.num_vertices == num_vertices else None
 
 
 def save_sequence(sequence: MeshSequence, path: str | Path, **extra: np.ndarray) -> Path:
