@@ -76,36 +76,38 @@ class MeshSequence:
         return self.vertices * np.array([1.0, -1.0, -1.0], dtype=np.float32)
 
 
-def load_faces(source: str | Path) -> np.ndarray:
-    """(F, 3) int64 triangles from a file or a face-model spec.
+def load_topology(source: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """(F, 3) int64 triangles, and per-vertex albedo when the source is a face model.
 
     ``source``: a Deep3DFaceRecon ``facemodel_info.mat`` / ``BFM_model_front.mat`` (``tri``,
     1-based), an ``.npy`` (F, 3) array (0-based), an ``.obj``/``.ply`` mesh, or any face model
-    spec (``synth``, ``bfm:DIR``, ``ict:DIR``, a model ``.npz``).
+    spec (``synth``, ``bfm:DIR``, ``ict:DIR``, a model ``.npz``; these also give the albedo).
     """
     text = str(source)
     path = Path(text)
+    if path.suffix in (".mat", ".npy", ".obj", ".ply") and not path.is_file():
+        raise InputError(f"{path}: file not found")
     if path.suffix == ".mat":
-        if not path.is_file():
-            raise InputError(f"{path}: file not found")
         mat = scipy.io.loadmat(path, variable_names=["tri"])
         if "tri" not in mat:
             raise InputError(f"{path}: no 'tri' field (expected BFM triangles, 1-based)")
-        return mat["tri"].astype(np.int64) - 1
+        return mat["tri"].astype(np.int64) - 1, None
     if path.suffix == ".npy":
-        if not path.is_file():
-            raise InputError(f"{path}: file not found")
-        return np.load(path).astype(np.int64)
+        return np.load(path).astype(np.int64), None
     if path.suffix in (".obj", ".ply"):
         import trimesh
 
-        if not path.is_file():
-            raise InputError(f"{path}: file not found")
         mesh = trimesh.load(path, process=False, force="mesh")
-        return np.asarray(mesh.faces, dtype=np.int64)
+        return np.asarray(mesh.faces, dtype=np.int64), None
     from mmface4d.facemodel.sources import load_face_model
 
-    return load_face_model(text).faces
+    model = load_face_model(text)
+    return model.faces, model.albedo_mean
+
+
+def load_faces(source: str | Path) -> np.ndarray:
+    """(F, 3) int64 triangles from a file or a face-model spec (see :func:`load_topology`)."""
+    return load_topology(source)[0]
 
 
 def load_sequence(
@@ -140,22 +142,13 @@ def load_sequence(
 
     if faces is None:
         raise InputError(f"{source}: a .nut sequence holds no triangles; pass faces (e.g. --faces)")
-    tri = load_faces(faces)
+    tri, colors = load_topology(faces)
     vertices = decode_nut(source, num_vertices=int(tri.max()) + 1 if len(tri) else None)
+    if colors is not None and len(colors) != vertices.shape[1]:
+        colors = None
     return MeshSequence(
-        vertices, tri, float(fps or nut_info(source).fps), frame="camera",
-        colors=_model_colors(faces, vertices.shape[1]),
-    )  # fmt: skip
-
-
-def _model_colors(source: str | Path, num_vertices: int) -> np.ndarray | None:
-    """The face model's albedo when ``source`` is a face-model spec of that vertex count."""
-    if Path(str(source)).suffix in (".mat", ".npy", ".obj", ".ply"):
-        return None
-    from mmface4d.facemodel.sources import load_face_model
-
-    model = load_face_model(str(source))
-    return model.albedo_mean if model.num_vertices == num_vertices else None
+        vertices, tri, float(fps or nut_info(source).fps), frame="camera", colors=colors
+    )
 
 
 def save_sequence(sequence: MeshSequence, path: str | Path, **extra: np.ndarray) -> Path:
