@@ -17,6 +17,9 @@ Two facts about the library shape this module:
   private one (a per-process temporary file), so another user of libespeak-ng in the same process
   (a phonemizer, say) neither shares nor disturbs its state. Forked workers load the parent's
   copy; the process that made it removes it at exit.
+* It seeds its pitch jitter from the clock at initialisation (``espeak_ng_SetRandSeed`` and libc's
+  ``rand``): both are reseeded with :data:`RANDOM_SEED` before every utterance (this resets the
+  process's libc ``rand`` sequence too).
 
 Linux and other POSIX systems only (``dlclose``).
 """
@@ -121,6 +124,8 @@ class EspeakError(RuntimeError):
 
 
 _LOCK = threading.Lock()
+RANDOM_SEED = 1
+_LIBC = ctypes.CDLL(None)
 _STATE: dict[str, object] = {}  # "lib": the loaded CDLL (kept to unload it), "copy": its path
 
 
@@ -180,6 +185,8 @@ def _load_fresh() -> ctypes.CDLL:
     ]  # fmt: skip
     lib.espeak_Synth.restype = ctypes.c_int
     lib.espeak_Terminate.restype = ctypes.c_int
+    lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+    lib.espeak_ng_SetRandSeed.restype = None
     options = _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_PHONEME_IPA | _INITIALIZE_DONT_EXIT
     rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, str(data_path()).encode(), options)
     if rate <= 0:
@@ -268,6 +275,10 @@ def synthesize_raw(text: str, voice: str, rate: int, pitch: int, pitch_range: in
         ):
             if lib.espeak_SetParameter(param, int(value), 0) != _EE_OK:
                 raise EspeakError(f"espeak_SetParameter({param}, {value}) failed")
+        # espeak seeds its pitch jitter from the clock (its own generator and libc's rand):
+        # fix both, after the voice is loaded, so the waveform is a function of the inputs
+        lib.espeak_ng_SetRandSeed(ctypes.c_long(RANDOM_SEED))
+        _LIBC.srand(RANDOM_SEED)
         status = lib.espeak_Synth(
             encoded, len(encoded) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
         )

@@ -150,9 +150,10 @@ def performance_vertices(
     expr = arkit_to_model_weights(model.expression_names, performance.arkit_weights)
     with torch.no_grad():
         ident = torch.as_tensor(subject.identity[: model.identity_dims]).expand(len(expr), -1)
-        verts = model.vertices(ident, torch.as_tensor(expr)).numpy().astype(np.float64)
+        verts = model.vertices(ident, torch.as_tensor(expr)).numpy()
     rot = Rotation.from_euler("xyz", performance.head_rotation.astype(np.float64)).as_matrix()
-    posed = np.einsum("tij,tvj->tvi", rot, verts - NECK_PIVOT) + NECK_PIVOT
+    pivot = NECK_PIVOT.astype(np.float32)
+    posed = (verts - pivot) @ rot.transpose(0, 2, 1).astype(np.float32) + pivot
     posed += performance.head_translation[:, None, :]
     if camera_frame:
         posed = to_camera_frame(posed)
@@ -164,6 +165,6 @@ def to_camera_frame(vertices: np.ndarray, distance: float = CAMERA_DISTANCE) -> 
 
     The camera looks at the face from ``distance`` metres: x stays, y and z flip, z shifts.
     """
-    out = np.asarray(vertices, dtype=np.float64) * np.array([1.0, -1.0, -1.0])
+    out = np.asarray(vertices) * np.array([1.0, -1.0, -1.0], dtype=np.float32)
     out[..., 2] += distance
     return out

@@ -1,0 +1,132 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from mmface4d import cli
+from mmface4d.audio.io import load_audio
+from mmface4d.data.nut import decode_nut
+from mmface4d.errors import InputError
+from mmface4d.facemodel import load_face_model
+from mmface4d.synth.corpus import MANIFEST_COLUMNS, corpus, say
+from mmface4d.synth.performance import to_camera_frame
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus")
+    corpus(out, subjects=2, sentences=2, lang="both", seed=3, workers=1, progress=False)
+    with open(out / "manifest.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return out, rows
+
+
+@pytest.fixture(scope="module")
+def synth():
+    return load_face_model("synth")
+
+
+def test_layout_and_manifest(small_corpus):
+    out, rows = small_corpus
+    assert len(rows) == 4 and list(rows[0]) == list(MANIFEST_COLUMNS)
+    assert {r["language"] for r in rows} == {"en", "zh"}
+    for r in rows:
+        folder = out / r["subject"]
+        name = r["recording"]
+        assert len(name) == 6 and name[:2] == r["emotion_code"]
+        for suffix in (".wav", "_0.nut", "_1.nut", "_2.nut", "_gt.npz"):
+            assert (folder / f"{name}{suffix}").is_file()
+    subjects = json.loads((out / "subjects.json").read_text())
+    assert [s["subject"] for s in subjects] == ["S001", "S002"]
+
+
+def test_audio_and_mesh_in_sync(small_corpus, synth):
+    out, rows = small_corpus
+    for r in rows:
+        prefix = out / r["subject"] / r["recording"]
+        audio = load_audio(prefix.with_suffix(".wav"), 16000)
+        verts = decode_nut(prefix, num_vertices=synth.num_vertices)
+        assert abs(len(audio) / 16000 - len(verts) / 30.0) <= 1 / 30.0
+        assert int(r["num_frames"]) == len(verts)
+        # metres, in front of the centre camera (OpenCV frame)
+        assert 0.55 < verts[..., 2].mean() < 0.8
+
+
+def test_bilabials_close_the_lips_in_the_written_meshes(small_corpus, synth):
+    out, rows = small_corpus
+    lm = synth.landmarks
+    closures = 0
+    for r in rows:
+        prefix = out / r["subject"] / r["recording"]
+        verts = decode_nut(prefix, num_vertices=synth.num_vertices)
+        gt = np.load(f"{prefix}_gt.npz")
+        gap = np.linalg.norm(verts[:, lm[62]] - verts[:, lm[66]], axis=1)
+        for cls, (start, end) in zip(gt["phoneme_classes"], gt["phoneme_times"], strict=True):
+            if cls != "bilabial":
+                continue
+            frame = int(round((start + end) / 2 * 30))
+            window = gap[max(frame - 1, 0) : frame + 2]
+            assert window.min() < 1e-3, (r["recording"], start)  # quantisation ~0.01 mm
+            closures += 1
+        assert gap.max() > 0.004  # the mouth opens while speaking
+    assert closures > 0
+
+
+def test_ground_truth_reproduces_the_mesh(small_corpus, synth):
+    from mmface4d.synth.performance import Performance, performance_vertices
+    from mmface4d.synth.style import sample_subjects
+
+    out, rows = small_corpus
+    r = rows[0]
+    prefix = out / r["subject"] / r["recording"]
+    gt = np.load(f"{prefix}_gt.npz")
+    subject = sample_subjects(synth, 2, seed=3)[int(r["subject"][1:]) - 1]
+    perf = Performance(30.0, gt["arkit_weights"], gt["head_rotation"], gt["head_translation"],
+                       gt["lip_closure"])  # fmt: skip
+    expected = performance_vertices(synth, subject, perf)
+    np.testing.assert_allclose(decode_nut(prefix, synth.num_vertices), expected, atol=2e-5)
+    assert to_camera_frame(np.zeros((1, 3)))[0, 2] > 0.5
+
+
+def test_rerun_skips_and_reproduces(small_corpus, tmp_path):
+    out, rows = small_corpus
+    wav = out / rows[0]["subject"] / f"{rows[0]['recording']}.wav"
+    before = wav.stat().st_mtime_ns
+    corpus(out, subjects=2, sentences=2, lang="both", seed=3, workers=1, progress=False)
+    assert wav.stat().st_mtime_ns == before  # finished recordings are skipped
+    # a fresh run with the same seed writes the same data
+    other = tmp_path / "again"
+    corpus(other, subjects=1, sentences=2, lang="both", seed=3, workers=1, progress=False)
+    r = next(x for x in rows if x["subject"] == "S001")
+    a = load_audio(out / "S001" / f"{r['recording']}.wav", 16000)
+    b = load_audio(other / "S001" / f"{r['recording']}.wav", 16000)
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(InputError, match="different corpus"):
+        corpus(out, subjects=3, sentences=2, lang="both", seed=3, workers=1, progress=False)
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(InputError, match="--lang"):
+        corpus(tmp_path / "x", lang="fr")
+    with pytest.raises(InputError, match="at least one"):
+        corpus(tmp_path / "x", subjects=0)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file.txt").write_text("x")
+    with pytest.raises(InputError, match="not empty"):
+        corpus(tmp_path / "busy", subjects=1, sentences=1)
+    with pytest.raises(InputError, match="empty"):
+        say("   ", tmp_path / "s")
+    with pytest.raises(InputError, match="emotion"):
+        say("hello", tmp_path / "s", emotion="bored")
+
+
+def test_say_cli(tmp_path, capsys, synth):
+    assert cli.main(["synth", "say", "Maybe we meet at the beach.", "-o", str(tmp_path / "clip"),
+                     "--emotion", "happy", "--subject", "2"]) == 0  # fmt: skip
+    assert (tmp_path / "clip" / "say.wav").is_file()
+    verts = decode_nut(tmp_path / "clip" / "say", synth.num_vertices)
+    assert verts.shape[1:] == (synth.num_vertices, 3)
+    with pytest.raises(SystemExit):  # argparse rejects the language choice itself
+        cli.main(["synth", "say", "hello", "-o", str(tmp_path / "c2"), "--lang", "fr"])
+    assert cli.main(["synth", "say", "hello", "-o", str(tmp_path / "c3"), "--emotion", "x"]) == 2
