@@ -47,18 +47,21 @@ class Fragments:
             pixel shows background.
         pixel_index: (N,) int64 flat indices into ``B * H * W`` of the covered pixels.
         packed_triangle: (N,) int64 triangle index of each covered pixel.
-        packed_barycentrics: (N, 3) perspective-correct weights of the triangle's three vertices
-            (summing to 1), differentiable w.r.t. the clip vertices.
+        corner_vertices: (3, N) int64 vertex index of the triangle's corners at each covered
+            pixel (``faces[packed_triangle].T``).
+        corner_weights: (3, N) perspective-correct barycentric weight of each corner (summing to
+            1 over the corners), differentiable w.r.t. the clip vertices.
         packed_depth: (N,) NDC depth ``z/w`` in [-1, 1], differentiable.
 
     The dense (B, H, W, ...) views :attr:`barycentrics` and :attr:`depth` are built on access;
-    :func:`interpolate` works on the packed rows, so gradients never touch background pixels.
+    :func:`interpolate` works on the packed values, so gradients never touch background pixels.
     """
 
     triangle_id: torch.Tensor
     pixel_index: torch.Tensor
     packed_triangle: torch.Tensor
-    packed_barycentrics: torch.Tensor
+    corner_vertices: torch.Tensor
+    corner_weights: torch.Tensor
     packed_depth: torch.Tensor
 
     @property
@@ -82,6 +85,11 @@ class Fragments:
         return torch.div(self.pixel_index, height * width, rounding_mode="floor")
 
     @property
+    def packed_barycentrics(self) -> torch.Tensor:
+        """(N, 3) barycentrics of the covered pixels (a view of ``corner_weights``)."""
+        return self.corner_weights.t()
+
+    @property
     def barycentrics(self) -> torch.Tensor:
         """(B, H, W, 3) perspective-correct barycentrics, 0 on background (differentiable)."""
         return self.scatter(self.packed_barycentrics)
@@ -96,7 +104,7 @@ class Fragments:
         """Dense (B, H, W, C) image of per-covered-pixel values (N, C); differentiable."""
         height, width = self.resolution
         dense = packed.new_full((self.batch_size * height * width, packed.shape[1]), background)
-        dense = dense.index_copy(0, self.pixel_index, packed)
+        dense.index_copy_(0, self.pixel_index, packed)  # in place: no second dense copy
         return dense.reshape(self.batch_size, height, width, packed.shape[1])
 
 
@@ -285,24 +293,28 @@ def fragments_from_triangle_ids(
     row = torch.div(rest, width, rounding_mode="floor")
     col = rest - row * width
     dtype = clip_vertices.dtype
-    px = ((col.to(dtype) + 0.5) * (2.0 / width) - 1.0)[:, None]
-    py = ((row.to(dtype) + 0.5) * (2.0 / height) - 1.0)[:, None]
-    corner_index = faces.index_select(0, triangles) + (frame * num_vertices)[:, None]
-    corners = clip_vertices.reshape(-1, 4).index_select(0, corner_index.reshape(-1))
-    cx, cy, cz, cw = corners.reshape(-1, 3, 4).unbind(-1)  # (N, 3) each
+    px = (col.to(dtype) + 0.5) * (2.0 / width) - 1.0
+    py = (row.to(dtype) + 0.5) * (2.0 / height) - 1.0
+    corner_vertices = faces.index_select(0, triangles).t().contiguous()  # (3, N)
+    corner_rows = corner_vertices + frame * num_vertices
+    table = clip_vertices.reshape(-1, 4).t()  # (4, B*V): coordinates outermost
+    corners = table.index_select(1, corner_rows.reshape(-1)).reshape(4, 3, -1)
+    cx, cy, cz, cw = corners.unbind(0)  # (3, N) each, contiguous rows
     qx = cx - px * cw
     qy = cy - py * cw
-    nxt, opp = [1, 2, 0], [2, 0, 1]
-    weights = qx[:, nxt] * qy[:, opp] - qy[:, nxt] * qx[:, opp]
-    total = weights.sum(dim=1, keepdim=True)
+    weights = torch.stack(
+        [qx[(k + 1) % 3] * qy[(k + 2) % 3] - qy[(k + 1) % 3] * qx[(k + 2) % 3] for k in range(3)]
+    )
+    total = weights.sum(dim=0)
     total = torch.where(total == 0, torch.ones_like(total), total)
-    packed_bary = weights / total
-    packed_depth = (packed_bary * cz).sum(1) / (packed_bary * cw).sum(1)
+    bary = weights / total  # (3, N)
+    packed_depth = (bary * cz).sum(0) / (bary * cw).sum(0)
     return Fragments(
         triangle_id=triangle_id,
         pixel_index=pixel_index,
         packed_triangle=triangles,
-        packed_barycentrics=packed_bary,
+        corner_vertices=corner_vertices,
+        corner_weights=bary,
         packed_depth=packed_depth,
     )
 
@@ -349,12 +361,12 @@ def interpolate_packed(
         raise InputError(
             f"faces index vertex {int(faces.max())} but attributes have {num_vertices} vertices"
         )
-    corner = faces.index_select(0, fragments.packed_triangle)  # (N, 3)
+    rows = fragments.corner_vertices  # (3, N)
     if attributes.shape[0] > 1:
-        corner = corner + (fragments.packed_batch * num_vertices)[:, None]
-    values = attributes.reshape(-1, channels).index_select(0, corner.reshape(-1))
-    bary = fragments.packed_barycentrics.to(attributes.dtype)
-    return torch.einsum("nk,nkc->nc", bary, values.reshape(-1, 3, channels))
+        rows = rows + fragments.packed_batch * num_vertices
+    values = attributes.reshape(-1, channels).index_select(0, rows.reshape(-1))
+    weights = fragments.corner_weights.to(attributes.dtype)
+    return (weights[:, :, None] * values.reshape(3, -1, channels)).sum(0)
 
 
 def view_depth(

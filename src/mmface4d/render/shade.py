@@ -161,7 +161,8 @@ def render_preview(
 
     Smooth Lambert shading from a key light above-left of the viewer, a dim fill light from the
     right, ambient light and a faint specular sheen, all fixed to the camera; both sides of a
-    surface are lit. Edges are antialiased by supersampling.
+    surface are lit. Edges are antialiased by supersampling. Dense meshes (at least one vertex per
+    8 rendered pixels) are shaded per vertex and interpolated, coarser ones per pixel.
 
     Args:
         vertices: (V, 3) or (B, V, 3) face-model-convention points (torch or numpy).
@@ -211,21 +212,28 @@ def render_preview(
         raise InputError("render_preview: the whole mesh is behind the camera")
     near, far = 0.5 * float(front.min()), 2.0 * float(front.max())
     normals = vertex_normals(cam_points, faces)
-    shade_inputs = torch.cat([cam_points, normals], dim=-1)  # (B, V, 6)
-    pixels_per_frame = big.width * big.height
-    frames_per_chunk = max(1, (1 << 22) // pixels_per_frame)
+    colour = albedo.expand(batch, -1, -1)
+    # Dense meshes (a vertex per 8 pixels or more) are lit per vertex, the rest per pixel.
+    per_vertex = num_vertices * 8 >= big.width * big.height
+    if per_vertex:
+        vertex_colour = _lambert(
+            cam_points.reshape(-1, 3), normals.reshape(-1, 3), colour.reshape(-1, 3), light_gamma
+        ).reshape(batch, num_vertices, 3)
+    frames_per_chunk = max(1, (1 << 22) // (big.width * big.height))
     bg = torch.tensor(background, dtype=torch.float32) / 255.0
     images = []
     for start in range(0, batch, frames_per_chunk):
         stop = min(batch, start + frames_per_chunk)
         clip = big.to_clip(verts[start:stop], near, far)
         fragments = rasterize(clip, faces, (big.height, big.width), backend=backend)
-        inputs = shade_inputs[start:stop]
-        colour = albedo if albedo.shape[0] == 1 else albedo[start:stop]
-        packed = interpolate_packed(
-            torch.cat([inputs, colour.expand(len(inputs), -1, -1)], -1), fragments, faces
-        )
-        lit = _lambert(packed[:, 0:3], packed[:, 3:6], packed[:, 6:9], light_gamma)
+        if per_vertex:
+            lit = interpolate_packed(vertex_colour[start:stop], fragments, faces)
+        else:
+            inputs = torch.cat([normals[start:stop], colour[start:stop]], dim=-1)
+            packed = interpolate_packed(inputs, fragments, faces)
+            lit = _lambert(
+                _pixel_rays(big, fragments.pixel_index), packed[:, :3], packed[:, 3:], light_gamma
+            )
         image = bg.to(lit).expand(stop - start, big.height, big.width, 3).clone()
         image.reshape(-1, 3).index_copy_(0, fragments.pixel_index, lit)
         if factor > 1:
@@ -236,10 +244,21 @@ def render_preview(
     return out[0] if single else out
 
 
+def _pixel_rays(camera: PinholeCamera, pixel_index: torch.Tensor) -> torch.Tensor:
+    """(N, 3) camera-frame ray directions (z = 1) through flat pixel indices of (B, H, W)."""
+    rest = torch.remainder(pixel_index, camera.width * camera.height)
+    row = torch.div(rest, camera.width, rounding_mode="floor")
+    col = rest - row * camera.width
+    x = (col.to(torch.float32) - camera.cx) / camera.fx
+    y = (row.to(torch.float32) - camera.cy) / camera.fy
+    return torch.stack([x, y, torch.ones_like(x)], dim=-1)
+
+
 def _lambert(
     position: torch.Tensor, normal: torch.Tensor, albedo: torch.Tensor, light_gamma: float | None
 ) -> torch.Tensor:
-    """(N, 3) colour of camera-frame surface points with the preview lights."""
+    """(N, 3) colour of camera-frame surface points (or any point on their viewing rays) with
+    the preview lights."""
     normal = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     to_eye = -position / position.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     facing = (normal * to_eye).sum(-1, keepdim=True)

@@ -140,9 +140,9 @@ class TorchRasterizer:
         for start in range(0, batch, frames_per_step):
             stop = min(batch, start + frames_per_step)
             zbuf = self._zbuffer(clip[start:stop], faces, height, width)
-            step_ids = zbuf & _ID_MASK
+            step_ids = ids[start:stop].view(-1)
+            torch.bitwise_and(zbuf, _ID_MASK, out=step_ids)
             step_ids.masked_fill_(zbuf == _NO_HIT, -1)
-            ids[start:stop] = step_ids.reshape(stop - start, height, width)
         return ids
 
     def _zbuffer(
