@@ -263,7 +263,7 @@ def _scan_boxes(
     """Test the (group_h, group_w) pixel grid of each member triangle; keep the nearest hits."""
     device = zbuf.device
     count = len(members)
-    rows = tris.table.index_select(1, members)  # (21, T)
+    rows = (tris.table if careful else tris.table[:12]).index_select(1, members)  # (12|21, T)
     coeffs = rows[:12].reshape(3, _EDGE_AND_DEPTH, count)  # (A|B|C, channels, T)
     if careful:
         coeffs = torch.cat([coeffs, rows[12:].reshape(3, 3, count)], dim=1)
