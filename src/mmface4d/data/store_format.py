@@ -7,16 +7,19 @@ Vertices are stored as ``round((x - reference) / step)`` in int16 with ``step`` 
 byte shuffle and a CRC32C per chunk (corruption raises on read); one shard per array, so a
 sequence is three data files whatever its length, and a 64-frame window reads 4-5 chunks.
 
-Why (measured on the real sample, 67 frames x 35,709 vertices; benchmarks/bench_store.py and
-its JSON hold the full comparison): the sample's .nut triple is 122 KB/frame. float32 absolute
-coordinates compress to 305 KB/frame (2.5x .nut); float16 offsets from a template to 135 KB/frame
-with a 3.8 um maximum error that grows with the offset (float16 spacing doubles every octave:
-15 um at 5 cm, so a head moving away from the template loses precision); int16 offsets at a
-fixed 1 um step to 116 KB/frame (0.95x .nut) with 0.5 um error everywhere. Quantising finer
-(0.1-0.3 um steps) costs 35-45 % more bytes; a temporal delta filter saved < 5 % and made reads
-4-8x slower. The reference is the sequence's own mean (not the subject template), so offsets
-stay small whatever the head pose and a sequence encodes without knowing its subject's other
-sequences; the semantic template is stored separately per subject.
+Why (measured on the real sample, 67 frames x 35,709 vertices, Blosc-zstd level 5 with byte
+shuffle; ``benchmarks/bench_store.py --layouts``, results in ``benchmarks/results/store.json``):
+the sample's .nut triple is 119 KiB/frame. float32 absolute coordinates compress to 305 KiB/frame
+(2.6x .nut). float16 offsets from the sequence mean give 134.5 KiB/frame (139 KiB from the first
+frame) with a 3.8 um maximum error that grows with the offset: float16 spacing doubles every
+octave (15 um at 5 cm), so a head that moves away from a subject template loses precision.
+int16 offsets at a fixed 1 um step give 116 KiB/frame (0.98x .nut) with 0.5 um error everywhere;
+0.5 um costs 127 KiB/frame, 2 um saves only 5 % (111 KiB) for twice the error. Chunks of 8, 16 or
+32 frames cost the same bytes; 16 keeps the over-read of a random window small. A temporal delta
+filter (tried while choosing, not kept in the benchmark) saved under 5 % and made reads 4-8x
+slower. The reference is the sequence's own mean, not the subject template, so offsets stay
+small whatever the head pose and a sequence encodes without its subject's other sequences; the
+semantic template is stored separately per subject.
 """
 
 from __future__ import annotations
