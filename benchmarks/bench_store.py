@@ -53,6 +53,7 @@ def machine() -> dict:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "load_average_1_5_15_min": list(os.getloadavg()),  # other processes share the cores
         "versions": {
             "numpy": np.__version__,
             "zarr": zarr.__version__,
