@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mmface4d.errors import InputError
+from mmface4d.geometry.align import stabilise
 
 AXES = ("x", "y", "z")
 
@@ -160,6 +161,7 @@ def compute_stats(
     regions: Mapping[str, np.ndarray],
     fps: float,
     metadata: Sequence[dict[str, object]] | None = None,
+    stabilise_on: np.ndarray | None = None,
 ) -> DatasetStats:
     """All of the module's statistics over a set of sequences.
 
@@ -170,11 +172,16 @@ def compute_stats(
         regions: region name -> vertex indices (must include ``lip``).
         fps: frame rate.
         metadata: optional per-sequence dicts (age, gender, emotion ...).
+        stabilise_on: vertex indices that move rigidly with the skull (e.g. forehead and
+            nose); when given, head motion is removed first (each frame rigidly aligned to the
+            sequence's first frame on them), so the statistics measure facial motion only.
     """
     if not sequences or len(sequences) != len(subjects) or len(subjects) != len(sequence_ids):
         raise InputError("need one subject and one id per sequence, and at least one sequence")
     if "lip" not in regions:
         raise InputError(f"regions must include 'lip', got {sorted(regions)}")
+    if stabilise_on is not None:
+        sequences = [stabilise(v, np.asarray(stabilise_on)) for v in sequences]
     velocity = {
         n: np.stack([region_velocity(v, idx) for v in sequences]) for n, idx in regions.items()
     }

@@ -41,8 +41,8 @@ EMOTION_OVERLAYS: dict[str, dict[str, float]] = {
 
 #: How an emotion scales articulation (angry speech is stronger, sad speech weaker).
 EMOTION_ARTICULATION = {
-    "neutral": 1.0, "happy": 1.05, "angry": 1.2, "sad": 0.8,
-    "surprise": 1.1, "fear": 0.9, "disgust": 0.95,
+    "neutral": 1.0, "happy": 1.03, "angry": 1.1, "sad": 0.9,
+    "surprise": 1.05, "fear": 0.95, "disgust": 0.97,
 }  # fmt: skip
 
 

@@ -69,6 +69,8 @@ def _apply_style(weights: np.ndarray, subject: Subject, emotion: str) -> np.ndar
     out = weights * style.articulation * expressive.EMOTION_ARTICULATION[emotion]
     out[:, [_IDX[n] for n in JAW_CHANNELS]] *= style.jaw_lip_ratio
     out[:, [_IDX[n] for n in LIP_CHANNELS]] /= style.jaw_lip_ratio
+    out[:, [_IDX["mouthFunnel"], _IDX["mouthPucker"]]] *= style.rounding
+    out[:, [_IDX["mouthStretchLeft"], _IDX["mouthStretchRight"]]] *= style.spread
     left = [i for i, n in enumerate(ARKIT_52) if n.endswith("Left")]
     right = [i for i, n in enumerate(ARKIT_52) if n.endswith("Right")]
     out[:, left] *= 1.0 + style.asymmetry

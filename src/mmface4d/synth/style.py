@@ -16,7 +16,7 @@ class SpeakingStyle:
     """How one subject moves while speaking; every field is constant for the subject.
 
     Attributes:
-        articulation: scale of all speech mouth weights (0.6 mumbling .. 1.5 exaggerated).
+        articulation: scale of all speech mouth weights (0.55 mumbling .. 1.6 exaggerated).
         jaw_lip_ratio: > 1 favours the jaw, < 1 the lips (jaw weights x r, lip weights / r).
         smile_bias: constant mouthSmile weight while awake (0 .. 0.3).
         asymmetry: left-minus-right imbalance of sided weights (-0.25 .. 0.25).
@@ -25,6 +25,8 @@ class SpeakingStyle:
         blink_rate: blinks per minute (10 .. 25).
         head_motion: head rotation amplitude in degrees (0.8 .. 4).
         lip_lag: seconds the mouth lags the sound (-0.02 .. 0.03; positive = later).
+        rounding: gain of lip rounding and protrusion (funnel, pucker; 0.5 .. 1.7).
+        spread: gain of lip spreading (stretch, the smile of close vowels; 0.5 .. 1.7).
     """
 
     articulation: float = 1.0
@@ -36,12 +38,14 @@ class SpeakingStyle:
     blink_rate: float = 17.0
     head_motion: float = 2.0
     lip_lag: float = 0.0
+    rounding: float = 1.0
+    spread: float = 1.0
 
     @classmethod
     def sample(cls, rng: np.random.Generator) -> SpeakingStyle:
         """A random plausible style."""
         return cls(
-            articulation=float(np.clip(rng.lognormal(0.0, 0.22), 0.6, 1.5)),
+            articulation=float(np.clip(rng.lognormal(0.0, 0.3), 0.55, 1.6)),
             jaw_lip_ratio=float(np.clip(rng.lognormal(0.0, 0.3), 0.55, 1.8)),
             smile_bias=float(np.clip(rng.gamma(1.2, 0.06), 0.0, 0.3)),
             asymmetry=float(np.clip(rng.normal(0.0, 0.1), -0.25, 0.25)),
@@ -50,6 +54,8 @@ class SpeakingStyle:
             blink_rate=float(rng.uniform(10.0, 25.0)),
             head_motion=float(rng.uniform(0.8, 4.0)),
             lip_lag=float(rng.uniform(-0.02, 0.03)),
+            rounding=float(np.clip(rng.lognormal(0.0, 0.35), 0.5, 1.7)),
+            spread=float(np.clip(rng.lognormal(0.0, 0.35), 0.5, 1.7)),
         )
 
     def to_dict(self) -> dict[str, float]:
