@@ -216,6 +216,17 @@ def test_interpolate_shapes_background_and_shared_attributes():
         interpolate(torch.zeros(3, 4, 2), frags, faces)
 
 
+def test_interpolate_uses_each_batch_elements_own_attributes():
+    clip, faces = random_scene(11, batch=3, num_faces=20, spread=1.1)
+    clip = torch.tensor(clip, dtype=torch.float32)
+    attrs = torch.randn(3, clip.shape[1], 4)
+    frags = rasterize(clip, faces, (15, 13))
+    together = interpolate(attrs, frags, faces)
+    for b in range(3):
+        alone = rasterize(clip[b : b + 1], faces, (15, 13))
+        torch.testing.assert_close(together[b : b + 1], interpolate(attrs[b], alone, faces))
+
+
 @pytest.mark.parametrize(
     ("clip", "faces", "resolution", "message"),
     [

@@ -329,8 +329,9 @@ def interpolate(
 
     Args:
         attributes: (B, V, C), (1, V, C) or (V, C) per-vertex values.
-        fragments: from :func:`rasterize` with the same ``faces``.
-        faces: (F, 3) vertex indices.
+        fragments: from :func:`rasterize`.
+        faces: the (F, 3) triangles that were rasterized (the fragments carry their corners;
+            ``faces`` is checked against the attributes' vertex count).
         background: value of uncovered pixels.
 
     Returns:

@@ -32,7 +32,7 @@ import torch
 
 from mmface4d.errors import InputError
 
-_NO_HIT = torch.iinfo(torch.int64).max
+_NO_HIT = torch.iinfo(torch.int64).max  # its low 32 bits read as -1 (no triangle)
 _DEPTH_STEPS = float(1 << 30)  # quantisation of z/w in [-1, 1] inside the z-buffer key
 _ID_BITS = 32
 _ID_MASK = (1 << _ID_BITS) - 1
@@ -136,21 +136,26 @@ class TorchRasterizer:
         frames_per_step = max(1, budget // faces.shape[0])
         dtype = torch.float64 if clip_vertices.dtype == torch.float64 else torch.float32
         clip = clip_vertices.detach().to(dtype)
-        ids = torch.empty(batch, height, width, dtype=torch.int64, device=faces.device)
+        if faces.shape[0] >= 1 << 31:
+            raise InputError(f"at most 2**31 - 1 faces, got {faces.shape[0]}")
+        pixels = height * width
+        zbuf = torch.full((batch * pixels,), _NO_HIT, dtype=torch.int64, device=faces.device)
         for start in range(0, batch, frames_per_step):
             stop = min(batch, start + frames_per_step)
-            zbuf = self._zbuffer(clip[start:stop], faces, height, width)
-            step_ids = ids[start:stop].view(-1)
-            torch.bitwise_and(zbuf, _ID_MASK, out=step_ids)
-            step_ids.masked_fill_(zbuf == _NO_HIT, -1)
-        return ids
+            # The step's frames start at its slice; later frames' pixels serve as padding.
+            self._scan_frames(clip[start:stop], faces, height, width, zbuf[start * pixels :])
+        # Keep the low 32 bits, sign-extended: the triangle index, and -1 where _NO_HIT stayed.
+        return (
+            zbuf.bitwise_left_shift_(_ID_BITS)
+            .bitwise_right_shift_(_ID_BITS)
+            .view(batch, height, width)
+        )
 
-    def _zbuffer(
-        self, clip: torch.Tensor, faces: torch.Tensor, height: int, width: int
-    ) -> torch.Tensor:
-        """(b * H * W,) int64 packed depth/triangle keys of b frames."""
-        frames, num_faces = clip.shape[0], faces.shape[0]
-        pixels = frames * height * width
+    def _scan_frames(
+        self, clip: torch.Tensor, faces: torch.Tensor, height: int, width: int, zbuf: torch.Tensor
+    ) -> None:
+        """Scatter the packed depth/triangle keys of b frames into ``zbuf`` (from its start)."""
+        num_faces = faces.shape[0]
         tris = _set_up(clip, faces, height, width)
         sorted_keys, order = torch.sort(tris.group)
         keys, counts = torch.unique_consecutive(sorted_keys, return_counts=True)
@@ -158,96 +163,89 @@ class TorchRasterizer:
         starts = [0]
         for count in counts[:-1]:
             starts.append(starts[-1] + count)
-        passes = _plan_groups(keys, counts, self.merge_cells)
-        # Cells past the end of a box may run past the last pixel: pad (they never hit).
-        padding = max((h * width + w for w, h, _, _ in passes), default=0)
-        zbuf = torch.full((pixels + padding,), _NO_HIT, dtype=torch.int64, device=clip.device)
-        for group_w, group_h, careful, sources in passes:
+        for group_w, group_h, careful, sources in _plan_groups(keys, counts, self.merge_cells):
             parts = [order[starts[i] : starts[i] + counts[i]] for i in sources]
             members = parts[0] if len(parts) == 1 else torch.cat(parts)
             per_chunk = max(1, self.chunk_pairs // (group_w * group_h))
             for first in range(0, len(members), per_chunk):
-                _scan_boxes(
-                    zbuf,
-                    tris,
-                    members[first : first + per_chunk],
-                    num_faces,
-                    group_w,
-                    group_h,
-                    careful,
-                    width,
-                )
-        return zbuf[:pixels]
+                chunk = members[first : first + per_chunk]
+                _scan_boxes(zbuf, tris, chunk, num_faces, group_w, group_h, careful, width)
 
 
 def _set_up(clip: torch.Tensor, faces: torch.Tensor, height: int, width: int) -> _Triangles:
     """Per-triangle boxes, coverage/depth functions and size groups of b frames."""
     frames, num_vertices = clip.shape[:2]
     num_faces = faces.shape[0]
+    count = frames * num_faces
+    device, dtype = clip.device, clip.dtype
     w = clip[..., 3]
     inv_w = torch.where(w > 0, 1 / w, torch.full_like(w, float("nan")))  # NaN: behind camera
-    screen = torch.stack(
-        [
-            (clip[..., 0] * inv_w + 1) * (0.5 * width),  # continuous x, pixel centres at i + 0.5
-            (clip[..., 1] * inv_w + 1) * (0.5 * height),
-            clip[..., 2] * inv_w,
-        ],
-        dim=0,
-    ).reshape(3, -1)  # (3, b*V)
-    offsets = torch.arange(frames, device=faces.device) * num_vertices
-    corner_index = (offsets[:, None, None] + faces.t()[None, :, :]).transpose(0, 1).reshape(-1)
-    sx, sy, zn = (screen[k].index_select(0, corner_index).reshape(3, -1) for k in range(3))
-    x0 = torch.ceil(torch.minimum(torch.minimum(sx[0], sx[1]), sx[2]) - 0.5).clamp_(0, width)
-    x1 = torch.floor(torch.maximum(torch.maximum(sx[0], sx[1]), sx[2]) - 0.5)
-    y0 = torch.ceil(torch.minimum(torch.minimum(sy[0], sy[1]), sy[2]) - 0.5).clamp_(0, height)
-    y1 = torch.floor(torch.maximum(torch.maximum(sy[0], sy[1]), sy[2]) - 0.5)
-    x1.clamp_(-1, width - 1)
-    y1.clamp_(-1, height - 1)
-    box_w, box_h = x1 - x0 + 1, y1 - y0 + 1
+    screen = torch.empty(3, frames, num_vertices, dtype=dtype, device=device)
+    torch.mul(clip[..., 0] * inv_w + 1, 0.5 * width, out=screen[0])  # pixel centres at i + 0.5
+    torch.mul(clip[..., 1] * inv_w + 1, 0.5 * height, out=screen[1])
+    torch.mul(clip[..., 2], inv_w, out=screen[2])
+    # Corners 0, 1, 2, 0, 1 of every triangle: rows [0:3] are the corners, [1:4] the next
+    # ones and [2:5] the ones after, as views.
+    offsets = torch.arange(frames, device=device) * num_vertices
+    cycle = faces.t()[[0, 1, 2, 0, 1]]  # (5, F)
+    corner_index = (offsets[None, :, None] + cycle[:, None, :]).reshape(-1)
+    sx5, sy5, zn5 = (
+        screen[k].reshape(-1).index_select(0, corner_index).reshape(5, count) for k in range(3)
+    )
+    sx, sy, zn = sx5[:3], sy5[:3], zn5[:3]  # (3 corners, T) each
+    limit = torch.tensor([[width], [height]], dtype=dtype, device=device)
+    lowest = torch.stack([sx.amin(0), sy.amin(0)])
+    highest = torch.stack([sx.amax(0), sy.amax(0)])
+    first = torch.minimum(torch.ceil(lowest - 0.5).clamp_(min=0), limit)  # (2, T): x0, y0
+    last = torch.minimum(torch.floor(highest - 0.5), limit - 1).clamp_(min=-1)  # x1, y1
+    size = last - first + 1  # (2, T): box width, height
     # Edge k runs from corner k+1 to corner k+2 and vanishes there; E_k = area at corner k.
-    ox, oy = x0 + 0.5, y0 + 0.5
-    ea, eb, ec = [], [], []
-    for k in range(3):
-        i, j = (k + 1) % 3, (k + 2) % 3
-        ex, ey = sx[j] - sx[i], sy[j] - sy[i]
-        ea.append(-ey)
-        eb.append(ex)
-        ec.append(ex * (oy - sy[i]) - ey * (ox - sx[i]))
-    area = ec[0] + ec[1] + ec[2]  # twice the signed area in pixels; NaN behind the camera
-    zmin = torch.minimum(torch.minimum(zn[0], zn[1]), zn[2])
-    zmax = torch.maximum(torch.maximum(zn[0], zn[1]), zn[2])
-    usable = (area != 0) & (box_w > 0) & (box_h > 0) & (zmin <= 1) & (zmax >= -1)
-    usable &= torch.isfinite(area)
+    sx_i, sy_i = sx5[1:4], sy5[1:4]
+    ex, ey = sx5[2:5] - sx_i, sy5[2:5] - sy_i
+    ec = ex * (first[1] + 0.5 - sy_i) - ey * (first[0] + 0.5 - sx_i)
+    area = ec.sum(0)  # twice the signed area in pixels; NaN behind the camera
+    zmin, zmax = zn.amin(0), zn.amax(0)
+    usable = (area != 0) & (size > 0).all(0) & (zmin <= 1) & (zmax >= -1) & torch.isfinite(area)
     sign = torch.sign(area)
     half_steps = 0.5 * _DEPTH_STEPS
     scale = torch.where(usable, half_steps / area, torch.zeros_like(area))
-    da = (ea[0] * zn[0] + ea[1] * zn[1] + ea[2] * zn[2]) * scale
-    db = (eb[0] * zn[0] + eb[1] * zn[1] + eb[2] * zn[2]) * scale
-    dc = (ec[0] * zn[0] + ec[1] * zn[1] + ec[2] * zn[2]) * scale + half_steps
-    zeros, ones = torch.zeros_like(area), torch.ones_like(area)
-    table = torch.stack(
-        [
-            ea[0] * sign, ea[1] * sign, ea[2] * sign, da,
-            eb[0] * sign, eb[1] * sign, eb[2] * sign, db,
-            ec[0] * sign, ec[1] * sign, ec[2] * sign, dc,
-            -ones, zeros, -da,
-            zeros, -ones, -db,
-            box_w - 0.5, box_h - 0.5, _DEPTH_STEPS - dc,
-        ],
-        dim=0,
-    )  # fmt: skip
-    careful = (x0 == 0) | (y0 == 0) | (x1 == width - 1) | (y1 == height - 1)
-    careful |= (zmin < -1) | (zmax > 1)
-    box_w = box_w.clamp_min(1).long()
-    box_h = box_h.clamp_min(1).long()
-    group = (_box_bucket(box_w) << _SIZE_BITS) | _box_bucket(box_h) | (careful.long() << 32)
-    frame = torch.arange(frames, device=faces.device).repeat_interleave(num_faces)
-    x0, y0 = x0.clamp(max=width - 1).long(), y0.clamp(max=height - 1).long()
+    table = torch.empty(21, count, dtype=dtype, device=device)
+    torch.mul(ey, -sign, out=table[0:3])
+    torch.mul((ey * zn).sum(0), -scale, out=table[3])  # quantised depth: a, b, c
+    torch.mul(ex, sign, out=table[4:7])
+    torch.mul((ex * zn).sum(0), scale, out=table[7])
+    torch.mul(ec, sign, out=table[8:11])
+    torch.addcmul(torch.full_like(area, half_steps), (ec * zn).sum(0), scale, out=table[11])
+    table[12:17] = torch.tensor([-1.0, 0.0, 0.0, 0.0, -1.0], dtype=dtype, device=device)[:, None]
+    torch.neg(table[3], out=table[14])  # far limit: steps - depth
+    torch.neg(table[7], out=table[17])
+    torch.sub(size, 0.5, out=table[18:20])  # box limits: size - 0.5 - d >= 0
+    torch.sub(_DEPTH_STEPS, table[11], out=table[20])
+    careful = (first == 0).any(0) | (last == limit - 1).any(0) | (zmin < -1) | (zmax > 1)
+    buckets = _bucket_table(max(width, height) + 1, device)
+    size = torch.where(usable, size, torch.ones_like(size))  # no NaN past here
+    bucket = buckets.index_select(0, size.long().reshape(-1)).reshape(2, count)
+    group = (bucket[0] << _SIZE_BITS) | bucket[1] | (careful.long() << 32)
+    start = first.clamp(max=limit - 1).long()
+    base = start[1] * width + start[0]
+    if frames > 1:
+        frame = torch.arange(frames, device=device).repeat_interleave(num_faces)
+        base += frame * (height * width)
     return _Triangles(
-        table=table,
-        base=frame * (height * width) + y0 * width + x0,
-        group=torch.where(usable, group, torch.zeros_like(group)),
+        table=table, base=base, group=torch.where(usable, group, torch.zeros_like(group))
     )
+
+
+_BUCKETS: dict[tuple[int, str], torch.Tensor] = {}
+
+
+def _bucket_table(size: int, device: torch.device) -> torch.Tensor:
+    """Lookup table of :func:`_box_bucket` for sizes 0..size (0 maps to 1)."""
+    key = (size, str(device))
+    if key not in _BUCKETS:
+        sizes = torch.arange(size + 1, device=device).clamp_min(1)
+        _BUCKETS[key] = _box_bucket(sizes)
+    return _BUCKETS[key]
 
 
 def _scan_boxes(
@@ -281,4 +279,6 @@ def _scan_boxes(
         group_w, device=device
     )
     pixel = tris.base.index_select(0, members) + offset[:, :, None]
+    # Grid cells past a box's end may run past the buffer: they never hit, park them at its end.
+    pixel.clamp_(max=zbuf.shape[0] - 1)
     zbuf.scatter_reduce_(0, pixel.reshape(-1), key.reshape(-1), reduce="amin")
