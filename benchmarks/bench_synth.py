@@ -50,7 +50,7 @@ def main() -> None:
             rows = list(csv.DictReader(fh))
         seconds = sum(float(r["duration_s"]) for r in rows)
         model = load_face_model("synth")
-        seqs = [decode_nut(work / "corpus" / r["subject"] / r["recording"], model.num_vertices)
+        seqs = [decode_nut(work / "corpus" / r["recording"], model.num_vertices)
                 for r in rows]  # fmt: skip
         regions = {n: model.regions[n] for n in
                    ("lip", "chin", "cheeks", "nose", "eyes", "forehead")}  # fmt: skip

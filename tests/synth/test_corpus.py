@@ -33,7 +33,8 @@ def test_layout_and_manifest(small_corpus):
     assert {r["language"] for r in rows} == {"en", "zh"}
     for r in rows:
         folder = out / r["subject"]
-        name = r["recording"]
+        assert r["recording"].startswith(r["subject"] + "/")
+        name = r["recording"].split("/")[1]
         assert len(name) == 6 and name[:2] == r["emotion_code"]
         for suffix in (".wav", "_0.nut", "_1.nut", "_2.nut", "_gt.npz"):
             assert (folder / f"{name}{suffix}").is_file()
@@ -44,7 +45,7 @@ def test_layout_and_manifest(small_corpus):
 def test_audio_and_mesh_in_sync(small_corpus, synth):
     out, rows = small_corpus
     for r in rows:
-        prefix = out / r["subject"] / r["recording"]
+        prefix = out / r["recording"]
         audio = load_audio(prefix.with_suffix(".wav"), 16000)
         verts = decode_nut(prefix, num_vertices=synth.num_vertices)
         assert abs(len(audio) / 16000 - len(verts) / 30.0) <= 1 / 30.0
@@ -58,7 +59,7 @@ def test_bilabials_close_the_lips_in_the_written_meshes(small_corpus, synth):
     lm = synth.landmarks
     closures = 0
     for r in rows:
-        prefix = out / r["subject"] / r["recording"]
+        prefix = out / r["recording"]
         verts = decode_nut(prefix, num_vertices=synth.num_vertices)
         gt = np.load(f"{prefix}_gt.npz")
         gap = np.linalg.norm(verts[:, lm[62]] - verts[:, lm[66]], axis=1)
@@ -79,7 +80,7 @@ def test_ground_truth_reproduces_the_mesh(small_corpus, synth):
 
     out, rows = small_corpus
     r = rows[0]
-    prefix = out / r["subject"] / r["recording"]
+    prefix = out / r["recording"]
     gt = np.load(f"{prefix}_gt.npz")
     subject = sample_subjects(synth, 2, seed=3)[int(r["subject"][1:]) - 1]
     perf = Performance(30.0, gt["arkit_weights"], gt["head_rotation"], gt["head_translation"],
@@ -91,7 +92,7 @@ def test_ground_truth_reproduces_the_mesh(small_corpus, synth):
 
 def test_rerun_skips_and_reproduces(small_corpus, tmp_path):
     out, rows = small_corpus
-    wav = out / rows[0]["subject"] / f"{rows[0]['recording']}.wav"
+    wav = out / f"{rows[0]['recording']}.wav"
     before = wav.stat().st_mtime_ns
     corpus(out, subjects=2, sentences=2, lang="both", seed=3, workers=1, progress=False)
     assert wav.stat().st_mtime_ns == before  # finished recordings are skipped
@@ -99,8 +100,8 @@ def test_rerun_skips_and_reproduces(small_corpus, tmp_path):
     other = tmp_path / "again"
     corpus(other, subjects=1, sentences=2, lang="both", seed=3, workers=1, progress=False)
     r = next(x for x in rows if x["subject"] == "S001")
-    a = load_audio(out / "S001" / f"{r['recording']}.wav", 16000)
-    b = load_audio(other / "S001" / f"{r['recording']}.wav", 16000)
+    a = load_audio(out / f"{r['recording']}.wav", 16000)
+    b = load_audio(other / f"{r['recording']}.wav", 16000)
     np.testing.assert_array_equal(a, b)
     with pytest.raises(InputError, match="different corpus"):
         corpus(out, subjects=3, sentences=2, lang="both", seed=3, workers=1, progress=False)

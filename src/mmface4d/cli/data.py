@@ -50,6 +50,12 @@ def _split(args: argparse.Namespace) -> None:
     print(json.dumps({"name": result.name, "sequences": counts, "subjects": subjects}, indent=2))
 
 
+def _stats(args: argparse.Namespace) -> None:
+    from mmface4d.data.analysis import stats
+
+    print(stats(args.stores, args.output, regions=args.regions))
+
+
 def add_parsers(verbs: argparse._SubParsersAction) -> None:
     p = verbs.add_parser("data", help="pack 4D speech datasets into a training store")
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -99,3 +105,13 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     q = sub.add_parser("verify", help="re-read a store and check every checksum")
     q.add_argument("store", help="store folder or fsspec URL")
     q.set_defaults(run=_verify)
+
+    q = sub.add_parser("stats", help="the paper's dataset analysis: stats.json and Fig. 4 PNGs")
+    q.add_argument("stores", nargs="+", help="store(s); the first is analysed, all are compared")
+    q.add_argument("-o", "--output", required=True, help="output folder")
+    q.add_argument(
+        "--regions",
+        help="region source: a face model spec, facemodel_info.mat (BFM), or a folder of "
+        "<region>.txt (default: the synth model when the vertex count matches)",
+    )
+    q.set_defaults(run=_stats)

@@ -15,7 +15,8 @@ its two-digit prefix code (00 neutral, 21 happy, 22 angry, 23 sad, 24 surprise, 
 these: its column ``recording`` (required) is the recording's path relative to SRC with ``/``
 and without extension (``<dir>/<name>`` for the first style, ``<dir>`` for the second); the
 optional columns ``subject``, ``age`` (integer years), ``gender``, ``emotion`` (a name),
-``sentence`` and ``language`` replace the defaults where non-empty; other columns are ignored.
+``sentence``, ``language`` and ``num_vertices`` (V of the ``.nut`` files, which the frame size
+alone does not fix) replace the defaults where non-empty; other columns are ignored.
 A row that matches no recording is an error. MMFace4D has no neutral scan: a subject's template
 is the mean of all frames of all its packed sequences (computed when a pack finishes).
 
@@ -50,7 +51,7 @@ from mmface4d.data.nut import axis_paths, decode_nut
 from mmface4d.errors import InputError
 
 LAYOUTS = ("auto", "mmface4d", "faceformer")
-_METADATA_COLUMNS = ("subject", "age", "gender", "emotion", "sentence", "language")
+_METADATA_COLUMNS = ("subject", "age", "gender", "emotion", "sentence", "language", "num_vertices")
 
 
 @dataclass(frozen=True)
@@ -225,11 +226,22 @@ def scan_mmface4d(
                 else key,
                 fps=fps / subsample,
                 subsample=subsample,
-                num_vertices=num_vertices,
+                num_vertices=num_vertices or _manifest_vertices(row, str(root / key)),
                 metadata=metadata,
             )
         )
     return SourceScan(root, "mmface4d", sources, {}, unmatched)
+
+
+def _manifest_vertices(row: dict[str, str], where: str) -> int | None:
+    """The manifest's ``num_vertices`` column (the synthetic corpus writes it), if present."""
+    text = (row.get("num_vertices") or "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise InputError(f"{where}: manifest.csv num_vertices {text!r} is not an integer") from None
 
 
 def _metadata(

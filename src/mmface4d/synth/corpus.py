@@ -5,7 +5,8 @@ emotion code then a four-digit sentence number, English sentences 0001-4999, Man
 
     corpus.json                      the generating config (seed, counts, face model, version)
     subjects.json                    every subject: age, gender, identity, albedo, style, voice
-    manifest.csv                     one row per recording (columns: MANIFEST_COLUMNS)
+    manifest.csv                     one row per recording (columns: MANIFEST_COLUMNS; the
+                                     recording column is the path without extension, S001/210003)
     S001/210003.wav                  16 kHz mono speech
     S001/210003_0.nut ... _2.nut     the mesh sequence (x, y, z), MMFace4D .nut codec, metres,
                                      centre-camera frame (OpenCV axes), 30 fps
@@ -157,8 +158,9 @@ def render_recording(
             albedo=subject.albedo,
         )
     return {
-        "recording": job.recording, "subject": subject.subject_id, "age": subject.age,
-        "gender": subject.gender, "emotion": job.emotion, "emotion_code": job.emotion_code,
+        "recording": f"{subject.subject_id}/{job.recording}", "subject": subject.subject_id,
+        "age": subject.age, "gender": subject.gender, "emotion": job.emotion,
+        "emotion_code": job.emotion_code,
         "sentence_id": job.sentence_id, "sentence": job.text, "language": job.lang,
         "voice": voice.name + (f"+{voice.variant}" if getattr(voice, "variant", "") else ""),
         "duration_s": round(len(utt.audio) / utt.sample_rate, 4), "num_frames": perf.num_frames,
@@ -235,11 +237,11 @@ def corpus(
     manifest = out / "manifest.csv"
     if manifest.is_file():
         with open(manifest, newline="") as fh:
-            rows = {r["recording"] + "/" + r["subject"]: r for r in csv.DictReader(fh)}
+            rows = {r["recording"]: r for r in csv.DictReader(fh)}
     todo = []
     for job in jobs:
         subject = people[job.subject_index]
-        key = job.recording + "/" + subject.subject_id
+        key = f"{subject.subject_id}/{job.recording}"
         done = _recording_paths(out / subject.subject_id, job.recording)["gt"].is_file()
         if key in rows and done:
             continue
@@ -253,13 +255,13 @@ def corpus(
                 workers, initializer=_worker_init, initargs=(face_model,)
             ) as ex:
                 for row in ex.map(_run_job, todo):
-                    rows[f"{row['recording']}/{row['subject']}"] = row
+                    rows[str(row["recording"])] = row
                     bar.update()
         else:
             _WORKER["model"] = model
             for item in todo:
                 row = _run_job(item)
-                rows[f"{row['recording']}/{row['subject']}"] = row
+                rows[str(row["recording"])] = row
                 bar.update()
     finally:
         bar.close()
