@@ -297,9 +297,10 @@ def fragments_from_triangle_ids(
     py = (row.to(dtype) + 0.5) * (2.0 / height) - 1.0
     corner_vertices = faces.index_select(0, triangles).t().contiguous()  # (3, N)
     corner_rows = corner_vertices + frame * num_vertices
-    table = clip_vertices.reshape(-1, 4).t()  # (4, B*V): coordinates outermost
-    corners = table.index_select(1, corner_rows.reshape(-1)).reshape(4, 3, -1)
-    cx, cy, cz, cw = corners.unbind(0)  # (3, N) each, contiguous rows
+    table = clip_vertices.reshape(-1, 4).t().contiguous()  # (4, B*V): coordinates outermost
+    rows = corner_rows.reshape(-1)
+    # One 1-D gather per coordinate: several times faster than gathering rows or columns.
+    cx, cy, cz, cw = (table[k].index_select(0, rows).reshape(3, -1) for k in range(4))
     qx = cx - px * cw
     qy = cy - py * cw
     weights = torch.stack(
@@ -365,9 +366,12 @@ def interpolate_packed(
     rows = fragments.corner_vertices  # (3, N)
     if attributes.shape[0] > 1:
         rows = rows + fragments.packed_batch * num_vertices
-    values = attributes.reshape(-1, channels).index_select(0, rows.reshape(-1))
-    weights = fragments.corner_weights.to(attributes.dtype)
-    return (weights[:, :, None] * values.reshape(3, -1, channels)).sum(0)
+    table = attributes.reshape(-1, channels).t().contiguous()  # (C, B*V)
+    rows = rows.reshape(-1)
+    weights = fragments.corner_weights.to(attributes.dtype)  # (3, N)
+    values = torch.stack([(weights * table[c].index_select(0, rows).reshape(3, -1)).sum(0)
+                          for c in range(channels)], dim=1)  # fmt: skip
+    return values
 
 
 def view_depth(
