@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from mmface4d.emotions import EMOTIONS
 from mmface4d.errors import InputError
 from mmface4d.facemodel import load_face_model
 from mmface4d.facemodel.arkit import ARKIT_52
@@ -99,7 +100,7 @@ def test_blinks_rate():
 
 
 def test_emotions_and_errors():
-    for name in expressive.EMOTION_CODES:
+    for name in EMOTIONS:
         w = expressive.emotion_weights(name, 1.0, 20, 30.0)
         assert (w.max() > 0) == (name != "neutral")
     with pytest.raises(InputError, match="unknown emotion"):

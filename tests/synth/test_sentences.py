@@ -2,11 +2,11 @@ import collections
 
 import pytest
 
+from mmface4d.emotions import EMOTION_NAMES
 from mmface4d.errors import InputError
 from mmface4d.synth.languages import is_han
 from mmface4d.synth.phonemes import PHONEME_CLASSES, phoneme_classes
 from mmface4d.synth.sentences import (
-    EMOTION_NAMES,
     EMOTIONS,
     Sentence,
     load_sentence_file,

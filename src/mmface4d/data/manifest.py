@@ -17,18 +17,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mmface4d.emotions import EMOTIONS
 from mmface4d.errors import InputError
 
-#: MMFace4D's emotion codes: the first two characters of a sentence id.
-EMOTION_CODES: dict[int, str] = {
-    0: "neutral",
-    21: "happy",
-    22: "angry",
-    23: "sad",
-    24: "surprise",
-    25: "fear",
-    26: "disgust",
-}
+#: MMFace4D's emotion codes as integers (the first two characters of a sentence id) -> name.
+EMOTION_CODES: dict[int, str] = {int(code): name for name, code in EMOTIONS.items()}
 _EMOTION_NAMES = {name: code for code, name in EMOTION_CODES.items()}
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 

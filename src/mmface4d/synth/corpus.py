@@ -290,7 +290,7 @@ def say(
 
     The folder gets ``say.wav``, ``say_{0,1,2}.nut`` and ``say_gt.npz`` (see the module doc).
     """
-    from mmface4d.synth.expressive import EMOTION_CODES, check_emotion
+    from mmface4d.emotions import resolve_emotion
 
     if lang not in ("en", "zh"):
         raise InputError(f"--lang {lang!r}: expected en or zh")
@@ -298,11 +298,11 @@ def say(
         raise InputError("text is empty; expected something to say")
     if subject < 1:
         raise InputError(f"--subject must be >= 1, got {subject}")
-    check_emotion(emotion)
     model = load_face_model(face_model)
     person = sample_subjects(model, subject, seed)[subject - 1]
     config = CorpusConfig(subject, 1, lang, seed, face_model)
-    job = RecordingJob(subject - 1, "say", "say", text, lang, emotion, EMOTION_CODES[emotion])
+    emotion, code = resolve_emotion(emotion)
+    job = RecordingJob(subject - 1, "say", "say", text, lang, emotion, code)
     out = Path(output)
     if out.is_file():
         raise InputError(f"{out}: is a file, expected an output folder")

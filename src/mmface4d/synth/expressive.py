@@ -8,16 +8,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from mmface4d.emotions import resolve_emotion
 from mmface4d.errors import InputError
 from mmface4d.facemodel.arkit import ARKIT_52
 
 _IDX = {name: i for i, name in enumerate(ARKIT_52)}
-
-#: MMFace4D's seven emotion categories and their sentence-prefix codes.
-EMOTION_CODES: dict[str, str] = {
-    "neutral": "00", "happy": "21", "angry": "22", "sad": "23",
-    "surprise": "24", "fear": "25", "disgust": "26",
-}  # fmt: skip
 
 
 def _both(name: str, w: float) -> dict[str, float]:
@@ -47,9 +42,8 @@ EMOTION_ARTICULATION = {
 
 
 def check_emotion(emotion: str) -> str:
-    if emotion not in EMOTION_CODES:
-        raise InputError(f"unknown emotion {emotion!r}; expected one of {', '.join(EMOTION_CODES)}")
-    return emotion
+    """The emotion's canonical name (a name or an MMFace4D code is accepted)."""
+    return resolve_emotion(emotion)[0]
 
 
 def emotion_weights(emotion: str, intensity: float, num_frames: int, fps: float) -> np.ndarray:

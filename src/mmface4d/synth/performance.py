@@ -95,7 +95,7 @@ def perform(
         audio: (N,) the speech, used for prosody (brows, nods) and the length.
         sample_rate: of ``audio``.
         subject: who speaks (style constant across the subject's sequences).
-        emotion: one of :data:`expressive.EMOTION_CODES`.
+        emotion: a name or code of :data:`mmface4d.emotions.EMOTIONS`.
         intensity: emotion intensity in [0, 1] (ignored for neutral).
         fps: output frame rate.
         seed: seed of the random parts (blinks, head drift).

@@ -16,22 +16,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmface4d.emotions import EMOTIONS, resolve_emotion
 from mmface4d.errors import InputError
 from mmface4d.synth._sentence_corpus import CORPUS
 from mmface4d.synth.languages import check_language, check_text
-
-#: MMFace4D emotion name -> two-digit code.
-EMOTIONS: dict[str, str] = {
-    "neutral": "00",
-    "happy": "21",
-    "angry": "22",
-    "sad": "23",
-    "surprise": "24",
-    "fear": "25",
-    "disgust": "26",
-}
-#: Two-digit code -> emotion name.
-EMOTION_NAMES: dict[str, str] = {code: name for name, code in EMOTIONS.items()}
 
 
 @dataclass(frozen=True)
@@ -51,17 +39,6 @@ class Sentence:
     lang: str
     emotion: str
     emotion_code: str
-
-
-def resolve_emotion(emotion: str) -> tuple[str, str]:
-    """``"happy"`` or ``"21"`` -> ``("happy", "21")``; anything else raises :class:`InputError`."""
-    key = str(emotion).strip().lower()
-    if key in EMOTIONS:
-        return key, EMOTIONS[key]
-    if key in EMOTION_NAMES:
-        return EMOTION_NAMES[key], key
-    choices = ", ".join(f"{name} ({code})" for name, code in EMOTIONS.items())
-    raise InputError(f"unknown emotion {emotion!r}: expected one of {choices}")
 
 
 def sentences(lang: str, emotion: str | None = None) -> list[Sentence]:
