@@ -3,9 +3,15 @@ skip with a reason when it is absent (a user's fresh clone does not have it)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one thread per xdist worker: 2 workers x N torch threads would oversubscribe the cores
+    torch.set_num_threads(1)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
