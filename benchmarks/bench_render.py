@@ -18,6 +18,10 @@ same cases run on the GPU for the torch backend and, when installed, nvdiffrast.
 
     python benchmarks/bench_render.py                 # writes benchmarks/results/render.json
     python benchmarks/bench_render.py --repeats 2 --threads 1
+
+CPU cases run once per entry of ``--threads`` (default: 1 and all cores). On a machine shared with
+other work, the single-thread figures are the steadier ones: torch's OpenMP threads wait for
+each other when a core is taken by another process.
 """
 
 from __future__ import annotations
@@ -53,7 +57,6 @@ def machine() -> dict:
     info = {
         "cpu": model,
         "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
         "load_average_at_start": list(os.getloadavg()),
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -177,11 +180,13 @@ def run_case(vertices, faces, cams, backend: str, device: torch.device, repeats:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=None,
+        help="torch CPU thread counts to run the CPU cases with (default: 1 and all cores)",
+    )  # fmt: skip
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "render.json"))
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = args.threads or sorted({1, torch.get_num_threads()})
     vertices, faces, description = load_mesh()
     report = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -190,31 +195,31 @@ def main(argv: list[str] | None = None) -> int:
         "views": "3 views batched in one render_rgbd call (centre camera, +-30 degrees)",
         "cases": [],
     }
-    devices = [torch.device("cpu")]
+    runs = [(torch.device("cpu"), "torch", count) for count in threads]
     if torch.cuda.is_available():
-        devices.append(torch.device("cuda"))
+        runs.append((torch.device("cuda"), "torch", torch.get_num_threads()))
+        try:
+            import nvdiffrast.torch  # noqa: F401
+
+            runs.append((torch.device("cuda"), "nvdiffrast", torch.get_num_threads()))
+        except ImportError:
+            pass
     for framing in ("dataset", "filled"):
         for width, height in ((640, 576), (1920, 1080)):
             cams = cameras(vertices, width, height, framing)
-            for device in devices:
-                backends = ["torch"]
-                if device.type == "cuda":
-                    try:
-                        import nvdiffrast.torch  # noqa: F401
-
-                        backends.append("nvdiffrast")
-                    except ImportError:
-                        pass
-                for backend in backends:
-                    case = run_case(vertices, faces, cams, backend, device, args.repeats)
-                    case["framing"] = framing
-                    report["cases"].append(case)
-                    print(
-                        f"{framing:8s} {width}x{height} {device.type:4s} {backend:10s} "
-                        f"forward {case['forward']['median_s'] * 1e3:7.1f} ms  "
-                        f"forward+backward {case['forward_backward']['median_s'] * 1e3:7.1f} ms",
-                        flush=True,
-                    )
+            for device, backend, count in runs:
+                torch.set_num_threads(count)
+                case = run_case(vertices, faces, cams, backend, device, args.repeats)
+                case["framing"] = framing
+                case["threads"] = count
+                case["load_average"] = list(os.getloadavg())
+                report["cases"].append(case)
+                print(
+                    f"{framing:8s} {width}x{height} {device.type:4s} {backend:10s} "
+                    f"threads {count}  forward {case['forward']['median_s'] * 1e3:7.1f} ms  "
+                    f"forward+backward {case['forward_backward']['median_s'] * 1e3:7.1f} ms",
+                    flush=True,
+                )
     report["machine"]["load_average_at_end"] = list(os.getloadavg())
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
