@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
+from importlib.metadata import PackageNotFoundError, version
 
 
-def machine() -> dict[str, object]:
-    cpu = "unknown"
+def machine(packages: tuple[str, ...] = ()) -> dict[str, object]:
+    """CPU, cores, load, Python and library versions (torch and numpy, plus ``packages``)."""
+    cpu = platform.processor() or "unknown"
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
@@ -17,15 +18,20 @@ def machine() -> dict[str, object]:
                     break
     except OSError:
         pass
-    import numpy
     import torch
 
+    versions = {}
+    for name in ("torch", "numpy", *packages):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
     return {
         "cpu": cpu,
         "cores_available": len(os.sched_getaffinity(0)),
+        "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()],
         "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "versions": versions,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }

@@ -30,7 +30,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -41,31 +40,12 @@ import torch
 
 from mmface4d.render import PinholeCamera, TorchRasterizer, render_rgbd
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import machine  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 SAMPLE = SHARED / "mmface4d_sample"
-
-
-def machine() -> dict:
-    model = platform.processor()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    info = {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "load_average_at_start": list(os.getloadavg()),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def load_mesh() -> tuple[np.ndarray, np.ndarray, str]:

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -30,39 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import machine  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "data" / "mmface4d_sample"
-
-
-def machine() -> dict:
-    model = platform.processor()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    import av
-    import fsspec
-    import numcodecs
-    import pyarrow
-    import zarr
-
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_average_1_5_15_min": list(os.getloadavg()),  # other processes share the cores
-        "versions": {
-            "numpy": np.__version__,
-            "zarr": zarr.__version__,
-            "numcodecs": numcodecs.__version__,
-            "pyav": av.__version__,
-            "pyarrow": pyarrow.__version__,
-            "fsspec": fsspec.__version__,
-        },
-    }
 
 
 def synthetic(sample: np.ndarray, frames: int, copy: int) -> np.ndarray:
@@ -262,7 +232,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     result = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine(),
+        "machine": machine(("zarr", "numcodecs", "av", "pyarrow", "fsspec")),
         "config": {
             "sequences": args.sequences,
             "frames_per_sequence": args.frames,
