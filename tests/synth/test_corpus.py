@@ -131,3 +131,23 @@ def test_say_cli(tmp_path, capsys, synth):
     with pytest.raises(SystemExit):  # argparse rejects the language choice itself
         cli.main(["synth", "say", "hello", "-o", str(tmp_path / "c2"), "--lang", "fr"])
     assert cli.main(["synth", "say", "hello", "-o", str(tmp_path / "c3"), "--emotion", "x"]) == 2
+
+
+def test_own_sentence_file(tmp_path):
+    text = tmp_path / "lines.txt"
+    text.write_text("happy\tWe baked a warm apple pie.\nPlease move the blue box.\n")
+    out = tmp_path / "mine"
+    corpus(out, subjects=1, sentences=2, lang="en", seed=0, workers=1, progress=False,
+           text_file=text)  # fmt: skip
+    with open(out / "manifest.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["sentence"] for r in rows} == {
+        "We baked a warm apple pie.",
+        "Please move the blue box.",
+    }
+    assert {r["emotion"] for r in rows} == {"happy", "neutral"}
+    with pytest.raises(InputError, match="one language"):
+        corpus(tmp_path / "x", lang="both", text_file=text)
+    with pytest.raises(InputError, match="not found"):
+        corpus(tmp_path / "y", lang="en", text_file=tmp_path / "missing.txt")
+    assert not (tmp_path / "y").exists()

@@ -20,6 +20,7 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--face-model", default="synth", help=SPEC_HELP)
     q.add_argument("--workers", type=int, help="parallel processes (default: all cores)")
+    q.add_argument("--text-file", help="your sentences, one per line (optionally emotion<TAB>text)")
     q.set_defaults(
         run=lambda a: print(
             corpus_mod.corpus(
@@ -30,6 +31,7 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
                 seed=a.seed,
                 face_model=a.face_model,
                 workers=a.workers,
+                text_file=a.text_file,
             )
         )
     )

@@ -61,6 +61,9 @@ class CorpusConfig:
     """Face model spec."""
     emotion_intensity: float = 0.7
     """Intensity of emotional sentences."""
+    text_file: str | None = None
+    """The user's sentences (one per line, optionally ``emotion<TAB>text``) instead of the
+    built-in corpus; one language (``lang`` en or zh)."""
 
 
 @dataclass(frozen=True)
@@ -82,12 +85,12 @@ def _subject_lang(config: CorpusConfig, index: int) -> str:
 
 def plan_jobs(config: CorpusConfig) -> list[RecordingJob]:
     """Every recording of the corpus, in a fixed order."""
-    from mmface4d.synth.sentences import sentences
+    from mmface4d.synth.sentences import load_sentence_file, sentences
 
     jobs = []
     for k in range(config.subjects):
         lang = _subject_lang(config, k)
-        pool = sentences(lang)
+        pool = load_sentence_file(config.text_file, lang) if config.text_file else sentences(lang)
         rng = np.random.default_rng([config.seed, k, 1])
         picks = rng.permutation(len(pool))
         picks = np.concatenate([picks] * (config.sentences // len(pool) + 1))[: config.sentences]
@@ -205,6 +208,7 @@ def corpus(
     face_model: str = "synth",
     workers: int | None = None,
     progress: bool = True,
+    text_file: str | Path | None = None,
 ) -> Path:
     """Write a synthetic corpus (see the module doc); resumes an interrupted run.
 
@@ -217,6 +221,7 @@ def corpus(
         face_model: face model spec.
         workers: parallel processes (default: the available cores).
         progress: show a progress bar.
+        text_file: speak these sentences instead of the built-in ones (``lang`` en or zh).
 
     Returns:
         The manifest's path.
@@ -225,7 +230,11 @@ def corpus(
         raise InputError(f"--lang {lang!r}: expected one of {', '.join(LANGS)}")
     if subjects < 1 or sentences < 1:
         raise InputError(f"need at least one subject and one sentence, got {subjects}, {sentences}")
-    config = CorpusConfig(subjects, sentences, lang, seed, face_model)
+    if text_file is not None and lang == "both":
+        raise InputError("--text-file holds one language: pass --lang en or --lang zh")
+    own = str(Path(text_file).resolve()) if text_file else None
+    config = CorpusConfig(subjects, sentences, lang, seed, face_model, text_file=own)
+    plan_jobs(config)  # reads and checks the sentences before anything is written
     model = load_face_model(face_model)
     out = Path(output)
     _check_config(out, config)
