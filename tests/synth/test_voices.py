@@ -45,7 +45,7 @@ def test_sample_voice_is_reproducible_and_diverse():
     assert len({v.variant for v in voices}) >= 40
     assert len({v.pitch for v in voices}) >= 20 and len({v.rate for v in voices}) >= 30
     assert 60 <= sum(v.gender == "female" for v in voices) <= 140
-    assert all(135 <= v.rate <= 215 and 20 <= v.pitch <= 80 for v in voices)
+    assert all(110 <= v.rate <= 175 and 20 <= v.pitch <= 80 for v in voices)
     natural = {v.name for v in list_variants() if v.natural}
     assert {v.variant for v in voices} <= natural
 
