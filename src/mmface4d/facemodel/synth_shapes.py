@@ -118,7 +118,7 @@ def expression_basis(mesh: SynthMesh) -> tuple[list[str], np.ndarray]:
     lower_lip = f.lip_band * f.lower
     upper_lip = f.lip_band * ~f.lower
     # mouthClose cancels jawOpen on the lower lip: equal weights give closed lips, open jaw.
-    closing = f.soft * f.lower * np.exp(-(((y - Y_MOUTH) / 0.014) ** 2))
+    closing = f.soft * np.exp(-(((y - Y_MOUTH) / 0.014) ** 2))  # smooth: no crease at the seam
     shapes["mouthClose"] = -jaw_open * closing[:, None]
     open_mid = f.centre * f.lip_band
     shapes["mouthFunnel"] = (
