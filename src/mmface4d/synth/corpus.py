@@ -112,6 +112,9 @@ _WORKER: dict[str, object] = {}
 
 
 def _worker_init(face_model: str) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one process per core: threads inside would oversubscribe
     _WORKER["model"] = load_face_model(face_model)
 
 
