@@ -19,6 +19,8 @@ _VERB_MODULES = (
     "mmface4d.cli.synth",
     "mmface4d.cli.video",
     "mmface4d.cli.data",
+    "mmface4d.cli.train",
+    "mmface4d.cli.evaluate",
 )
 
 

@@ -1,0 +1,333 @@
+"""Training configuration: nested dataclasses, ``section.key=value`` overrides, JSON round trip.
+
+Precedence, lowest first: the defaults (the model's from the registry), a config file (JSON or
+TOML, e.g. another run's ``config.json``), the ``--ablation``, then command-line overrides such
+as ``model.latent_dim=128 optim.lr=3e-4 optim.steps=200 data.window=32``. Values are converted
+to each field's type (``true/false`` for booleans, ``none`` for optional fields, ``8,8,16,16``
+or ``[8,8,16,16]`` for tuples). Every run saves the resolved configuration with the package
+version as ``RUN/config.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmface4d import __version__
+from mmface4d.animate.registry import default_model_config, get_model
+from mmface4d.atomic import atomic_path
+from mmface4d.errors import InputError
+
+DEFAULT_MODEL = "ours"
+TENSORBOARD_CHOICES = ("auto", "on", "off")
+
+
+@dataclass
+class EncoderConfig:
+    """The speech encoder (:func:`mmface4d.audio.encoders.build_encoder`)."""
+
+    spec: str = "mel"
+    """Encoder spec: ``mel`` (no weights), ``hubert:path=DIR`` (the paper's), ``wav2vec2:...``."""
+
+
+@dataclass
+class DataConfig:
+    """What the model sees (:class:`mmface4d.data.dataset.FaceSequenceDataset`)."""
+
+    split: str = "train"
+    """Split of the store to train on."""
+    window: int = 64
+    """L: frames per training window (sequences shorter than L are left out)."""
+    batch_size: int = 8
+    """Windows per step and process (the paper: 8); under DDP the global batch is x world size."""
+    workers: int = 0
+    """DataLoader worker processes (0: load in the training process)."""
+
+
+@dataclass
+class OptimConfig:
+    """Adam and the length of training."""
+
+    lr: float = 1e-4
+    """Learning rate (the paper: 1e-4)."""
+    steps: int = 1_000_000
+    """Optimisation steps to reach (the paper: 1e6); a resumed run continues up to this."""
+    grad_clip: float = 1.0
+    """Largest global gradient norm; 0 disables clipping."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """Adam's moment decay rates."""
+    eps: float = 1e-8
+    """Adam's denominator term."""
+    weight_decay: float = 0.0
+    """L2 weight decay."""
+
+
+@dataclass
+class LoopConfig:
+    """The training loop: seeds, logging, checkpoints, device."""
+
+    seed: int = 0
+    """Seed of the model initialisation, dropout and the data order and windows."""
+    log_every: int = 50
+    """Steps between rows of log.csv (each row: the mean loss since the previous one)."""
+    checkpoint_every: int = 1000
+    """Steps between checkpoints (a killed run redoes at most this many)."""
+    device: str = "auto"
+    """``auto`` (CUDA when available, ``cuda:LOCAL_RANK`` under torchrun), ``cpu``, ``cuda:0``."""
+    amp: bool = True
+    """Mixed precision (bf16, else fp16 with loss scaling) on CUDA; ignored on CPU."""
+    tensorboard: str = "auto"
+    """TensorBoard events in RUN/tensorboard: ``auto`` (when installed), ``on``, ``off``."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (saved as ``RUN/config.json``)."""
+
+    model_name: str = DEFAULT_MODEL
+    """Registered model (:mod:`mmface4d.animate.registry`)."""
+    ablation: str | None = None
+    """Ablation applied to the model's defaults (ours: ``composite`` or ``regional``)."""
+    model: Any = None
+    """The model's hyper-parameters (its registered config dataclass)."""
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    """The speech encoder."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Data loading."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """Optimiser."""
+    train: LoopConfig = field(default_factory=LoopConfig)
+    """Loop, logging and checkpoints."""
+
+
+_METADATA_KEYS = ("version",)
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """``value`` (text from the command line or a JSON/TOML value) as type ``hint``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:
+            return _coerce(value, options[0], key)
+        raise InputError(f"{key}: cannot convert {value!r} to {_type_name(hint)}")
+    if origin is tuple:
+        if isinstance(value, str):
+            text = value.strip()
+            items: Any = (
+                json.loads(text) if text.startswith("[") else [v for v in text.split(",") if v]
+            )
+        else:
+            items = value
+        if not isinstance(items, list | tuple):
+            raise InputError(f"{key}: expected a list such as 1,2,3, found {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], key) for v in items)
+        if len(items) != len(args):
+            raise InputError(f"{key}: expected {len(args)} values, found {value!r}")
+        return tuple(_coerce(v, a, key) for v, a in zip(items, args, strict=True))
+    if hint is Any:
+        return value
+    if value is None:
+        raise InputError(f"{key}: expected {_type_name(hint)}, found None")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes", "on"):
+            return True
+        if text in ("false", "0", "no", "off"):
+            return False
+        raise InputError(f"{key}: expected true or false, found {value!r}")
+    if hint is int:
+        number = value
+        if isinstance(value, str):
+            try:
+                number = int(value)
+            except ValueError:
+                try:
+                    number = float(value)  # 1e6
+                except ValueError:
+                    number = None
+        if not isinstance(number, int | float) or isinstance(number, bool):
+            raise InputError(f"{key}: expected an integer, found {value!r}")
+        if isinstance(number, float) and not number.is_integer():
+            raise InputError(f"{key}: expected an integer, found {value!r}")
+        return int(number)
+    if hint is float:
+        if isinstance(value, bool):
+            raise InputError(f"{key}: expected a number, found {value!r}")
+        try:
+            return float(value)
+        except ValueError:
+            raise InputError(f"{key}: expected a number, found {value!r}") from None
+    if hint is str:
+        if not isinstance(value, str):
+            raise InputError(f"{key}: expected text, found {value!r}")
+        return value
+    raise InputError(f"{key}: fields of type {_type_name(hint)} cannot be set")
+
+
+def _set(config: Any, path: Sequence[str], value: Any, source: str) -> None:
+    """Set ``config.<path>`` (a dotted field path) to ``value`` converted to the field's type."""
+    target, key = config, ".".join(path)
+    for depth, name in enumerate(path):
+        if not dataclasses.is_dataclass(target):
+            raise InputError(f"{source}: {'.'.join(path[:depth])} has no fields (setting {key})")
+        hints = typing.get_type_hints(type(target))
+        if name not in {f.name for f in dataclasses.fields(target)}:
+            prefix = ".".join(path[:depth])
+            names = sorted(f.name for f in dataclasses.fields(target))
+            raise InputError(
+                f"{source}: unknown key {key!r}; {prefix or 'the config'} has {', '.join(names)}"
+            )
+        if depth == len(path) - 1:
+            current = getattr(target, name)
+            if dataclasses.is_dataclass(current):
+                raise InputError(f"{source}: {key} is a section; set its fields ({key}.FIELD=...)")
+            setattr(target, name, _coerce(value, hints[name], key))
+        else:
+            target = getattr(target, name)
+
+
+def _flatten(mapping: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple]:
+    items: list[tuple] = []
+    for key, value in mapping.items():
+        if isinstance(value, Mapping):
+            items += _flatten(value, (*prefix, key))
+        else:
+            items.append(((*prefix, key), value))
+    return items
+
+
+def update_config(config: TrainConfig, values: Mapping[str, Any], source: str) -> TrainConfig:
+    """A copy of ``config`` with nested ``values`` (as in config.json) applied.
+
+    ``model_name``, ``ablation`` and ``version`` are not set here (see :func:`resolve_config`).
+    """
+    result = copy.deepcopy(config)
+    for path, value in _flatten(values):
+        if path[0] in ("model_name", "ablation", *_METADATA_KEYS):
+            continue
+        _set(result, path, value, source)
+    return result
+
+
+def apply_overrides(config: TrainConfig, overrides: Sequence[str]) -> TrainConfig:
+    """A copy of ``config`` with ``section.key=value`` overrides applied, in order."""
+    result = copy.deepcopy(config)
+    for item in overrides:
+        key, equals, value = item.partition("=")
+        if not equals or not key.strip():
+            raise InputError(f"override {item!r}: expected section.key=value")
+        path = key.strip().split(".")
+        if path[0] in ("model_name", "ablation"):
+            raise InputError(f"override {item!r}: choose the model with --model and --ablation")
+        _set(result, path, value.strip(), "override")
+    return result
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """A config file's nested values: JSON (``.json``, e.g. a run's config.json) or TOML."""
+    path = Path(path)
+    text = path.read_bytes()
+    try:
+        values = tomllib.loads(text.decode()) if path.suffix == ".toml" else json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        kind = "TOML" if path.suffix == ".toml" else "JSON"
+        raise InputError(f"{path}: not a {kind} config file ({exc})") from None
+    if not isinstance(values, dict):
+        raise InputError(f"{path}: expected a mapping of sections, found {type(values).__name__}")
+    return values
+
+
+def resolve_config(
+    model: str | None = None,
+    ablation: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: Sequence[str] = (),
+) -> TrainConfig:
+    """The configuration of a run: defaults, config file, ablation, overrides (in that order).
+
+    Args:
+        model: registered model name; default the file's ``model_name``, else ``ours``.
+        ablation: the model's ablation; default the file's ``ablation``, else none.
+        config_file: JSON or TOML file of nested sections.
+        overrides: ``section.key=value`` strings.
+    """
+    values = load_config_file(config_file) if config_file is not None else {}
+    model = model or values.get("model_name") or DEFAULT_MODEL
+    ablation = ablation if ablation is not None else values.get("ablation")
+    get_model(model)
+    config = TrainConfig(model_name=model, ablation=None, model=default_model_config(model))
+    config = update_config(config, values, str(config_file))
+    if ablation is not None:
+        default_model_config(model, ablation)  # checks the name
+        config.model = dataclasses.replace(config.model, **get_model(model).ablations[ablation])
+        config.ablation = ablation
+    config = apply_overrides(config, overrides)
+    validate_config(config)
+    return config
+
+
+def config_from_dict(values: Mapping[str, Any], source: str) -> TrainConfig:
+    """Rebuild a saved configuration (a run's config.json or a checkpoint's ``config``)."""
+    model = values.get("model_name")
+    if not isinstance(model, str):
+        raise InputError(f"{source}: no model_name in the saved configuration")
+    config = TrainConfig(model_name=model, model=default_model_config(model))
+    config = update_config(config, values, source)
+    config.ablation = values.get("ablation")
+    return config
+
+
+def config_to_dict(config: TrainConfig) -> dict[str, Any]:
+    """Plain nested values of a configuration, with the package version."""
+    return {"version": __version__, **dataclasses.asdict(config)}
+
+
+def save_config(config: TrainConfig, path: str | Path) -> None:
+    """Write ``config.json`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
+
+
+def validate_config(config: TrainConfig) -> None:
+    """Check value ranges; an :class:`InputError` naming the key otherwise."""
+    positive = {
+        "data.window": config.data.window,
+        "data.batch_size": config.data.batch_size,
+        "optim.steps": config.optim.steps,
+        "train.log_every": config.train.log_every,
+        "train.checkpoint_every": config.train.checkpoint_every,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise InputError(f"{key}: expected a positive integer, found {value}")
+    checks = (
+        ("optim.lr", config.optim.lr > 0, config.optim.lr),
+        ("optim.grad_clip", config.optim.grad_clip >= 0, config.optim.grad_clip),
+        ("data.workers", config.data.workers >= 0, config.data.workers),
+        ("train.tensorboard", config.train.tensorboard in TENSORBOARD_CHOICES,
+         f"{config.train.tensorboard!r} (expected {', '.join(TENSORBOARD_CHOICES)})"),
+    )  # fmt: skip
+    for key, ok, value in checks:
+        if not ok:
+            raise InputError(f"{key}: invalid value {value}")

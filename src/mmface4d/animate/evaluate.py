@@ -1,0 +1,250 @@
+"""``mmface4d evaluate``: the canonical metrics of trained runs on a store's test split.
+
+Every run is loaded from its folder (``final.pt``, or ``checkpoint.pt`` of an unfinished run,
+with its ``config``), every sequence of the split is predicted whole and non-autoregressively
+from its speech, the subject's template (the store's) and a style reference (another sequence of
+the same subject, drawn as :class:`~mmface4d.data.dataset.FaceSequenceDataset` does with
+``window=None`` and the given seed, so every run sees the same references), and the metrics come
+from :func:`mmface4d.animate.metrics.evaluate_sequences`. Sequences are predicted one at a time
+(nothing holds a whole split in memory).
+
+Outputs: ``report.json`` (per run: overall and per-sequence metrics, with their definitions and
+units) and optionally a Markdown table in the layout of the paper's Table II.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmface4d import __version__
+from mmface4d.animate.checkpoint import TrainedRun, load_run
+from mmface4d.animate.distributed import DistContext, select_device
+from mmface4d.animate.metrics import EvaluationReport, evaluate_sequences
+from mmface4d.animate.train import require_split
+from mmface4d.atomic import atomic_path
+from mmface4d.data.analysis import resolve_regions
+from mmface4d.data.dataset import FaceSequenceDataset
+from mmface4d.data.store import Store
+from mmface4d.errors import InputError
+
+#: Metric -> (definition, unit of the values in report.json).
+METRIC_DEFINITIONS: dict[str, tuple[str, str]] = {
+    "lip_max": ("per frame the maximum Euclidean distance over lip vertices; mean over frames "
+                "and sequences (the paper's lip max)", "m"),
+    "lip_mean": ("per frame the mean Euclidean distance over lip vertices; mean over frames and "
+                 "sequences (the paper's lip mean)", "m"),
+    "upper_max": ("per frame the maximum Euclidean distance over upper-face vertices; mean over "
+                  "frames and sequences (the paper's upper-face max)", "m"),
+    "face_max": ("per frame the maximum Euclidean distance over face vertices; mean over frames "
+                 "and sequences (the paper's face max)", "m"),
+    "lve": ("lip vertex error (CodeTalker/FaceDiffuser): per frame the maximum SQUARED distance "
+            "over lip vertices; mean over frames and sequences", "m^2"),
+    "fdd": ("upper-face dynamics deviation: per upper-face vertex the std over time of the "
+            "squared displacement norm from the template, ground truth minus prediction; mean "
+            "over vertices and sequences", "m^2"),
+}  # fmt: skip
+
+_REGIONS = ("lip", "upper_face", "face")
+
+#: Table columns: metric, header, factor from the report's unit to the table's, number format.
+TABLE_COLUMNS = (
+    ("lip_max", "Lip max (mm)", 1e3, ".3f"),
+    ("lip_mean", "Lip mean (mm)", 1e3, ".3f"),
+    ("upper_max", "Upper max (mm)", 1e3, ".3f"),
+    ("face_max", "Face max (mm)", 1e3, ".3f"),
+    ("lve", "LVE (mm²)", 1e6, ".4g"),
+    ("fdd", "FDD (mm²)", 1e6, ".4g"),
+)
+
+
+@dataclass
+class RunEvaluation:
+    """One run's metrics.
+
+    Attributes:
+        name: its label in the report and table (the folder name, or the path if ambiguous).
+        run: the run folder; checkpoint: the file evaluated; step: its training step.
+        model: registered model name; ablation: its ablation or None.
+        report: per-sequence and overall metrics, in metres (squared for lve, fdd).
+    """
+
+    name: str
+    run: Path
+    checkpoint: Path
+    step: int
+    model: str
+    ablation: str | None
+    report: EvaluationReport
+
+
+@dataclass
+class EvaluateResult:
+    """What :func:`evaluate` wrote.
+
+    Attributes:
+        report: the report.json path; table: the Markdown table path or None.
+        split: the evaluated split; sequences: how many sequences.
+        runs: the per-run results, in the order given.
+        markdown: the table's text.
+    """
+
+    report: Path
+    table: Path | None
+    split: str
+    sequences: int
+    runs: list[RunEvaluation]
+    markdown: str
+
+
+class _Predictions(Sequence):
+    """``evaluate_sequences`` items computed on access: (id, prediction, truth, template)."""
+
+    def __init__(self, trained: TrainedRun, dataset: FaceSequenceDataset) -> None:
+        self.trained, self.dataset = trained, dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:  # type: ignore[override]
+        item = self.dataset[index]
+        truth = item["vertices"]
+        prediction = self.trained.predict(
+            item["audio"], item["fps"], item["template"], item["style_vertices"], len(truth)
+        )
+        return item["sequence_id"], prediction.numpy(), truth.numpy(), item["template"].numpy()
+
+
+def _names(runs: list[Path]) -> list[str]:
+    names = [run.name or str(run) for run in runs]
+    return names if len(set(names)) == len(names) else [str(run) for run in runs]
+
+
+def _finite(values: dict[str, float]) -> dict[str, float | None]:
+    return {k: (v if math.isfinite(v) else None) for k, v in values.items()}
+
+
+def format_table(runs: list[RunEvaluation], split: str, store: str, regions: str) -> str:
+    """A Table-II-style Markdown table: one row per run, distances in mm, LVE and FDD in mm²."""
+    header = ["Run", "Model", "Step", *(column[1] for column in TABLE_COLUMNS)]
+    lines = ["| " + " | ".join(header) + " |", "|---|---|---:|" + "---:|" * len(TABLE_COLUMNS)]
+    for run in runs:
+        model = run.model + (f" w/o {run.ablation}" if run.ablation else "")
+        cells = [run.name, model, str(run.step)]
+        for metric, _, factor, spec in TABLE_COLUMNS:
+            value = run.report.overall[metric] * factor
+            cells.append("n/a" if not math.isfinite(value) else format(value, spec))
+        lines.append("| " + " | ".join(cells) + " |")
+    count = len(runs[0].report.per_sequence) if runs else 0
+    lines += [
+        "",
+        f"Split `{split}` of `{store}`, {count} sequences; regions from {regions}. Lip max/mean, "
+        "upper max and face max: per frame the max (mean) Euclidean vertex distance over the "
+        "region, averaged over frames and sequences, in millimetres (the paper's Table II gives "
+        "them in metres: 1.52 mm = 0.00152 m). LVE: per frame the max squared lip-vertex "
+        "distance, mm². FDD: upper-face dynamics deviation (ground truth minus prediction), mm².",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def evaluate(
+    runs: Sequence[str | os.PathLike[str]],
+    data: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    split: str = "test",
+    table: str | os.PathLike[str] | None = None,
+    regions: str | None = None,
+    device: str = "auto",
+    seed: int = 0,
+) -> EvaluateResult:
+    """Evaluate trained runs on a store's split with the canonical metrics.
+
+    Args:
+        runs: run folders (``mmface4d train -o``).
+        data: the store (with a ``splits.json`` holding ``split``).
+        output: the report.json path.
+        split: the split to evaluate (default ``test``).
+        table: also write a Markdown table here.
+        regions: region source for :func:`mmface4d.data.analysis.resolve_regions` (a face model
+            spec, a BFM ``facemodel_info.mat`` or a folder of ``<region>.txt``); default the
+            synthetic face model when the vertex count matches.
+        device: ``auto``, ``cpu``, ``cuda``, ...
+        seed: seed of the style-reference draw (the same for every run).
+
+    Returns:
+        An :class:`EvaluateResult`.
+    """
+    if not runs:
+        raise InputError("evaluate: no runs given")
+    run_paths = [Path(r) for r in runs]
+    store = Store(data)
+    require_split(store, split)
+    dataset = FaceSequenceDataset(store, split, window=None, seed=seed)
+    num_vertices = dataset.records[0].num_vertices
+    template = store.read_template(dataset.records[0].subject)
+    region_sets = resolve_regions(regions, template)
+    target = select_device(device, DistContext())
+    results = []
+    for name, path in zip(_names(run_paths), run_paths, strict=True):
+        trained = load_run(path, target)
+        if trained.num_vertices != num_vertices:
+            raise InputError(
+                f"{path} was trained on {trained.num_vertices} vertices, {store.url} has "
+                f"{num_vertices}"
+            )
+        report = evaluate_sequences(_Predictions(trained, dataset), region_sets)
+        results.append(
+            RunEvaluation(
+                name,
+                path,
+                trained.checkpoint,
+                trained.step,
+                trained.config.model_name,
+                trained.config.ablation,
+                report,
+            )
+        )
+        del trained
+        if target.type == "cuda":
+            torch.cuda.empty_cache()
+    source = regions or "the synth face model"
+    document: dict[str, Any] = {
+        "version": __version__,
+        "store": store.url,
+        "split": split,
+        "sequences": len(dataset),
+        "style_seed": seed,
+        "regions": {"source": source, **{k: len(region_sets[k]) for k in _REGIONS}},
+        "unit": "m",
+        "metrics": {k: {"definition": d, "unit": u} for k, (d, u) in METRIC_DEFINITIONS.items()},
+        "runs": [
+            {
+                "name": r.name,
+                "run": str(r.run),
+                "checkpoint": str(r.checkpoint),
+                "step": r.step,
+                "model": r.model,
+                "ablation": r.ablation,
+                "overall": _finite(r.report.overall),
+                "per_sequence": {s: _finite(m) for s, m in r.report.per_sequence.items()},
+            }
+            for r in results
+        ],
+    }
+    report_path = Path(output)
+    with atomic_path(report_path) as tmp:
+        tmp.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    markdown = format_table(results, split, store.url, source)
+    table_path = None if table is None else Path(table)
+    if table_path is not None:
+        with atomic_path(table_path) as tmp:
+            tmp.write_text(markdown)
+    return EvaluateResult(report_path, table_path, split, len(dataset), results, markdown)

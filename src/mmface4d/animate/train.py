@@ -1,0 +1,378 @@
+"""``mmface4d train``: train a registered speech-to-face model on a packed store.
+
+One script for one device and for many: under ``torchrun`` (``RANK``, ``WORLD_SIZE`` and
+``LOCAL_RANK`` set) it joins a process group (NCCL on CUDA, gloo on CPU), shards the data with a
+:class:`~torch.utils.data.DistributedSampler` and wraps the model in DDP; only rank 0 logs and
+writes files. ``data.batch_size`` is per process.
+
+Resuming: re-running the same command on the same ``-o RUN`` continues from
+``RUN/checkpoint.pt`` (model, optimizer, loss scaler, step, elapsed time, every process's RNG
+state, the position in the data order); log rows written after that checkpoint are dropped, so
+a killed run loses nothing and a single-process run resumed after a kill gives the same weights
+as one that never stopped. Raising ``optim.steps`` continues a finished run. The model, its
+ablation and the encoder must match the checkpoint; the other settings may change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from mmface4d.animate.checkpoint import (
+    CHECKPOINT_NAME,
+    FINAL_NAME,
+    SpeechToFace,
+    build_pipeline,
+    config_from_dict,
+    final_state,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from mmface4d.animate.config import TrainConfig, resolve_config, save_config
+from mmface4d.animate.distributed import (
+    DistContext,
+    ResumableSampler,
+    reduce_means,
+    select_device,
+)
+from mmface4d.animate.registry import ModelLoss
+from mmface4d.animate.runlog import CsvLog, tensorboard_writer
+from mmface4d.data.dataset import FaceSequenceDataset
+from mmface4d.data.splits import load_splits
+from mmface4d.data.store import Store
+from mmface4d.errors import InputError
+
+LOG_NAME = "log.csv"
+CONFIG_NAME = "config.json"
+LOG_COLUMNS = ("step", "loss", "lr", "seconds")
+
+
+@dataclass
+class TrainResult:
+    """What a call to :func:`train` did.
+
+    Attributes:
+        run: the run folder.
+        model: registered model name; ablation: its ablation or None.
+        start_step: step it started from (0, or the checkpoint's when resumed).
+        steps: step reached.
+        final_loss: mean loss of the last logged interval (NaN when no step ran).
+        seconds: training time over all sessions of this run.
+        checkpoint, final, log: RUN/checkpoint.pt, RUN/final.pt, RUN/log.csv.
+        world_size: processes; device: this process's device.
+        tensorboard: whether TensorBoard events were written.
+    """
+
+    run: Path
+    model: str
+    ablation: str | None
+    start_step: int
+    steps: int
+    final_loss: float
+    seconds: float
+    checkpoint: Path
+    final: Path
+    log: Path
+    world_size: int
+    device: str
+    tensorboard: bool
+
+
+def require_split(store: Store, split: str) -> list[str]:
+    """The sequence ids of ``split``; an :class:`InputError` naming the store's splits if none."""
+    splits = load_splits(store)
+    if splits is None:
+        raise InputError(f"{store.url}: no splits.json; run `mmface4d data split {store.url}`")
+    ids = splits.ids(split)
+    if not ids:
+        present = sorted(set(splits.sequences.values()))
+        raise InputError(
+            f"{store.url}: no {split!r} split (it has {', '.join(present) or 'none'}); "
+            "re-split it with `mmface4d data split`"
+        )
+    return ids
+
+
+def batch_loss(
+    trainer: torch.nn.Module, pipeline: SpeechToFace, batch: dict, device: torch.device
+) -> ModelLoss:
+    """Forward a dataset batch through the (possibly DDP-wrapped) pipeline and its loss.
+
+    Args:
+        trainer: ``pipeline`` or its DDP wrapper (what is called forward).
+        pipeline: the unwrapped encoder + model.
+        batch: collated :class:`~mmface4d.data.dataset.FaceSample` items: ``audio`` (B, N),
+            ``vertices`` (B, L, V, 3), ``template`` (B, V, 3), ``style_vertices`` (B, L, V, 3).
+    """
+    rates = batch["fps"]
+    fps = float(rates[0])
+    if not bool((rates == rates[0]).all()):
+        raise InputError(f"a batch mixes frame rates {sorted(set(rates.tolist()))}")
+    target = batch["vertices"].to(device, non_blocking=True)
+    prediction = trainer(
+        batch["audio"].to(device, non_blocking=True),
+        fps,
+        target.shape[1],
+        batch["template"].to(device, non_blocking=True),
+        batch["style_vertices"].to(device, non_blocking=True),
+        target,
+    )
+    return pipeline.model.loss(prediction, target)
+
+
+def _check_run_folder(output: Path) -> None:
+    if output.exists() and not output.is_dir():
+        raise InputError(f"{output}: exists and is not a folder")
+    if output.is_dir() and any(output.iterdir()) and not (output / CONFIG_NAME).exists():
+        raise InputError(f"{output}: a non-empty folder that is not a training run")
+
+
+def _check_resumable(saved: TrainConfig, config: TrainConfig, path: Path) -> None:
+    pairs = {
+        "model": (saved.model_name, config.model_name),
+        "ablation": (saved.ablation, config.ablation),
+        "model config": (dataclasses.asdict(saved.model), dataclasses.asdict(config.model)),
+        "encoder": (saved.encoder, config.encoder),
+    }
+    differ = [name for name, (a, b) in pairs.items() if a != b]
+    if differ:
+        raise InputError(
+            f"{path} was trained with another {', '.join(differ)}; use a new output folder"
+        )
+
+
+def _check_finite(ok: bool, step: int) -> None:
+    if not ok:
+        raise FloatingPointError(
+            f"the loss stopped being finite by step {step}; {CHECKPOINT_NAME} keeps the last "
+            "good state (try a lower optim.lr)"
+        )
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train(
+    data: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    model: str | None = None,
+    ablation: str | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+    overrides: Sequence[str] = (),
+) -> TrainResult:
+    """Train (or resume training) a registered model on a packed store.
+
+    Args:
+        data: the store (folder or fsspec URL) with a ``splits.json``.
+        output: the run folder; an existing run in it is resumed.
+        model: registered model name (default ``ours``, or the config file's).
+        ablation: the model's ablation (ours: ``composite``, ``regional``).
+        config_file: JSON or TOML config (e.g. another run's config.json).
+        overrides: ``section.key=value`` strings, e.g. ``optim.steps=200``.
+
+    Returns:
+        A :class:`TrainResult`.
+    """
+    ctx = DistContext.from_env()
+    config = resolve_config(model, ablation, config_file, overrides)
+    output = Path(output)
+    _check_run_folder(output)
+    device = select_device(config.train.device, ctx)
+    own_group = ctx.enabled and not dist.is_initialized()
+    if own_group:
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        return _train(config, Store(data), output, device, ctx)
+    finally:
+        if own_group:
+            dist.destroy_process_group()
+
+
+def _train(
+    config: TrainConfig, store: Store, output: Path, device: torch.device, ctx: DistContext
+) -> TrainResult:
+    seed = config.train.seed
+    require_split(store, config.data.split)
+    dataset = FaceSequenceDataset(store, config.data.split, config.data.window, seed)
+    counts = {r.num_vertices for r in dataset.records}
+    if len(counts) != 1:
+        raise InputError(f"{store.url}: sequences of several vertex counts {sorted(counts)}")
+    _seed_everything(seed)
+    pipeline = build_pipeline(config, counts.pop())
+    checkpoint_path, final_path = output / CHECKPOINT_NAME, output / FINAL_NAME
+    state = load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
+    if state is not None:
+        _check_resumable(config_from_dict(state["config"], str(checkpoint_path)), config, output)
+        if state["step"] > config.optim.steps:
+            raise InputError(
+                f"{checkpoint_path} is at step {state['step']}, beyond optim.steps="
+                f"{config.optim.steps}; ask for more steps or use a new folder"
+            )
+    pipeline.to(device)
+    use_amp = config.train.amp and device.type == "cuda"
+    if use_amp:
+        pipeline.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=pipeline.amp_dtype == torch.float16)
+    parameters = [p for p in pipeline.parameters() if p.requires_grad]
+    o = config.optim
+    optimizer = torch.optim.Adam(
+        parameters, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay
+    )
+    step, elapsed = 0, 0.0
+    if state is None:
+        if ctx.rank:
+            torch.manual_seed(seed + ctx.rank)  # same initial weights, different dropout
+    else:
+        pipeline.model.load_state_dict(state["model"])
+        if state.get("encoder") is not None:
+            pipeline.encoder.load_state_dict(state["encoder"])
+        optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        step, elapsed = int(state["step"]), float(state["seconds"])
+        if len(state["rng"]) == ctx.world_size:
+            set_rng_state(state["rng"][ctx.rank])
+        else:  # another world size: fresh, distinct streams
+            _seed_everything(seed + 7919 * (ctx.rank + 1) + step)
+    start_step = step
+    trainer: torch.nn.Module = pipeline
+    if ctx.enabled:
+        trainer = DistributedDataParallel(
+            pipeline, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    sampler = ResumableSampler(
+        dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=seed, drop_last=True
+    )
+    per_epoch = sampler.num_samples // config.data.batch_size
+    if per_epoch == 0:
+        raise InputError(
+            f"{store.url}: split {config.data.split!r} has {len(dataset)} sequences of at least "
+            f"{config.data.window} frames, fewer than data.batch_size={config.data.batch_size} "
+            f"x {ctx.world_size} processes"
+        )
+    loader = DataLoader(
+        dataset,
+        batch_size=config.data.batch_size,
+        sampler=sampler,
+        num_workers=config.data.workers,
+        drop_last=True,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(seed),
+    )
+    board = (
+        tensorboard_writer(config.train.tensorboard, output / "tensorboard", step)
+        if ctx.is_main
+        else None
+    )
+    if ctx.is_main:
+        output.mkdir(parents=True, exist_ok=True)
+        save_config(config, output / CONFIG_NAME)
+    log = CsvLog(output / LOG_NAME, step) if ctx.is_main else None
+    bar = tqdm(
+        total=config.optim.steps,
+        initial=step,
+        desc="train",
+        unit="step",
+        disable=not (ctx.is_main and config.train.progress),
+    )
+    sums: dict[str, float] = {}
+    count, last_loss, finite = 0, math.nan, True
+    started = time.perf_counter() - elapsed
+    epoch, offset = divmod(step, per_epoch)
+    trainer.train()
+    try:
+        while step < config.optim.steps:
+            sampler.set_epoch(epoch)
+            dataset.set_epoch(epoch)
+            sampler.skip = offset * config.data.batch_size
+            for batch in loader:
+                losses = batch_loss(trainer, pipeline, batch, device)
+                value = float(losses.total.detach())
+                finite = finite and math.isfinite(value)
+                if not ctx.enabled:  # under DDP every rank stops together, at the next sync
+                    _check_finite(finite, step + 1)
+                scaler.scale(losses.total).backward()
+                if o.grad_clip > 0:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(parameters, o.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                step, count = step + 1, count + 1
+                for name, term in {"loss": value, **losses.terms}.items():
+                    sums[name] = sums.get(name, 0.0) + float(term)
+                bar.update(1)
+                last = step == config.optim.steps
+                if step % config.train.log_every == 0 or last:
+                    means = reduce_means(sums, count, ctx, device)
+                    _check_finite(math.isfinite(means["loss"]), step)
+                    last_loss = means.pop("loss")
+                    row = {"step": step, "loss": last_loss, "lr": optimizer.param_groups[0]["lr"]}
+                    row |= {"seconds": time.perf_counter() - started, **means}
+                    if log is not None:
+                        log.write(row)
+                        bar.set_postfix(loss=f"{last_loss:.3g}")
+                    if board is not None:
+                        for name in ("loss", "lr", *means):
+                            board.add_scalar(f"train/{name}", row[name], step)
+                    sums, count = {}, 0
+                if step % config.train.checkpoint_every == 0 or last:
+                    local = (rng_state(), finite)
+                    rngs = [local]
+                    if ctx.enabled:
+                        rngs = [None] * ctx.world_size
+                        dist.all_gather_object(rngs, local)
+                    _check_finite(all(ok for _, ok in rngs), step)
+                    if ctx.is_main:
+                        training = {
+                            "optimizer": optimizer.state_dict(),
+                            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                            "seconds": time.perf_counter() - started,
+                            "rng": [rng for rng, _ in rngs],
+                            "world_size": ctx.world_size,
+                        }
+                        save_checkpoint(
+                            checkpoint_path, final_state(pipeline, config, step) | training
+                        )
+                if step >= config.optim.steps:
+                    break
+            epoch, offset = epoch + 1, 0
+        if ctx.is_main:
+            save_checkpoint(final_path, final_state(pipeline, config, step))
+    finally:
+        bar.close()
+        if board is not None:
+            board.close()
+    return TrainResult(
+        run=output,
+        model=config.model_name,
+        ablation=config.ablation,
+        start_step=start_step,
+        steps=step,
+        final_loss=last_loss,
+        seconds=time.perf_counter() - started,
+        checkpoint=checkpoint_path,
+        final=final_path,
+        log=output / LOG_NAME,
+        world_size=ctx.world_size,
+        device=str(device),
+        tensorboard=board is not None,
+    )

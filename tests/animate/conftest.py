@@ -1,0 +1,43 @@
+"""A tiny synthetic store (3 subjects x 2 sentences, test subject unseen) and a tiny trained run
+shared by the training, evaluation and checkpoint tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mmface4d import cli
+from mmface4d.data import pack, split
+from mmface4d.synth.corpus import corpus
+
+#: A tiny `ours`: latent 32, 2 decoder blocks, small style channels, 16-frame windows, batch 2.
+TINY = [
+    "model.latent_dim=32",
+    "model.decoder_blocks=2",
+    "model.style_channels=8,8,16,16",
+    "data.window=16",
+    "data.batch_size=2",
+    "train.progress=false",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory) -> Path:
+    """Packed store of 6 synthetic sequences (60-124 frames, V = 10794), split 2 train / 1 test
+    subjects."""
+    root = tmp_path_factory.mktemp("animate_store")
+    corpus(root / "corpus", subjects=3, sentences=2, lang="en", seed=0, workers=1, progress=False)
+    pack(root / "corpus", root / "store", workers=1)
+    split(root / "store", seed=0, test_fraction=0.34)
+    return root / "store"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_store, tmp_path_factory) -> Path:
+    """A run of 10 steps trained through the command line (log every 2, checkpoint every 5)."""
+    run = tmp_path_factory.mktemp("animate_run") / "run"
+    argv = ["train", "--model", "ours", "--data", str(tiny_store), "-o", str(run), *TINY]
+    argv += ["optim.steps=10", "train.log_every=2", "train.checkpoint_every=5"]
+    assert cli.main(argv) == 0
+    return run
