@@ -76,6 +76,8 @@ def main() -> None:
             "corpus_seconds_per_wall_second": round(seconds / wall, 2),
             "target": ">= 10 (corpus seconds per second of compute on 2 cores)",
             "lip_velocity_subject_silhouette": round(stats.lip_silhouette, 3),
+            "lip_velocity_variance_explained_by_subject": round(stats.lip_subject_r2, 3),
+            "chance_variance_explained": round((args.subjects - 1) / (len(rows) - 1), 3),
             "region_correlation": {k: round(v, 3) for k, v in corr.items()},
             "mouth_chin_vs_forehead_chin": [
                 round(corr["lip~chin"], 3),

@@ -91,3 +91,11 @@ def test_compute_stats_and_figures(tmp_path):
     ):
         out = fn(stats, *args, tmp_path / f"{fn.__name__}.png")
         assert out.stat().st_size > 10_000
+
+
+def test_variance_explained():
+    from mmface4d.data.stats import variance_explained
+
+    pts = np.array([[0.0], [0.0], [1.0], [1.0]])
+    assert variance_explained(pts, ["a", "a", "b", "b"]) == pytest.approx(1.0)
+    assert variance_explained(pts, ["a", "b", "a", "b"]) == pytest.approx(0.0)

@@ -76,6 +76,20 @@ def silhouette_score(points: np.ndarray, labels: Sequence[object]) -> float:
     return float(scores.mean())
 
 
+def variance_explained(points: np.ndarray, labels: Sequence[object]) -> float:
+    """Share of the variance of ``points`` explained by their label (eta squared, in [0, 1]).
+
+    ``1 - sum of squared distances to the label means / sum of squared distances to the overall
+    mean``: 1 when every label's points coincide, about (labels - 1) / (points - 1) for random
+    labels.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    lab = np.asarray(labels)
+    total = ((pts - pts.mean(0)) ** 2).sum()
+    within = sum(((pts[lab == k] - pts[lab == k].mean(0)) ** 2).sum() for k in np.unique(lab))
+    return float(1.0 - within / total) if total > 0 else float("nan")
+
+
 def region_correlation(
     sequences: Sequence[np.ndarray], regions: Mapping[str, np.ndarray]
 ) -> tuple[list[str], np.ndarray]:
@@ -100,6 +114,7 @@ class DatasetStats:
         sequence_ids: (S,) ids.
         durations: (S,) seconds.
         lip_silhouette: subject clustering of v(lip) (NaN with fewer than two subjects).
+        lip_subject_r2: share of the variance of v(lip) explained by the subject.
         correlation_regions, correlation: Fig. 4(d).
         metadata: per-sequence age/gender/emotion where known.
     """
@@ -110,6 +125,7 @@ class DatasetStats:
     sequence_ids: list[str]
     durations: np.ndarray
     lip_silhouette: float
+    lip_subject_r2: float
     correlation_regions: list[str]
     correlation: np.ndarray
     metadata: list[dict[str, object]] = field(default_factory=list)
@@ -141,6 +157,9 @@ class DatasetStats:
             },
             "velocity": per_region,
             "lip_velocity_subject_silhouette": self.lip_silhouette,
+            "lip_velocity_variance_explained_by_subject": self.lip_subject_r2,
+            "chance_variance_explained": (len(set(self.subjects)) - 1)
+            / max(len(self.subjects) - 1, 1),
             "region_correlation": {
                 "regions": self.correlation_regions,
                 "matrix": np.round(self.correlation, 4).tolist(),
@@ -198,6 +217,9 @@ def compute_stats(
         sequence_ids=list(sequence_ids),
         durations=np.array([len(v) / fps for v in sequences]),
         lip_silhouette=silhouette,
+        lip_subject_r2=variance_explained(velocity["lip"], labels)
+        if len(set(labels)) >= 2
+        else float("nan"),
         correlation_regions=names,
         correlation=corr,
         metadata=list(metadata) if metadata is not None else [{} for _ in sequences],
