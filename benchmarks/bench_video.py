@@ -43,7 +43,9 @@ def measure(
             yield from render_preview(frames_src[start : start + 8], faces, colors=colors,
                                       camera=camera, supersample=supersample)  # fmt: skip
 
-    render_preview(frames_src[:2], faces, colors=colors, camera=camera)  # warm-up
+    # Warm up with one batch of the measured kind (supersampling, batch size): the render
+    # threads, their allocations and caches start the way they run for the rest of a video.
+    render_preview(frames_src[:8], faces, colors=colors, camera=camera, supersample=supersample)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         cpu = time.process_time()

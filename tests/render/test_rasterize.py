@@ -10,9 +10,11 @@ from mmface4d.render import (
     TorchRasterizer,
     get_rasterizer,
     interpolate,
+    interpolate_packed,
     rasterize,
     view_depth,
 )
+from mmface4d.render.rasterize import interpolate_visible
 
 
 def reference_rasterize(clip: np.ndarray, faces: np.ndarray, height: int, width: int):
@@ -276,3 +278,21 @@ def test_nvdiffrast_matches_torch_backend_on_gpu():
     assert agree > 0.995  # only pixels on shared edges may differ
     same = ours.triangle_id == theirs.triangle_id
     torch.testing.assert_close(ours.barycentrics[same], theirs.barycentrics[same])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shared", [False, True])
+def test_interpolate_visible_matches_the_differentiable_path(dtype, shared):
+    clip, faces = random_scene(7, batch=3, num_faces=30, spread=1.2)
+    clip = torch.tensor(clip, dtype=dtype)
+    faces = torch.as_tensor(faces)
+    attrs = torch.randn(1 if shared else 3, clip.shape[1], 4, dtype=dtype)
+    frags = rasterize(clip, faces, (19, 17), backend="torch")
+    pixel_index, values = interpolate_visible(attrs, clip, faces, frags.triangle_id)
+    assert torch.equal(pixel_index, frags.pixel_index)
+    assert values.shape == (len(pixel_index), 4) and values.dtype == dtype
+    torch.testing.assert_close(values, interpolate_packed(attrs, frags, faces), atol=1e-4, rtol=0)
+    with pytest.raises(InputError, match="attributes"):
+        interpolate_visible(attrs[0], clip, faces, frags.triangle_id)
+    with pytest.raises(InputError, match="vertices"):
+        interpolate_visible(attrs[:, :5], clip, faces, frags.triangle_id)

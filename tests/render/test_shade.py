@@ -127,3 +127,29 @@ def test_render_rgbd_rejects_bad_input(sphere):
         render_rgbd(v, faces, torch.ones(len(verts), 3), [cam], sh_lighting=torch.zeros(1, 27))
     with pytest.raises(InputError, match="albedo"):
         render_rgbd(v, faces, torch.ones(7, 3), [cam])
+
+
+def test_preview_projection_matches_the_camera(sphere):
+    from mmface4d.render.shade import _camera_frame, _clip_coordinates
+
+    verts = torch.as_tensor(sphere[0], dtype=torch.float64)[None].repeat(2, 1, 1)
+    verts[1] += 0.03
+    cam = frame_mesh(verts, view="three-quarter", width=40, height=30)
+    points = _camera_frame(cam, verts)  # (3, B, V)
+    torch.testing.assert_close(points.permute(1, 2, 0), cam.world_to_camera(verts))
+    clip = _clip_coordinates(cam, points, 0.2, 3.0)
+    torch.testing.assert_close(clip, cam.to_clip(verts, 0.2, 3.0))
+
+
+@pytest.mark.parametrize("size", [(40, 32), (256, 200)])  # per-vertex and per-pixel lighting
+def test_preview_frame_groups_do_not_change_the_images(sphere, monkeypatch, size):
+    from mmface4d.render import shade
+
+    verts, faces = sphere
+    batch = np.stack([verts + [0.004 * k, 0.0, 0.0] for k in range(5)])
+    colors = np.random.default_rng(0).uniform(0, 1, (5, len(verts), 3))
+    width, height = size
+    grouped = render_preview(batch, faces, colors=colors, width=width, height=height)
+    monkeypatch.setattr(shade, "_FRAME_GROUPS", 1)
+    alone = render_preview(batch, faces, colors=colors, width=width, height=height)
+    np.testing.assert_array_equal(grouped, alone)

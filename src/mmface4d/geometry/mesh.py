@@ -1,9 +1,49 @@
-"""Differentiable per-face and per-vertex quantities of triangle meshes."""
+"""Differentiable per-face and per-vertex quantities of triangle meshes.
+
+The normals work coordinate-major -- (3, B*V) tables, 1-D ``index_select`` / ``scatter_add_`` and
+elementwise maths on whole coordinate rows -- which on the CPU is several times faster than
+gathering and scattering (B, V, 3) rows.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+
+def _corner_rows(faces: torch.Tensor, batch: int, num_vertices: int) -> torch.Tensor:
+    """(3, B*F) int64 rows of each triangle corner in the (B*V) flattened vertices."""
+    corners = faces.t()  # (3, F)
+    if batch == 1:
+        return corners.contiguous()
+    offsets = torch.arange(batch, device=faces.device) * num_vertices
+    return (corners[:, None, :] + offsets[None, :, None]).reshape(3, -1)
+
+
+def _face_normals_by_coordinate(
+    points: torch.Tensor, faces: torch.Tensor | np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Area-weighted face normals of (3, B, V) coordinate-major points.
+
+    Returns:
+        normals: (3, B*F) cross products ``(v1 - v0) x (v2 - v0)``.
+        rows: (3, B*F) int64 corner rows into the flattened (B*V) vertices.
+    """
+    batch, num_vertices = points.shape[1:]
+    faces = torch.as_tensor(faces, device=points.device, dtype=torch.long)
+    rows = _corner_rows(faces, batch, num_vertices)
+    coords = points.reshape(3, -1)
+    p0, p1, p2 = ([coords[c].index_select(0, rows[k]) for c in range(3)] for k in range(3))
+    e1 = [p1[c] - p0[c] for c in range(3)]
+    e2 = [p2[c] - p0[c] for c in range(3)]
+    normals = torch.stack(
+        [
+            e1[1] * e2[2] - e1[2] * e2[1],
+            e1[2] * e2[0] - e1[0] * e2[2],
+            e1[0] * e2[1] - e1[1] * e2[0],
+        ]
+    )
+    return normals, rows
 
 
 def face_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
@@ -14,12 +54,33 @@ def face_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
         faces: (F, 3) int64.
 
     Returns:
-        (B, F, 3) cross products ``(v1 - v0) x (v2 - v0)``.
+        (B, F, 3) cross products ``(v1 - v0) x (v2 - v0)``; differentiable.
     """
-    v0 = vertices[:, faces[:, 0]]
-    v1 = vertices[:, faces[:, 1]]
-    v2 = vertices[:, faces[:, 2]]
-    return torch.cross(v1 - v0, v2 - v0, dim=-1)
+    normals, _ = _face_normals_by_coordinate(vertices.permute(2, 0, 1), faces)
+    return normals.reshape(3, vertices.shape[0], -1).permute(1, 2, 0)
+
+
+def vertex_normals_by_coordinate(
+    points: torch.Tensor, faces: torch.Tensor | np.ndarray, eps: float = 1e-12
+) -> torch.Tensor:
+    """:func:`vertex_normals` in the coordinate-major layout: (3, B, V) in, (3, B, V) out.
+
+    Args:
+        points: (3, B, V) vertex coordinates, coordinates first.
+        faces: (F, 3) int64 (counter-clockwise seen from outside).
+        eps: lengths are clamped to at least this before normalising.
+
+    Returns:
+        (3, B, V) contiguous unit normals; isolated vertices get a zero vector. Differentiable
+        w.r.t. ``points``.
+    """
+    normals, rows = _face_normals_by_coordinate(points, faces)
+    summed = torch.zeros(points.shape, dtype=normals.dtype, device=normals.device)
+    for coord in range(3):  # sum each triangle's normal onto its three corners
+        for corner in rows:  # scatter_add_ is faster than index_add_ on the CPU
+            summed[coord].view(-1).scatter_add_(0, corner, normals[coord])
+    length = (summed[0].square() + summed[1].square() + summed[2].square()).sqrt()
+    return summed / length.clamp_min(eps)
 
 
 def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -28,18 +89,16 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor, eps: float = 1e-
     Args:
         vertices: (B, V, 3) or (V, 3).
         faces: (F, 3) int64 (counter-clockwise seen from outside).
+        eps: lengths are clamped to at least this before normalising.
 
     Returns:
-        Unit normals of the input's shape; isolated vertices get a zero vector.
+        Unit normals of the input's shape (contiguous); isolated vertices get a zero vector.
+        Differentiable w.r.t. ``vertices``.
     """
     squeeze = vertices.dim() == 2
     verts = vertices.unsqueeze(0) if squeeze else vertices
-    faces = torch.as_tensor(faces, device=verts.device, dtype=torch.long)
-    fn = face_normals(verts, faces)  # (B, F, 3)
-    normals = torch.zeros_like(verts)
-    for corner in range(3):
-        normals = normals.index_add(1, faces[:, corner], fn)
-    normals = normals / normals.norm(dim=-1, keepdim=True).clamp_min(eps)
+    points = verts.permute(2, 0, 1).contiguous()
+    normals = vertex_normals_by_coordinate(points, faces, eps).permute(1, 2, 0).contiguous()
     return normals[0] if squeeze else normals
 
 

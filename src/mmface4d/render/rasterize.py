@@ -268,6 +268,44 @@ def rasterize(
     return fragments_from_triangle_ids(clip_vertices, faces, ids)
 
 
+@dataclass
+class _CoveredPixels:
+    """The covered pixels of a (B, H, W) triangle-id image, packed (N of them, in raster order)."""
+
+    pixel_index: torch.Tensor  # (N,) int64 flat index into B * H * W
+    triangle: torch.Tensor  # (N,) int64 visible triangle
+    frame: torch.Tensor  # (N,) int64 batch index
+    ndc_x: torch.Tensor  # (N,) NDC x of the pixel centre
+    ndc_y: torch.Tensor  # (N,) NDC y of the pixel centre
+
+
+def _covered_pixels(triangle_id: torch.Tensor, dtype: torch.dtype) -> _CoveredPixels:
+    """Pack the covered pixels of ``triangle_id`` (B, H, W); NDC centres in ``dtype``.
+
+    ``nonzero`` on the (B*H, W) view yields rows and columns directly; frames and NDC y come from
+    (B*H,) lookup tables, so no per-pixel integer division is needed.
+    """
+    batch, height, width = triangle_id.shape
+    device = triangle_id.device
+    row, col = (triangle_id >= 0).reshape(batch * height, width).nonzero().unbind(1)
+    pixel_index = row * width + col
+    row_ndc = (torch.arange(height, device=device, dtype=dtype) + 0.5) * (2.0 / height) - 1.0
+    row_frame = torch.arange(batch, device=device).repeat_interleave(height)
+    return _CoveredPixels(
+        pixel_index=pixel_index,
+        triangle=triangle_id.reshape(-1).index_select(0, pixel_index),
+        frame=row_frame.index_select(0, row),
+        ndc_x=(col.to(dtype) + 0.5) * (2.0 / width) - 1.0,
+        ndc_y=row_ndc.repeat(batch).index_select(0, row),
+    )
+
+
+def _visible_corners(faces: torch.Tensor, triangle: torch.Tensor) -> torch.Tensor:
+    """(3, N) int64 corner vertices of the (N,) triangles: ``faces[triangle].T``."""
+    faces_t = faces.t().contiguous()  # 1-D gathers: several times faster than (F, 3) rows
+    return torch.stack([faces_t[k].index_select(0, triangle) for k in range(3)])
+
+
 def fragments_from_triangle_ids(
     clip_vertices: torch.Tensor, faces: torch.Tensor, triangle_id: torch.Tensor
 ) -> Fragments:
@@ -283,26 +321,15 @@ def fragments_from_triangle_ids(
         faces: (F, 3) int64.
         triangle_id: (B, H, W) int64 visible triangle per pixel, -1 for background.
     """
-    batch, height, width = triangle_id.shape
     num_vertices = clip_vertices.shape[1]
-    flat_ids = triangle_id.reshape(-1)
-    pixel_index = (flat_ids >= 0).nonzero().squeeze(1)
-    triangles = flat_ids.index_select(0, pixel_index)
-    frame = torch.div(pixel_index, height * width, rounding_mode="floor")
-    rest = pixel_index - frame * (height * width)
-    row = torch.div(rest, width, rounding_mode="floor")
-    col = rest - row * width
-    dtype = clip_vertices.dtype
-    px = (col.to(dtype) + 0.5) * (2.0 / width) - 1.0
-    py = (row.to(dtype) + 0.5) * (2.0 / height) - 1.0
-    corner_vertices = faces.index_select(0, triangles).t().contiguous()  # (3, N)
-    corner_rows = corner_vertices + frame * num_vertices
+    pixels = _covered_pixels(triangle_id, clip_vertices.dtype)
+    corner_vertices = _visible_corners(faces, pixels.triangle)  # (3, N)
     table = clip_vertices.reshape(-1, 4).t().contiguous()  # (4, B*V): coordinates outermost
-    rows = corner_rows.reshape(-1)
+    rows = (corner_vertices + pixels.frame * num_vertices).reshape(-1)
     # One 1-D gather per coordinate: several times faster than gathering rows or columns.
     cx, cy, cz, cw = (table[k].index_select(0, rows).reshape(3, -1) for k in range(4))
-    qx = cx - px * cw
-    qy = cy - py * cw
+    qx = cx - pixels.ndc_x * cw
+    qy = cy - pixels.ndc_y * cw
     weights = torch.stack(
         [qx[(k + 1) % 3] * qy[(k + 2) % 3] - qy[(k + 1) % 3] * qx[(k + 2) % 3] for k in range(3)]
     )
@@ -312,12 +339,70 @@ def fragments_from_triangle_ids(
     packed_depth = (bary * cz).sum(0) / (bary * cw).sum(0)
     return Fragments(
         triangle_id=triangle_id,
-        pixel_index=pixel_index,
-        packed_triangle=triangles,
+        pixel_index=pixels.pixel_index,
+        packed_triangle=pixels.triangle,
         corner_vertices=corner_vertices,
         corner_weights=bary,
         packed_depth=packed_depth,
     )
+
+
+@torch.no_grad()
+def interpolate_visible(
+    attributes: torch.Tensor,
+    clip_vertices: torch.Tensor,
+    faces: torch.Tensor,
+    triangle_id: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Perspective-correct attributes at the covered pixels, without gradients (previews).
+
+    The same weights as :func:`fragments_from_triangle_ids` and :func:`interpolate_packed` (equal
+    up to float rounding), several times faster: no autograd bookkeeping, no depth, fused
+    arithmetic and one coordinate-major table of positions and attributes.
+
+    Args:
+        attributes: (B, V, C) or (1, V, C) per-vertex values.
+        clip_vertices: (B, V, 4) the clip coordinates that were rasterized.
+        faces: (F, 3) int64, validated (see :func:`check_faces`).
+        triangle_id: (B, H, W) int64 from :meth:`Rasterizer.visible_triangles`.
+
+    Returns:
+        ``pixel_index`` (N,) int64 flat indices into ``B * H * W`` of the covered pixels (in
+        raster order) and their (N, C) values, in the clip vertices' dtype.
+    """
+    batch, num_vertices = clip_vertices.shape[:2]
+    if attributes.dim() != 3 or attributes.shape[0] not in (1, batch):
+        raise InputError(
+            f"attributes must be (1, V, C) or ({batch}, V, C), got {tuple(attributes.shape)}"
+        )
+    if attributes.shape[1] != num_vertices:
+        raise InputError(
+            f"attributes have {attributes.shape[1]} vertices, the clip vertices {num_vertices}"
+        )
+    dtype, channels = clip_vertices.dtype, attributes.shape[2]
+    pixels = _covered_pixels(triangle_id, dtype)
+    rows = _visible_corners(faces, pixels.triangle).add_(pixels.frame * num_vertices)
+    # (3 + C, B*V): clip x, y, w, then the attributes; one 1-D gather per row and corner.
+    table = clip_vertices.new_empty(3 + channels, batch, num_vertices)
+    for row, coordinate in enumerate((0, 1, 3)):
+        table[row] = clip_vertices[..., coordinate]
+    table[3:] = attributes.permute(2, 0, 1)
+    table = table.view(3 + channels, -1)
+    x, y, w = ([table[c].index_select(0, rows[k]) for k in range(3)] for c in range(3))
+    qx = [torch.addcmul(x[k], pixels.ndc_x, w[k], value=-1) for k in range(3)]
+    qy = [torch.addcmul(y[k], pixels.ndc_y, w[k], value=-1) for k in range(3)]
+    weights = [
+        torch.addcmul(qx[i] * qy[j], qy[i], qx[j], value=-1) for i, j in ((1, 2), (2, 0), (0, 1))
+    ]
+    total = weights[0] + weights[1] + weights[2]
+    scale = total.add_(total == 0).reciprocal_()  # 1 where degenerate, as in the fragments
+    weights = [weight.mul_(scale) for weight in weights]
+    values = clip_vertices.new_empty(len(pixels.pixel_index), channels)
+    for c in range(channels):
+        corner = [table[3 + c].index_select(0, rows[k]) for k in range(3)]
+        blend = corner[0].mul_(weights[0]).addcmul_(corner[1], weights[1])
+        values[:, c] = blend.addcmul_(corner[2], weights[2])
+    return pixels.pixel_index, values
 
 
 def interpolate(

@@ -9,7 +9,10 @@ the world frame itself.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,12 +21,15 @@ import torch
 from mmface4d.errors import InputError
 from mmface4d.facemodel.lighting import SH_COEFFS, sh_shade
 from mmface4d.geometry import vertex_normals
+from mmface4d.geometry.mesh import vertex_normals_by_coordinate
 from mmface4d.render.camera import PinholeCamera, frame_mesh
 from mmface4d.render.rasterize import (
     Backend,
+    Rasterizer,
     check_faces,
+    get_rasterizer,
     interpolate,
-    interpolate_packed,
+    interpolate_visible,
     rasterize,
     view_depth,
 )
@@ -203,77 +209,275 @@ def render_preview(
     faces = check_faces(faces, num_vertices, verts.device)
     if camera is None:
         camera = frame_mesh(verts, view=view, width=width, height=height)
-    factor = int(supersample)
-    big = camera.resized(camera.width * factor, camera.height * factor)
-    cam_points = big.world_to_camera(verts)
-    depth = cam_points[..., 2]
-    front = depth[depth > 0]
-    if front.numel() == 0:
-        raise InputError("render_preview: the whole mesh is behind the camera")
-    near, far = 0.5 * float(front.min()), 2.0 * float(front.max())
-    normals = vertex_normals(cam_points, faces)
-    colour = albedo.expand(batch, -1, -1)
-    # Dense meshes (a vertex per 8 pixels or more) are lit per vertex, the rest per pixel.
-    per_vertex = num_vertices * 8 >= big.width * big.height
-    if per_vertex:
-        vertex_colour = _lambert(
-            cam_points.reshape(-1, 3), normals.reshape(-1, 3), colour.reshape(-1, 3), light_gamma
-        ).reshape(batch, num_vertices, 3)
-    frames_per_chunk = max(1, (1 << 22) // (big.width * big.height))
-    bg = torch.tensor(background, dtype=torch.float32) / 255.0
-    images = []
-    for start in range(0, batch, frames_per_chunk):
-        stop = min(batch, start + frames_per_chunk)
-        clip = big.to_clip(verts[start:stop], near, far)
-        fragments = rasterize(clip, faces, (big.height, big.width), backend=backend)
-        if per_vertex:
-            lit = interpolate_packed(vertex_colour[start:stop], fragments, faces)
-        else:
-            inputs = torch.cat([normals[start:stop], colour[start:stop]], dim=-1)
-            packed = interpolate_packed(inputs, fragments, faces)
-            lit = _lambert(
-                _pixel_rays(big, fragments.pixel_index), packed[:, :3], packed[:, 3:], light_gamma
-            )
-        image = bg.to(lit).expand(stop - start, big.height, big.width, 3).clone()
-        image.reshape(-1, 3).index_copy_(0, fragments.pixel_index, lit)
-        if factor > 1:
-            image = torch.nn.functional.avg_pool2d(image.permute(0, 3, 1, 2), factor)
-            image = image.permute(0, 2, 3, 1)
-        images.append(image)
-    out = (torch.cat(images).clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+    with torch.no_grad():
+        images = _preview_frames(
+            verts, faces, albedo, camera, background, light_gamma, int(supersample), backend
+        )
+    out = images.cpu().numpy()
     return out[0] if single else out
 
 
+# Much of a preview's time goes to the rasterizer's gathers and scatters, which PyTorch runs on
+# one thread: on the CPU, up to this many groups of frames are rendered concurrently (measured on
+# two cores: 4 groups ~1.5x faster than 1, a little faster than 2). The groups share a budget of
+# _PIXELS_IN_FLIGHT pixels: each renders its frames in chunks of its share.
+_FRAME_GROUPS = 4
+_PIXELS_IN_FLIGHT = 1 << 22
+_EXECUTOR: ThreadPoolExecutor | None = None
+_EXECUTOR_LOCK = threading.Lock()
+
+
+def _preview_frames(
+    verts: torch.Tensor,
+    faces: torch.Tensor,
+    albedo: torch.Tensor,
+    camera: PinholeCamera,
+    background: tuple[int, int, int],
+    light_gamma: float | None,
+    factor: int,
+    backend: Backend,
+) -> torch.Tensor:
+    """(B, H, W, 3) uint8 previews of validated (B, V, 3) vertices and (1 | B, V, 3) albedo."""
+    big = camera.resized(camera.width * factor, camera.height * factor)
+    points = _camera_frame(big, verts)
+    near, far = _near_far(points[2])
+    groups = _frame_groups(verts.shape[0], verts.device)
+    rasterizer = get_rasterizer(backend, verts.device)
+    chunk = max(1, _PIXELS_IN_FLIGHT // (len(groups) * big.width * big.height))
+    job = _Preview(big, faces, near, far, light_gamma, background, factor, rasterizer, chunk)
+    albedo = albedo.permute(2, 0, 1)  # (3, 1 | B, V)
+
+    def frames(start: int, stop: int) -> torch.Tensor:
+        colours = albedo if albedo.shape[1] == 1 else albedo[:, start:stop]
+        return job.frames(points[:, start:stop], colours)
+
+    pending = [_executor().submit(frames, *group) for group in groups[1:]]
+    images = [frames(*groups[0])] + [future.result() for future in pending]
+    return images[0] if len(images) == 1 else torch.cat(images)
+
+
+def _frame_groups(batch: int, device: torch.device) -> list[tuple[int, int]]:
+    """(start, stop) of the frame groups to render concurrently (one group off the CPU)."""
+    groups = min(batch, _FRAME_GROUPS) if device.type == "cpu" else 1
+    size = -(-batch // groups)
+    return [(start, min(batch, start + size)) for start in range(0, batch, size)]
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _EXECUTOR
+    with _EXECUTOR_LOCK:
+        if _EXECUTOR is None:
+            _EXECUTOR = ThreadPoolExecutor(_FRAME_GROUPS - 1, thread_name_prefix="mmface4d-preview")
+        return _EXECUTOR
+
+
+def _forget_executor() -> None:
+    """A forked child inherits the pool but not its threads: it starts its own."""
+    global _EXECUTOR, _EXECUTOR_LOCK
+    _EXECUTOR, _EXECUTOR_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_executor)
+
+
+@dataclass(frozen=True)
+class _Preview:
+    """What the frames of one :func:`render_preview` call share.
+
+    Attributes:
+        camera: the (supersampled) camera.
+        faces: (F, 3) int64, validated.
+        near, far: clipping distances.
+        light_gamma, background: as in :func:`render_preview`.
+        factor: supersampling factor.
+        rasterizer: the visibility backend.
+        chunk: frames rasterized at once.
+    """
+
+    camera: PinholeCamera
+    faces: torch.Tensor
+    near: float
+    far: float
+    light_gamma: float | None
+    background: tuple[int, int, int]
+    factor: int
+    rasterizer: Rasterizer
+    chunk: int
+
+    @torch.no_grad()  # also in worker threads: grad mode is per thread
+    def frames(self, points: torch.Tensor, albedo: torch.Tensor) -> torch.Tensor:
+        """(b, H, W, 3) uint8 images of (3, b, V) camera-frame points, coordinates first.
+
+        The rasterizer's visibility is used directly and colours are interpolated by
+        :func:`interpolate_visible`, skipping the differentiable fragments.
+
+        Args:
+            points: (3, b, V) camera-frame vertices.
+            albedo: (3, 1 | b, V) RGB.
+        """
+        cam, faces = self.camera, self.faces
+        batch, num_vertices = points.shape[1:]
+        normals = vertex_normals_by_coordinate(points, faces)
+        # Dense meshes (a vertex per 8 pixels or more) are lit per vertex, the rest per pixel.
+        per_vertex = num_vertices * 8 >= cam.width * cam.height
+        if per_vertex:  # (b, V, 3), a view of the (3, b, V) colours
+            colour = _lambert(points, normals, albedo.contiguous(), self.light_gamma)
+        else:
+            colour = albedo.expand(-1, batch, -1)
+        images = []
+        for start in range(0, batch, self.chunk):
+            stop = min(batch, start + self.chunk)
+            clip = _clip_coordinates(cam, points[:, start:stop], self.near, self.far)
+            ids = self.rasterizer.visible_triangles(clip, faces, (cam.height, cam.width))
+            if per_vertex:
+                attributes = colour[:, start:stop].permute(1, 2, 0)
+                pixel_index, lit = interpolate_visible(attributes, clip, faces, ids)
+            else:
+                inputs = torch.cat([normals[:, start:stop], colour[:, start:stop]])
+                pixel_index, packed = interpolate_visible(inputs.permute(1, 2, 0), clip, faces, ids)
+                rays = _pixel_rays(cam, pixel_index)
+                lit = _lambert(rays, packed[:, :3].t(), packed[:, 3:].t(), self.light_gamma).t()
+            shape = (stop - start, cam.height, cam.width)
+            images.append(_compose(lit, pixel_index, shape, self.background, self.factor))
+        return images[0] if len(images) == 1 else torch.cat(images)
+
+
+def _camera_frame(camera: PinholeCamera, verts: torch.Tensor) -> torch.Tensor:
+    """(3, B, V) camera-frame coordinates of (B, V, 3) world points, coordinates first.
+
+    :meth:`PinholeCamera.world_to_camera` (``R @ p + t``) as one (3, 3) @ (3, B*V) product,
+    which is many times faster on the CPU than the (B*V, 3) @ (3, 3) one.
+    """
+    rotation = torch.as_tensor(camera.R, device=verts.device).to(verts.dtype)
+    translation = torch.as_tensor(camera.t, device=verts.device).to(verts.dtype)
+    rows = verts.permute(2, 0, 1).reshape(3, -1)
+    return torch.addmm(translation[:, None], rotation, rows).view(3, *verts.shape[:2])
+
+
+def _near_far(depth: torch.Tensor) -> tuple[float, float]:
+    """Clipping distances framing the points in front of the camera (camera-frame z)."""
+    low, high = (float(v) for v in torch.aminmax(depth))
+    if high <= 0:
+        raise InputError("render_preview: the whole mesh is behind the camera")
+    if low <= 0:
+        low = float(depth[depth > 0].min())
+    return 0.5 * low, 2.0 * high
+
+
+def _clip_coordinates(
+    camera: PinholeCamera, points: torch.Tensor, near: float, far: float
+) -> torch.Tensor:
+    """(B, V, 4) clip coordinates of (3, B, V) camera-frame points.
+
+    The projection of :meth:`PinholeCamera.to_clip` for points already in the camera frame; the
+    result is a view of a (4, B, V) buffer, so each clip coordinate is a contiguous row.
+    """
+    x, y, z = points
+    clip = points.new_empty(4, *points.shape[1:])
+    torch.mul(x, 2 * camera.fx / camera.width, out=clip[0])
+    clip[0].add_(z, alpha=2 * (camera.cx + 0.5) / camera.width - 1)
+    torch.mul(y, 2 * camera.fy / camera.height, out=clip[1])
+    clip[1].add_(z, alpha=2 * (camera.cy + 0.5) / camera.height - 1)
+    torch.mul(z, (far + near) / (far - near), out=clip[2])
+    clip[2].sub_(2 * far * near / (far - near))
+    clip[3] = z
+    return clip.permute(1, 2, 0)
+
+
+def _to_uint8(colour: torch.Tensor) -> torch.Tensor:
+    """Colours in [0, 1] (clamped) to uint8, rounding to nearest."""
+    return (colour.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+
+
+def _compose(
+    lit: torch.Tensor,
+    pixel_index: torch.Tensor,
+    shape: tuple[int, int, int],
+    background: tuple[int, int, int],
+    factor: int,
+) -> torch.Tensor:
+    """(B, H / factor, W / factor, 3) uint8 image of (N, 3) colours at the covered pixels.
+
+    Args:
+        lit: (N, 3) colours of the covered pixels.
+        pixel_index: (N,) flat indices into ``B * H * W`` (``shape``).
+        background: RGB 0-255 of the uncovered pixels.
+        factor: supersampling factor: the image is averaged down by it.
+    """
+    frames, height, width = shape
+    pixels = frames * height * width
+    if factor == 1:  # quantise only the covered pixels; the background is already uint8
+        image = _background(torch.tensor(background, dtype=torch.uint8), pixels).to(lit.device)
+        image.index_copy_(0, pixel_index, _to_uint8(lit))
+        return image.view(frames, height, width, 3)
+    bg = torch.tensor(background, dtype=torch.float32) / 255.0
+    image = _background(bg.to(lit), pixels)
+    image.index_copy_(0, pixel_index, lit)
+    image = image.view(frames, height, width, 3).permute(0, 3, 1, 2)
+    image = torch.nn.functional.avg_pool2d(image, factor).permute(0, 2, 3, 1)
+    return _to_uint8(image)
+
+
+def _background(colour: torch.Tensor, pixels: int) -> torch.Tensor:
+    """(pixels, 3) image of one (3,) colour: repeating a row is much faster than expanding."""
+    row = colour.repeat(min(pixels, 1024))
+    return row.repeat(-(-pixels // 1024))[: 3 * pixels].view(pixels, 3)
+
+
 def _pixel_rays(camera: PinholeCamera, pixel_index: torch.Tensor) -> torch.Tensor:
-    """(N, 3) camera-frame ray directions (z = 1) through flat pixel indices of (B, H, W)."""
+    """(3, N) camera-frame ray directions (z = 1) through flat pixel indices of (B, H, W)."""
     rest = torch.remainder(pixel_index, camera.width * camera.height)
     row = torch.div(rest, camera.width, rounding_mode="floor")
     col = rest - row * camera.width
     x = (col.to(torch.float32) - camera.cx) / camera.fx
     y = (row.to(torch.float32) - camera.cy) / camera.fy
-    return torch.stack([x, y, torch.ones_like(x)], dim=-1)
+    return torch.stack([x, y, torch.ones_like(x)])
+
+
+def _unit(vectors: torch.Tensor) -> torch.Tensor:
+    """(3, ...) vectors, coordinates first, scaled to unit length (zero stays zero)."""
+    x, y, z = vectors
+    length = (x.square() + y.square() + z.square()).sqrt_().clamp_min_(1e-12)
+    return vectors / length
+
+
+def _dot(vectors: torch.Tensor, direction: Sequence[float]) -> torch.Tensor:
+    """(...) dot products of (3, ...) vectors with a constant direction."""
+    return (
+        (vectors[0] * direction[0])
+        .add_(vectors[1], alpha=direction[1])
+        .add_(vectors[2], alpha=direction[2])
+    )
+
+
+def _unit_tuple(vector: Sequence[float]) -> tuple[float, float, float]:
+    length = sum(v * v for v in vector) ** 0.5
+    return (vector[0] / length, vector[1] / length, vector[2] / length)
+
+
+_KEY_DIRECTION, _FILL_DIRECTION = _unit_tuple(_KEY_LIGHT), _unit_tuple(_FILL_LIGHT)
 
 
 def _lambert(
     position: torch.Tensor, normal: torch.Tensor, albedo: torch.Tensor, light_gamma: float | None
 ) -> torch.Tensor:
-    """(N, 3) colour of camera-frame surface points (or any point on their viewing rays) with
-    the preview lights."""
-    normal = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    to_eye = -position / position.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    facing = (normal * to_eye).sum(-1, keepdim=True)
-    normal = torch.where(facing < 0, -normal, normal)  # light both sides
-    key = torch.tensor(_KEY_LIGHT, dtype=normal.dtype, device=normal.device)
-    fill = torch.tensor(_FILL_LIGHT, dtype=normal.dtype, device=normal.device)
-    key, fill = key / key.norm(), fill / fill.norm()
-    diffuse = (
-        _AMBIENT
-        + _KEY * (normal @ key).clamp_min(0)[:, None]
-        + _FILL * (normal @ fill).clamp_min(0)[:, None]
-    )
+    """Colour of camera-frame surface points (or any point on their viewing rays) with the
+    preview lights.
+
+    Coordinates come first (cheap elementwise maths on contiguous rows): ``position`` and
+    ``normal`` are (3, ...), ``albedo`` (3, ...) broadcastable to them; returns (3, ...) RGB.
+    """
+    normal = _unit(normal)
+    to_eye = _unit(-position)
+    facing = normal[0] * to_eye[0] + normal[1] * to_eye[1] + normal[2] * to_eye[2]
+    flip = facing.clamp_max_(0).sign_().mul_(2).add_(1)  # -1 where facing away: light both sides
+    normal = normal * flip
+    diffuse = _dot(normal, _KEY_DIRECTION).clamp_min_(0).mul_(_KEY)
+    diffuse.add_(_dot(normal, _FILL_DIRECTION).clamp_min_(0), alpha=_FILL).add_(_AMBIENT)
     if light_gamma is not None:
         diffuse = diffuse.clamp_min(0) ** (1.0 / light_gamma)
-    halfway = to_eye + key
-    halfway = halfway / halfway.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    sheen = _SPECULAR * (normal * halfway).sum(-1, keepdim=True).clamp_min(0) ** _SHININESS
-    return albedo * diffuse + sheen
+    key = torch.tensor(_KEY_DIRECTION, dtype=to_eye.dtype, device=to_eye.device)
+    halfway = _unit(to_eye + key.view(3, *([1] * (to_eye.dim() - 1))))
+    sheen = (normal * halfway).sum(0).clamp_min_(0).pow_(_SHININESS).mul_(_SPECULAR)
+    return (albedo * diffuse).add_(sheen)
