@@ -11,6 +11,7 @@ import pytest
 
 from mmface4d.audio.io import write_wav
 from mmface4d.audio.sync import frames_to_samples
+from mmface4d.data.manifest import SequenceRecord
 from mmface4d.data.nut import encode_nut
 
 SMALL_V = 100
@@ -81,3 +82,21 @@ def mmface4d_recording():  # type: ignore[no-untyped-def]
 def faceformer_factory():  # type: ignore[no-untyped-def]
     """The factory :func:`make_faceformer` (root, subjects, sentences, fps)."""
     return make_faceformer
+
+
+@pytest.fixture
+def make_record():
+    """Factory of manifest rows: ``make_record(subject, sentence, **fields)``."""
+
+    def make(subject: str = "s", sentence: str | None = "a", **fields: object) -> SequenceRecord:
+        row = {
+            "sequence_id": f"{subject}_{sentence}", "subject": subject, "age": None,
+            "gender": None, "emotion": None, "emotion_code": None, "sentence": sentence,
+            "language": None, "duration_s": 1.0, "fps": 30.0, "num_frames": 30,
+            "num_vertices": 5, "num_samples": 16_000, "sample_rate": 16_000,
+            "layout": "faceformer", "source": "x", "quant_step_m": 1e-6, "trimmed_frames": 0,
+            "trimmed_samples": 0, "checksum": "",
+        }  # fmt: skip
+        return SequenceRecord(**{**row, **fields})
+
+    return make

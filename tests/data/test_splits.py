@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from mmface4d.data.manifest import SequenceRecord
 from mmface4d.data.packing import info, pack
 from mmface4d.data.splits import (
     BIWI_SUBJECTS,
@@ -19,31 +18,6 @@ from mmface4d.data.splits import (
 )
 from mmface4d.data.store import Store
 from mmface4d.errors import InputError
-
-
-def record(subject: str, sentence: str) -> SequenceRecord:
-    return SequenceRecord(
-        sequence_id=f"{subject}_{sentence}",
-        subject=subject,
-        age=None,
-        gender=None,
-        emotion=None,
-        emotion_code=None,
-        sentence=sentence,
-        language=None,
-        duration_s=1.0,
-        fps=30.0,
-        num_frames=30,
-        num_vertices=5,
-        num_samples=16_000,
-        sample_rate=16_000,
-        layout="faceformer",
-        source="x",
-        quant_step_m=1e-6,
-        trimmed_frames=0,
-        trimmed_samples=0,
-        checksum="",
-    )
 
 
 def test_paper_proportion_and_determinism() -> None:
@@ -82,13 +56,13 @@ def test_split_is_saved_and_disjoint_by_identity(faceformer_src: Path, tmp_path:
     assert saved["name"] == "random" and saved["seed"] == 3
 
 
-def test_vocaset_preset_follows_faceformer() -> None:
+def test_vocaset_preset_follows_faceformer(make_record) -> None:
     rows = [
-        record(s, f"sentence{k:02d}")
+        make_record(s, f"sentence{k:02d}")
         for names in VOCASET_SUBJECTS.values()
         for s in names
         for k in (1, 20, 21, 40)
-    ] + [record("Someone_else", "sentence01")]
+    ] + [make_record("Someone_else", "sentence01")]
     assignment = preset_assignment(rows, "vocaset")
     assert assignment["FaceTalk_170728_03272_TA_sentence01"] == "train"
     assert assignment["FaceTalk_170728_03272_TA_sentence40"] == "train"
@@ -98,8 +72,10 @@ def test_vocaset_preset_follows_faceformer() -> None:
     assert assignment["Someone_else_sentence01"] == "unused"
 
 
-def test_biwi_preset_follows_faceformer() -> None:
-    rows = [record(s, f"e{k:02d}") for s in ("F1", "F2", "M6") for k in (1, 32, 33, 36, 37, 40)]
+def test_biwi_preset_follows_faceformer(make_record) -> None:
+    rows = [
+        make_record(s, f"e{k:02d}") for s in ("F1", "F2", "M6") for k in (1, 32, 33, 36, 37, 40)
+    ]
     assignment = preset_assignment(rows, "biwi")
     assert [assignment[f"F2_e{k:02d}"] for k in (1, 32, 33, 36, 37, 40)] == [
         "train",
@@ -117,6 +93,6 @@ def test_biwi_preset_follows_faceformer() -> None:
     ]
     assert set(BIWI_SUBJECTS["train"]).isdisjoint(BIWI_SUBJECTS["test"])
     with pytest.raises(InputError, match="none of its subjects"):
-        preset_assignment([record("X", "e01")], "biwi")
+        preset_assignment([make_record("X", "e01")], "biwi")
     with pytest.raises(InputError, match="no sentence number"):
-        preset_assignment([record("F1", "intro")], "biwi")
+        preset_assignment([make_record("F1", "intro")], "biwi")

@@ -12,7 +12,7 @@ import zarr
 from zarr.storage import LocalStore, WrapperStore
 
 from mmface4d.audio.sync import frame_to_sample, frames_to_samples
-from mmface4d.data.manifest import SequenceRecord, manifest_bytes, read_manifest_bytes
+from mmface4d.data.manifest import manifest_bytes, read_manifest_bytes
 from mmface4d.data.store import Store
 from mmface4d.errors import InputError
 
@@ -205,29 +205,8 @@ def test_verify_reports_interrupted_sequences(store: Store) -> None:
     assert store.verify().incomplete == ["S1_half"]
 
 
-def test_manifest_round_trip_keeps_nulls() -> None:
-    row = SequenceRecord(
-        sequence_id="a",
-        subject="s",
-        age=None,
-        gender=None,
-        emotion=None,
-        emotion_code=None,
-        sentence=None,
-        language=None,
-        duration_s=1.0,
-        fps=30.0,
-        num_frames=30,
-        num_vertices=5,
-        num_samples=16_000,
-        sample_rate=16_000,
-        layout="faceformer",
-        source="x",
-        quant_step_m=1e-6,
-        trimmed_frames=0,
-        trimmed_samples=0,
-        checksum="0" * 64,
-    )
+def test_manifest_round_trip_keeps_nulls(make_record) -> None:
+    row = make_record("s", None, sequence_id="a", checksum="0" * 64)
     assert read_manifest_bytes(manifest_bytes([row]), "m") == [row]
     with pytest.raises(InputError, match="unreadable manifest"):
         read_manifest_bytes(b"not parquet", "m")
