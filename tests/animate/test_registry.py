@@ -94,7 +94,7 @@ def test_regional_ablation_drops_the_regulariser_term():
     prediction = torch.zeros(1, 3, V, 3)
     losses = model.loss(prediction, prediction + 0.01)
     assert set(losses.terms) == {"reconstruction"}
-    torch.testing.assert_close(losses.total, torch.tensor(3e-4))  # 3 coordinates x 0.01^2
+    torch.testing.assert_close(losses.total, torch.tensor(300.0))  # 3 coordinates x (10 mm)^2
 
 
 def test_official_variant_ties_the_decoding_matrix():

@@ -108,3 +108,45 @@ def test_whole_sequences_and_bad_arguments(store: Store, tmp_path: Path) -> None
         FaceSequenceDataset(store, split=None, window=500)
     with pytest.raises(IndexError):
         whole[6]
+
+
+def test_speed_augmentation_keeps_speech_and_motion_in_sync(store: Store) -> None:
+    from mmface4d.audio.augment import AugmentConfig, change_speed
+    from mmface4d.audio.sync import resample_to_frames
+
+    # speed only (every item sped up or slowed down), no waveform augmentation
+    only_speed = AugmentConfig(
+        speed=(1.2, 1.2), speed_probability=1.0, pitch_probability=0.0, noise_probability=0.0,
+        reverb_probability=0.0, level_probability=0.0,
+    )  # fmt: skip
+    plain = FaceSequenceDataset(store, None, 24, seed=3)
+    fast = FaceSequenceDataset(store, None, 24, seed=3, augment=only_speed)
+    for index in range(len(fast)):
+        item, reference = fast[index], plain[index]
+        assert item["vertices"].shape == (24, SMALL_V, 3)
+        assert item["audio"].shape == (frames_to_samples(24, 30, 16_000),)
+        sid, start = item["sequence_id"], item["start_frame"]
+        assert start <= reference["start_frame"]  # moved back only when 29 frames do not fit
+        source = store.read_vertices(sid)[start : start + 29]  # round(24 * 1.2) frames
+        expected = resample_to_frames(source.reshape(29, -1), 36.0, 30.0, 24)
+        np.testing.assert_allclose(item["vertices"].numpy().reshape(24, -1), expected, atol=1e-6)
+        audio = store.read_audio_window(sid, start, 29)
+        sped = change_speed(audio, 1.2)[: item["audio"].shape[0]]
+        np.testing.assert_allclose(item["audio"].numpy()[: len(sped)], sped, atol=1e-6)
+        torch.testing.assert_close(item["style_vertices"], reference["style_vertices"])
+
+
+def test_waveform_augmentation_changes_only_the_audio(store: Store) -> None:
+    from mmface4d.audio.augment import AugmentConfig
+
+    noisy = AugmentConfig(speed_probability=0.0, noise_probability=1.0)
+    plain = FaceSequenceDataset(store, None, 24, seed=3)
+    augmented = FaceSequenceDataset(store, None, 24, seed=3, augment=noisy)
+    again = FaceSequenceDataset(store, None, 24, seed=3, augment=noisy)
+    a, b, c = plain[0], augmented[0], again[0]
+    torch.testing.assert_close(a["vertices"], b["vertices"])
+    assert a["start_frame"] == b["start_frame"]
+    assert not torch.equal(a["audio"], b["audio"])
+    torch.testing.assert_close(b["audio"], c["audio"])  # reproducible
+    with pytest.raises(InputError, match="augment"):
+        FaceSequenceDataset(store, None, None, augment=noisy)

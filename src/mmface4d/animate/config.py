@@ -24,6 +24,7 @@ from typing import Any
 from mmface4d import __version__
 from mmface4d.animate.registry import default_model_config, get_model
 from mmface4d.atomic import atomic_path
+from mmface4d.audio.augment import AugmentConfig
 from mmface4d.errors import InputError
 
 DEFAULT_MODEL = "ours"
@@ -104,6 +105,9 @@ class TrainConfig:
     """The speech encoder."""
     data: DataConfig = field(default_factory=DataConfig)
     """Data loading."""
+    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(enabled=False))
+    """Speech augmentation of the training windows (off by default, as in the paper; on for
+    models meant to hear real speech after training on synthetic voices)."""
     optim: OptimConfig = field(default_factory=OptimConfig)
     """Optimiser."""
     train: LoopConfig = field(default_factory=LoopConfig)
@@ -331,3 +335,4 @@ def validate_config(config: TrainConfig) -> None:
     for key, ok, value in checks:
         if not ok:
             raise InputError(f"{key}: invalid value {value}")
+    config.augment.validate()

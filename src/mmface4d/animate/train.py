@@ -211,7 +211,9 @@ def _train(
 ) -> TrainResult:
     seed = config.train.seed
     require_split(store, config.data.split)
-    dataset = FaceSequenceDataset(store, config.data.split, config.data.window, seed)
+    dataset = FaceSequenceDataset(
+        store, config.data.split, config.data.window, seed, augment=config.augment
+    )
     counts = {r.num_vertices for r in dataset.records}
     if len(counts) != 1:
         raise InputError(f"{store.url}: sequences of several vertex counts {sorted(counts)}")

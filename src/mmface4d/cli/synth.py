@@ -21,6 +21,12 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     q.add_argument("--face-model", default="synth", help=SPEC_HELP)
     q.add_argument("--workers", type=int, help="parallel processes (default: all cores)")
     q.add_argument("--text-file", help="your sentences, one per line (optionally emotion<TAB>text)")
+    q.add_argument(
+        "--no-head-motion",
+        dest="head_motion",
+        action="store_false",
+        help="keep the head still (pose-free sequences for training animation models)",
+    )
     q.set_defaults(
         run=lambda a: print(
             corpus_mod.corpus(
@@ -32,6 +38,7 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
                 face_model=a.face_model,
                 workers=a.workers,
                 text_file=a.text_file,
+                head_motion=a.head_motion,
             )
         )
     )

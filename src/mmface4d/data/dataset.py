@@ -14,6 +14,13 @@ different window of the same sequence (the same window only when the sequence is
 frames long). With ``window=None`` items are whole sequences (use ``batch_size=1``) and the
 style reference is another whole sequence of the subject (or the same one).
 
+Augmentation (``augment``, training only, windows only): each item draws from its own
+generator ``default_rng([seed, epoch, index, 1])`` (so the windows are the same with and without
+it) a speed factor ``s``; the item then reads ``round(L * s)`` frames and their speech, plays the
+speech ``s`` times faster and resamples the frames in time to L (speech and motion stay in sync),
+then applies the waveform augmentation (:func:`mmface4d.audio.augment.augment`: pitch, reverb,
+noise, level).
+
 The store is opened lazily in each worker process: the dataset pickles to the store's URL.
 """
 
@@ -27,6 +34,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from mmface4d.audio.augment import AugmentConfig, augment, change_speed
+from mmface4d.audio.sync import frames_to_samples, resample_to_frames
 from mmface4d.data.manifest import SequenceRecord
 from mmface4d.data.splits import SPLIT_NAMES, load_splits
 from mmface4d.data.store import Store
@@ -69,6 +78,7 @@ class FaceSequenceDataset(Dataset):
         window: L frames per item, or None for whole sequences.
         seed: base seed of the window and style draws.
         storage_options: fsspec options when ``store`` is a URL.
+        augment: speech augmentation of the items (windows only), or None.
     """
 
     def __init__(
@@ -78,7 +88,13 @@ class FaceSequenceDataset(Dataset):
         window: int | None = 64,
         seed: int = 0,
         storage_options: dict | None = None,
+        augment: AugmentConfig | None = None,
     ):
+        if augment is not None:
+            if window is None:
+                raise InputError("augment: needs windows (window=None gives whole sequences)")
+            augment.validate()
+        self.augment = augment if augment is not None and augment.enabled else None
         self.store = store if isinstance(store, Store) else Store(store, storage_options)
         if window is not None and (
             isinstance(window, bool) or not isinstance(window, int) or window < 1
@@ -162,9 +178,14 @@ class FaceSequenceDataset(Dataset):
         length = record.num_frames if self.window is None else self.window
         style_length = style.num_frames if self.window is None else self.window
         read = self.store.read_window
+        if self.augment is None:
+            audio = self.store.read_audio_window(record.sequence_id, start, length)
+            vertices = read(record.sequence_id, start, length)
+        else:
+            audio, vertices, start = self._augmented(index, start)
         return FaceSample(
-            audio=torch.from_numpy(self.store.read_audio_window(record.sequence_id, start, length)),
-            vertices=torch.from_numpy(read(record.sequence_id, start, length)),
+            audio=torch.from_numpy(audio),
+            vertices=torch.from_numpy(vertices),
             template=self._template(record.subject),
             style_vertices=torch.from_numpy(read(style.sequence_id, style_start, style_length)),
             sequence_id=record.sequence_id,
@@ -176,3 +197,26 @@ class FaceSequenceDataset(Dataset):
             emotion=record.emotion or "",
             emotion_code=-1 if record.emotion_code is None else record.emotion_code,
         )
+
+    def _augmented(self, index: int, start: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """The augmented window of item ``index`` near ``start``: (audio (n,), vertices (L, V, 3),
+        the start frame actually read)."""
+        assert self.augment is not None and self.window is not None
+        record, length = self.records[index], self.window
+        rng = np.random.default_rng([self.seed, self.epoch, index, 1])
+        speed = self.augment.draw_speed(rng)
+        source_length = int(round(length * speed))
+        if source_length > record.num_frames:
+            speed, source_length = 1.0, length
+        start = min(start, record.num_frames - source_length)
+        audio = self.store.read_audio_window(record.sequence_id, start, source_length)
+        vertices = self.store.read_window(record.sequence_id, start, source_length)
+        if speed != 1.0:
+            count = frames_to_samples(length, record.fps, record.sample_rate)
+            audio = change_speed(audio, speed)[:count]
+            audio = np.pad(audio, (0, count - len(audio)))
+            flat = vertices.reshape(source_length, -1)
+            flat = resample_to_frames(flat, record.fps * speed, record.fps, length)
+            vertices = np.ascontiguousarray(flat.reshape(length, *vertices.shape[1:]))
+        audio = augment(audio, record.sample_rate, self.augment, rng)
+        return audio.astype(np.float32), vertices.astype(np.float32), start

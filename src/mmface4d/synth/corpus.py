@@ -23,7 +23,7 @@ import csv
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +61,10 @@ class CorpusConfig:
     """Face model spec."""
     emotion_intensity: float = 0.7
     """Intensity of emotional sentences."""
+    head_motion: bool = True
+    """Move the head (nods, sway) as MMFace4D's camera-frame captures do; False keeps the head
+    still, giving pose-free sequences like the registered meshes of VOCASET/BIWI (what the
+    animation models are trained on: they predict offsets from the template, not head pose)."""
     text_file: str | None = None
     """The user's sentences (one per line, optionally ``emotion<TAB>text``) instead of the
     built-in corpus; one language (``lang`` en or zh)."""
@@ -144,6 +148,9 @@ def render_recording(
                .integers(0, 2**31 - 1))  # fmt: skip
     intensity = config.emotion_intensity if job.emotion != "neutral" else 0.0
     perf = perform(phonemes, utt.audio, utt.sample_rate, subject, job.emotion, intensity, FPS, seed)
+    if not config.head_motion:
+        perf = replace(perf, head_rotation=np.zeros_like(perf.head_rotation),
+                       head_translation=np.zeros_like(perf.head_translation))  # fmt: skip
     verts = performance_vertices(model, subject, perf, camera_frame=True)
     paths = _recording_paths(folder, job.recording)
     folder.mkdir(parents=True, exist_ok=True)
@@ -191,6 +198,7 @@ def _check_config(out: Path, config: CorpusConfig) -> None:
     wanted = {**asdict(config)}
     if path.is_file():
         saved = json.loads(path.read_text()).get("config", {})
+        saved.setdefault("head_motion", True)  # corpora written before the option existed
         if saved != wanted:
             raise InputError(
                 f"{out}: holds a different corpus ({path} says {saved}); choose another folder"
@@ -212,6 +220,7 @@ def corpus(
     workers: int | None = None,
     progress: bool = True,
     text_file: str | Path | None = None,
+    head_motion: bool = True,
 ) -> Path:
     """Write a synthetic corpus (see the module doc); resumes an interrupted run.
 
@@ -225,6 +234,7 @@ def corpus(
         workers: parallel processes (default: the available cores).
         progress: show a progress bar.
         text_file: speak these sentences instead of the built-in ones (``lang`` en or zh).
+        head_motion: False for pose-free sequences (see :class:`CorpusConfig`).
 
     Returns:
         The manifest's path.
@@ -236,7 +246,9 @@ def corpus(
     if text_file is not None and lang == "both":
         raise InputError("--text-file holds one language: pass --lang en or --lang zh")
     own = str(Path(text_file).resolve()) if text_file else None
-    config = CorpusConfig(subjects, sentences, lang, seed, face_model, text_file=own)
+    config = CorpusConfig(
+        subjects, sentences, lang, seed, face_model, head_motion=head_motion, text_file=own
+    )
     plan_jobs(config)  # reads and checks the sentences before anything is written
     model = load_face_model(face_model)
     out = Path(output)

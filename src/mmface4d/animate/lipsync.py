@@ -1,0 +1,227 @@
+"""Does the mouth move with the speech? Speech/pause mouth-motion figures for any animation.
+
+A talking face should open and close its mouth with the syllables and rest in the pauses. On
+real speech there is no ground-truth mesh, so :func:`speech_pause_motion` measures this from
+the prediction and the audio alone:
+
+- **voice activity** per mesh frame: the RMS of the frame's speech (20 ms hops, the frame's
+  span) above ``threshold_db`` below the loudest hop; gaps shorter than ``min_pause_s`` inside
+  speech count as speech (stop closures, not pauses), and frames within ``guard_s`` of a
+  speech/pause boundary are left out of both sets (the mouth may legitimately still be closing);
+- **mouth opening** per frame: the mean distance between the three inner-lip landmark pairs of
+  the iBUG 68 scheme (61-67, 62-66, 63-65, 0-based), metres;
+- **mouth motion**: the absolute frame-to-frame change of the opening, metres per second.
+
+The headline is ``motion_ratio``: mean mouth motion during speech / during pauses (large when
+the mouth moves with the syllables and rests in pauses; about 1 when it ignores the speech).
+
+Shapes: T frames, V vertices, N audio samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mmface4d.atomic import atomic_path
+from mmface4d.audio.sync import frame_to_sample, frames_to_samples
+from mmface4d.errors import InputError
+
+#: Inner-lip landmark pairs (upper, lower) of the iBUG 68 scheme, 0-based.
+INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
+
+
+def mouth_opening(vertices: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Inner-lip opening per frame.
+
+    Args:
+        vertices: (T, V, 3) metres.
+        landmarks: (68,) vertex indices of the iBUG 68 landmarks.
+
+    Returns:
+        (T,) mean distance between the inner-lip landmark pairs, metres.
+    """
+    vertices = np.asarray(vertices, dtype=np.float64)
+    landmarks = np.asarray(landmarks)
+    if vertices.ndim != 3 or vertices.shape[2] != 3:
+        raise InputError(f"vertices: expected (T, V, 3), got {vertices.shape}")
+    if landmarks.shape != (68,):
+        raise InputError(f"landmarks: expected 68 vertex indices, got shape {landmarks.shape}")
+    upper = landmarks[[a for a, _ in INNER_LIP_PAIRS]]
+    lower = landmarks[[b for _, b in INNER_LIP_PAIRS]]
+    return np.linalg.norm(vertices[:, upper] - vertices[:, lower], axis=2).mean(axis=1)
+
+
+def voice_activity(
+    audio: np.ndarray,
+    sample_rate: int,
+    fps: float,
+    num_frames: int,
+    threshold_db: float = 35.0,
+    min_pause_s: float = 0.2,
+) -> np.ndarray:
+    """Speech (True) or pause (False) per mesh frame.
+
+    Args:
+        audio: (N,) mono speech.
+        sample_rate: Hz.
+        fps: mesh frame rate.
+        num_frames: T.
+        threshold_db: a frame is speech when its RMS is within this many dB of the loudest.
+        min_pause_s: shorter silent gaps between speech frames count as speech.
+
+    Returns:
+        (T,) bool.
+    """
+    audio = np.asarray(audio, dtype=np.float64)
+    if audio.ndim != 1 or audio.size == 0:
+        raise InputError(f"audio: expected non-empty (N,) samples, got shape {audio.shape}")
+    rms = np.empty(num_frames)
+    count = frames_to_samples(1, fps, sample_rate)
+    for t in range(num_frames):
+        start = frame_to_sample(t, fps, sample_rate)
+        chunk = audio[start : start + count]
+        rms[t] = np.sqrt(np.mean(chunk**2)) if chunk.size else 0.0
+    level = 20 * np.log10(np.maximum(rms, 1e-10))
+    active = level > level.max() - threshold_db
+    if not active.any():
+        return active
+    gap = max(1, int(round(min_pause_s * fps)))
+    first, last = np.flatnonzero(active)[[0, -1]]
+    t = first
+    while t <= last:  # fill short gaps strictly inside speech
+        if active[t]:
+            t += 1
+            continue
+        end = t
+        while not active[end]:
+            end += 1
+        if end - t < gap:
+            active[t:end] = True
+        t = end
+    return active
+
+
+@dataclass(frozen=True)
+class SpeechPauseMotion:
+    """Mouth behaviour in speech and in pauses (see the module doc).
+
+    Attributes:
+        speech_frames, pause_frames: frames counted in each set (boundary guards excluded).
+        speech_motion, pause_motion: mean |d opening / dt| in each set, metres per second.
+        motion_ratio: speech_motion / pause_motion (inf when the mouth is perfectly still in
+            pauses).
+        speech_opening, pause_opening: mean mouth opening in each set, metres.
+        opening_range: 95th minus 5th percentile of the opening over the clip, metres.
+    """
+
+    speech_frames: int
+    pause_frames: int
+    speech_motion: float
+    pause_motion: float
+    motion_ratio: float
+    speech_opening: float
+    pause_opening: float
+    opening_range: float
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        """JSON-ready values (an infinite ratio becomes None)."""
+        values = asdict(self)
+        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+                for k, v in values.items()}  # fmt: skip
+
+
+def speech_pause_motion(
+    vertices: np.ndarray,
+    landmarks: np.ndarray,
+    audio: np.ndarray,
+    sample_rate: int,
+    fps: float,
+    guard_s: float = 0.1,
+    threshold_db: float = 35.0,
+    min_pause_s: float = 0.2,
+) -> SpeechPauseMotion:
+    """Mouth motion during speech versus pauses of one animated clip.
+
+    Args:
+        vertices: (T, V, 3) the animation, metres.
+        landmarks: (68,) iBUG landmark vertex indices of its face model.
+        audio: (N,) the speech it was animated from.
+        sample_rate: Hz of ``audio``.
+        fps: frame rate of ``vertices``.
+        guard_s: frames this close to a speech/pause boundary are left out of both sets.
+        threshold_db, min_pause_s: see :func:`voice_activity`.
+
+    Raises:
+        InputError: the clip has no pause or no speech of at least one frame after the guards.
+    """
+    opening = mouth_opening(vertices, landmarks)
+    T = len(opening)
+    if T < 3:
+        raise InputError(f"vertices: need at least 3 frames, got {T}")
+    active = voice_activity(audio, sample_rate, fps, T, threshold_db, min_pause_s)
+    motion = np.abs(np.gradient(opening)) * fps
+    guard = int(round(guard_s * fps))
+    boundary = np.zeros(T, dtype=bool)
+    for t in np.flatnonzero(np.diff(active.astype(np.int8)) != 0):
+        boundary[max(0, t - guard + 1) : t + guard + 1] = True
+    speech, pause = active & ~boundary, ~active & ~boundary
+    if not speech.any() or not pause.any():
+        raise InputError(
+            f"audio: {int(speech.sum())} speech and {int(pause.sum())} pause frames after the "
+            f"{guard_s} s boundary guards; need some of each"
+        )
+    speech_motion, pause_motion = float(motion[speech].mean()), float(motion[pause].mean())
+    return SpeechPauseMotion(
+        speech_frames=int(speech.sum()),
+        pause_frames=int(pause.sum()),
+        speech_motion=speech_motion,
+        pause_motion=pause_motion,
+        motion_ratio=speech_motion / pause_motion if pause_motion > 0 else float("inf"),
+        speech_opening=float(opening[speech].mean()),
+        pause_opening=float(opening[pause].mean()),
+        opening_range=float(np.percentile(opening, 95) - np.percentile(opening, 5)),
+    )
+
+
+def plot_speech_pause(
+    path: str | Path,
+    vertices: np.ndarray,
+    landmarks: np.ndarray,
+    audio: np.ndarray,
+    sample_rate: int,
+    fps: float,
+    title: str = "",
+) -> Path:
+    """PNG: the waveform with pauses shaded, and the mouth opening (mm) over time.
+
+    Args: as :func:`speech_pause_motion`; ``path`` the PNG to write (atomically).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    opening = mouth_opening(vertices, landmarks) * 1000
+    T = len(opening)
+    active = voice_activity(audio, sample_rate, fps, T)
+    times = (np.arange(T) + 0.5) / fps
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 4), sharex=True)
+    audio = np.asarray(audio)
+    top.plot(np.arange(len(audio)) / sample_rate, audio, lw=0.3, color="0.3")
+    top.set_ylabel("speech")
+    bottom.plot(times, opening, color="tab:red")
+    bottom.set_ylabel("mouth opening (mm)")
+    bottom.set_xlabel("time (s)")
+    for axis in (top, bottom):
+        for t in np.flatnonzero(~active):
+            axis.axvspan(t / fps, (t + 1) / fps, color="tab:blue", alpha=0.12, lw=0)
+    top.set_title(title or "mouth opening; pauses shaded")
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
