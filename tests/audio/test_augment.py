@@ -342,3 +342,12 @@ def test_augment_input_errors() -> None:
         augment(audio, SR, AugmentConfig(), 42)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="sample_rate"):
         augment(audio, 0, AugmentConfig(), np.random.default_rng(0))
+
+
+def test_shift_pitch_handles_every_length() -> None:
+    # regression: float arange overshooting its stop indexed past the last STFT frame
+    rng = np.random.default_rng(0)
+    for n in range(16_000, 17_200, 37):
+        for semitones in (-1.3, 2.2):
+            out = shift_pitch(0.1 * rng.standard_normal(n).astype(np.float32), 16_000, semitones)
+            assert out.shape == (n,)

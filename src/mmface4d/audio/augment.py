@@ -173,6 +173,7 @@ def _time_stretch(samples: np.ndarray, stretch: float, n_fft: int) -> np.ndarray
     bins = np.arange(spectra.shape[1])
     expected_advance = 2.0 * np.pi * hop * bins / n_fft
     steps = np.arange(0.0, num_frames, 1.0 / stretch)  # fractional analysis frame per output
+    steps = steps[steps < num_frames]  # float arange may overshoot its stop
     out_frames = np.empty((len(steps), n_fft))
     synth_phase = phase[0].copy()
     for m, step in enumerate(steps):
