@@ -33,7 +33,10 @@ from mmface4d.animate.model import Ours, OursConfig, reconstruction_loss
 from mmface4d.errors import InputError
 
 #: Modules that register further models when imported (one per line; the baselines go here).
-MODEL_MODULES: tuple[str, ...] = ()
+MODEL_MODULES: tuple[str, ...] = (
+    "mmface4d.animate.faceformer",
+    "mmface4d.animate.meshtalk",
+)
 
 
 @dataclass
