@@ -27,7 +27,10 @@ def tiny_store(tmp_path_factory) -> Path:
     """Packed store of 6 synthetic sequences (60-124 frames, V = 10794), split 2 train / 1 test
     subjects."""
     root = tmp_path_factory.mktemp("animate_store")
-    corpus(root / "corpus", subjects=3, sentences=2, lang="en", seed=0, workers=1, progress=False)
+    corpus(
+        root / "corpus", subjects=3, sentences=2, lang="en", seed=0, workers=1, progress=False,
+        head_motion=False,
+    )  # fmt: skip
     pack(root / "corpus", root / "store", workers=1)
     split(root / "store", seed=0, test_fraction=0.34)
     return root / "store"

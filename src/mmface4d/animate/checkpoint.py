@@ -238,13 +238,27 @@ def load_run(run: str | Path, device: str | torch.device = "cpu") -> TrainedRun:
     if path is None:
         raise InputError(f"{run}: no {FINAL_NAME} or {CHECKPOINT_NAME} (train it first)")
     state = load_checkpoint(path)
-    config = config_from_dict(state["config"], str(path))
-    pipeline = build_pipeline(config, int(state["num_vertices"]))
-    pipeline.model.load_state_dict(state["model"])
-    if state.get("encoder") is not None:
-        pipeline.encoder.load_state_dict(state["encoder"])
+    config, pipeline = pipeline_from_state(state, path)
     pipeline.to(device).eval()
     return TrainedRun(run, path, int(state["step"]), config, pipeline)
+
+
+def pipeline_from_state(state: dict[str, Any], source: Path) -> tuple[TrainConfig, SpeechToFace]:
+    """The configuration and the float32 CPU pipeline of a loaded checkpoint (any float dtype of
+    the stored weights: shipped models keep them in float16)."""
+    config = config_from_dict(state["config"], str(source))
+    pipeline = build_pipeline(config, int(state["num_vertices"]))
+    try:
+        pipeline.model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                        for k, v in state["model"].items()})  # fmt: skip
+        if state.get("encoder") is not None:
+            pipeline.encoder.load_state_dict(state["encoder"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(
+            f"{source}: weights do not fit the saved configuration ({first})"
+        ) from None
+    return config, pipeline
 
 
 def final_state(pipeline: SpeechToFace, config: TrainConfig, step: int) -> dict[str, Any]:

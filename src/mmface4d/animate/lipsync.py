@@ -215,9 +215,10 @@ def plot_speech_pause(
     bottom.plot(times, opening, color="tab:red")
     bottom.set_ylabel("mouth opening (mm)")
     bottom.set_xlabel("time (s)")
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], (~active).astype(np.int8), [0]])))
     for axis in (top, bottom):
-        for t in np.flatnonzero(~active):
-            axis.axvspan(t / fps, (t + 1) / fps, color="tab:blue", alpha=0.12, lw=0)
+        for first, stop in zip(edges[::2], edges[1::2], strict=True):  # runs of pause frames
+            axis.axvspan(first / fps, stop / fps, color="tab:blue", alpha=0.12, lw=0)
     top.set_title(title or "mouth opening; pauses shaded")
     fig.tight_layout()
     path = Path(path)

@@ -211,8 +211,6 @@ def video(
     """
     from mmface4d.audio.io import load_audio
     from mmface4d.data.sequence import load_sequence
-    from mmface4d.render.camera import frame_mesh
-    from mmface4d.render.shade import render_preview
 
     width, height = size
     if width <= 0 or height <= 0 or width % 2 or height % 2:
@@ -227,18 +225,58 @@ def video(
                 f"{audio}: lasts {seconds:.2f} s but the sequence lasts {seq.duration_s:.2f} s "
                 f"({seq.num_frames} frames at {seq.fps:g} fps); check --fps"
             )
-    verts = torch.as_tensor(seq.in_model_frame())
+    return render_video(
+        seq.in_model_frame(), seq.faces, seq.fps, output, speech, colors=seq.colors,
+        size=size, view=view, progress=progress, batch=batch, supersample=supersample,
+    )  # fmt: skip
+
+
+def render_video(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    fps: float,
+    output: str | Path,
+    audio: np.ndarray | None = None,
+    sample_rate: int = 16000,
+    colors: np.ndarray | None = None,
+    size: tuple[int, int] = (512, 512),
+    view: str = "front",
+    progress: bool = True,
+    batch: int = 8,
+    supersample: int = 1,
+) -> VideoInfo:
+    """Render an animation (arrays) to a verified MP4 with its speech.
+
+    Args:
+        vertices: (T, V, 3) face-model-frame vertices (y up), metres.
+        faces: (F, 3) triangles.
+        fps: frame rate.
+        output: the ``.mp4`` path (written atomically).
+        audio: (N,) mono speech at ``sample_rate``, or None for a silent video.
+        colors: (V, 3) albedo in [0, 1], or None for a neutral skin tone.
+        size, view, progress, batch, supersample: as :func:`video`.
+    """
+    from mmface4d.render.camera import frame_mesh
+    from mmface4d.render.shade import render_preview
+
+    width, height = size
+    if width <= 0 or height <= 0 or width % 2 or height % 2:
+        raise InputError(f"--size {width}x{height}: expected positive even width and height")
+    verts = torch.as_tensor(np.asarray(vertices, dtype=np.float32))
+    if verts.dim() != 3 or verts.shape[0] == 0 or verts.shape[2] != 3:
+        raise InputError(f"vertices: expected (T, V, 3) with T >= 1, got {tuple(verts.shape)}")
     camera = frame_mesh(verts.mean(0), view=view, width=width, height=height)
-    colors = seq.colors if seq.colors is not None else np.tile(SKIN, (verts.shape[1], 1))
+    colors = colors if colors is not None else np.tile(SKIN, (verts.shape[1], 1))
+    count = int(verts.shape[0])
 
     def frames() -> Iterator[np.ndarray]:
-        with tqdm(total=seq.num_frames, desc="render", unit="frame", disable=not progress) as bar:
-            for start in range(0, seq.num_frames, batch):
+        with tqdm(total=count, desc="render", unit="frame", disable=not progress) as bar:
+            for start in range(0, count, batch):
                 images = render_preview(
-                    verts[start : start + batch], seq.faces, colors=colors, camera=camera,
+                    verts[start : start + batch], faces, colors=colors, camera=camera,
                     width=width, height=height, supersample=supersample,
                 )  # fmt: skip
                 yield from images
                 bar.update(len(images))
 
-    return encode_video(frames(), output, seq.fps, seq.num_frames, speech, 16000)
+    return encode_video(frames(), output, fps, count, audio, sample_rate)

@@ -1,0 +1,408 @@
+"""Speech in, face animation out: a trained model ready for inference (``mmface4d.animate``).
+
+An :class:`Animator` wraps a trained speech-to-face pipeline with what inference needs besides
+the weights: the face model (triangles, ARKit basis, built-in subjects), the coordinate frame the
+model was trained in, and built-in speaking styles. It loads from
+
+- ``"default"``: the model shipped in the package (``mmface4d/assets/default_animator.pt``),
+  trained on the synthetic corpus (see ``benchmarks/table2/README.md`` for the command);
+- a packaged animator file written by :func:`mmface4d.animate.packaging.package_animator`;
+- a run folder of ``mmface4d train`` (or its ``final.pt``): give the face model spec, since a
+  run does not record it.
+
+Frames: results are always in the face model's frame (x the subject's left, y up, z out of the
+face, metres), whatever the training data used; a model trained on MMFace4D-convention data
+(the centre camera's OpenCV axes) gets its templates and styles converted in and its output
+converted back.
+
+Long speech is animated in overlapping windows (default 20 s with 1 s of overlap) joined by a
+linear cross-fade, so memory stays bounded by the window, not the input.
+
+Shapes: T frames, V vertices, N audio samples, T_s style frames.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from mmface4d import __version__
+from mmface4d.animate.checkpoint import (
+    CHECKPOINT_FORMAT,
+    FINAL_NAME,
+    SpeechToFace,
+    load_checkpoint,
+    load_run,
+    pipeline_from_state,
+)
+from mmface4d.audio.sync import frame_to_sample
+from mmface4d.errors import InputError
+from mmface4d.facemodel.model import FaceModel
+
+ANIMATOR_FORMAT = "mmface4d-animator"
+DEFAULT_MODEL = "default"
+FRAMES = ("model", "camera")
+SAMPLE_RATE = 16_000
+
+
+def default_model_path() -> Path:
+    """The shipped model file inside the installed package."""
+    return Path(str(resources.files("mmface4d") / "assets" / "default_animator.pt"))
+
+
+@dataclass(frozen=True)
+class BuiltinStyle:
+    """A speaking style shipped with a model: one training recording, stored compactly as face
+    model coefficients (the mesh frames are rebuilt from the face model).
+
+    Attributes:
+        identity: (K_id,) identity coefficients of the subject.
+        expression: (T_s, K_exp) expression weights per frame.
+        fps: frame rate of ``expression``.
+        source: the recording it comes from (e.g. ``S001/210003``).
+        emotion: the recording's emotion name.
+    """
+
+    identity: np.ndarray
+    expression: np.ndarray
+    fps: float
+    source: str
+    emotion: str = "neutral"
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "identity": torch.as_tensor(self.identity, dtype=torch.float32),
+            "expression": torch.as_tensor(self.expression, dtype=torch.float16),
+            "fps": float(self.fps), "source": self.source, "emotion": self.emotion,
+        }  # fmt: skip
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> BuiltinStyle:
+        return cls(
+            identity=state["identity"].float().numpy(),
+            expression=state["expression"].float().numpy(),
+            fps=float(state["fps"]), source=str(state["source"]),
+            emotion=str(state.get("emotion", "neutral")),
+        )  # fmt: skip
+
+
+@dataclass
+class AnimationResult:
+    """One animated clip, in the face model's frame.
+
+    Attributes:
+        vertices: (T, V, 3) float32 metres.
+        faces: (F, 3) int64 triangles.
+        fps: frame rate.
+        audio: (N,) float32 16 kHz mono speech it was animated from.
+        sample_rate: 16000.
+        template: (V, 3) the neutral face that was animated.
+        colors: (V, 3) albedo in [0, 1] for rendering, or None.
+        face_model: the face model (None when the animator has none).
+        metadata: model, style, subject, version, timings.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    fps: float
+    audio: np.ndarray
+    sample_rate: int
+    template: np.ndarray
+    colors: np.ndarray | None = None
+    face_model: FaceModel | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.vertices.shape[0])
+
+    @property
+    def duration_s(self) -> float:
+        return self.num_frames / self.fps
+
+
+def to_camera_frame(vertices: np.ndarray, distance: float) -> np.ndarray:
+    """Face model frame -> MMFace4D centre-camera frame (y and z flip, z shifts by
+    ``distance``)."""
+    out = np.asarray(vertices, dtype=np.float32) * np.array([1.0, -1.0, -1.0], dtype=np.float32)
+    out[..., 2] += distance
+    return out
+
+
+def from_camera_frame(vertices: np.ndarray, distance: float) -> np.ndarray:
+    """Inverse of :func:`to_camera_frame`."""
+    out = np.array(vertices, dtype=np.float32)
+    out[..., 2] -= distance
+    return out * np.array([1.0, -1.0, -1.0], dtype=np.float32)
+
+
+class Animator:
+    """A trained model plus what inference needs (see the module doc).
+
+    Args:
+        pipeline: encoder + model (eval mode).
+        name: where it came from (for metadata).
+        face_model: the model's face model, or None.
+        frame: ``model`` or ``camera`` (the frame of its training data).
+        camera_distance: metres from the camera to the face for ``camera``.
+        fps: the mesh frame rate it produces.
+        styles: built-in style id -> :class:`BuiltinStyle`.
+        info: free facts stored with a packaged model (training command, metrics).
+    """
+
+    def __init__(
+        self,
+        pipeline: SpeechToFace,
+        name: str,
+        face_model: FaceModel | None = None,
+        frame: str = "model",
+        camera_distance: float = 0.0,
+        fps: float = 30.0,
+        styles: dict[str, BuiltinStyle] | None = None,
+        info: dict[str, Any] | None = None,
+    ):
+        if frame not in FRAMES:
+            raise InputError(f"frame: expected one of {FRAMES}, found {frame!r}")
+        self.pipeline = pipeline.eval()
+        self.name = name
+        self.face_model = face_model
+        self.frame = frame
+        self.camera_distance = float(camera_distance)
+        self.fps = float(fps)
+        self.styles = dict(styles or {})
+        self.info = dict(info or {})
+        if face_model is not None and face_model.num_vertices != self.num_vertices:
+            raise InputError(
+                f"face model {face_model.name} has {face_model.num_vertices} vertices, the "
+                f"model {name} animates {self.num_vertices}"
+            )
+
+    @property
+    def num_vertices(self) -> int:
+        return self.pipeline.model.num_vertices
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.pipeline.model.parameters()).device
+
+    @property
+    def default_style(self) -> str | None:
+        return next(iter(self.styles), None)
+
+    # ------------------------------------------------------------------ frames
+
+    def _into_model_data(self, vertices: np.ndarray) -> np.ndarray:
+        if self.frame == "camera":
+            return to_camera_frame(vertices, self.camera_distance)
+        return np.asarray(vertices, dtype=np.float32)
+
+    def _out_of_model_data(self, vertices: np.ndarray) -> np.ndarray:
+        if self.frame == "camera":
+            return from_camera_frame(vertices, self.camera_distance)
+        return np.asarray(vertices, dtype=np.float32)
+
+    # ------------------------------------------------------------------ inputs
+
+    def subject_template(self, subject: str | None) -> np.ndarray:
+        """(V, 3) neutral face of a built-in subject (a style id), or the face model's mean."""
+        model = self._require_face_model("a built-in subject")
+        if subject is None:
+            return model.mean.copy()
+        match = [k for k, v in self.styles.items() if k == subject or k.startswith(f"{subject}-")]
+        if not match:
+            subjects = sorted({k.split("-")[0] for k in self.styles}) or ["none"]
+            raise InputError(f"subject {subject!r}: unknown; model {self.name} has "
+                             f"{', '.join(subjects)}")  # fmt: skip
+        style = self.styles[match[0]]
+        with torch.no_grad():
+            identity = torch.as_tensor(style.identity[: model.identity_dims])[None]
+            return model.vertices(identity).numpy()[0]
+
+    def style_reference(self, style: str | np.ndarray | None) -> np.ndarray:
+        """(T_s, V, 3) style reference in the face model's frame: a built-in style id (default
+        the first), or the frames themselves."""
+        if isinstance(style, np.ndarray):
+            reference = np.asarray(style, dtype=np.float32)
+            if reference.ndim != 3 or reference.shape[1:] != (self.num_vertices, 3):
+                raise InputError(
+                    f"style reference: expected (T_s, {self.num_vertices}, 3) frames, got "
+                    f"{reference.shape}"
+                )
+            return reference
+        if style is None:
+            style = self.default_style
+            if style is None:
+                raise InputError(
+                    f"model {self.name} ships no built-in style; pass --style REF (a reference "
+                    "sequence of the speaker, NPZ or .nut)"
+                )
+        chosen = self._style(style)
+        model = self._require_face_model("a built-in style")
+        with torch.no_grad():
+            identity = torch.as_tensor(chosen.identity[: model.identity_dims])
+            expression = torch.as_tensor(chosen.expression[:, : model.expression_dims])
+            return model.vertices(identity.expand(len(expression), -1), expression).numpy()
+
+    def _style(self, name: str) -> BuiltinStyle:
+        if name not in self.styles:
+            known = ", ".join(self.styles) or "none"
+            raise InputError(f"style {name!r}: unknown; model {self.name} has {known}")
+        return self.styles[name]
+
+    def _require_face_model(self, what: str) -> FaceModel:
+        if self.face_model is None:
+            raise InputError(
+                f"model {self.name} has no face model for {what}; pass --face-model SPEC or a "
+                "--template mesh"
+            )
+        return self.face_model
+
+    # ------------------------------------------------------------------ inference
+
+    @torch.no_grad()
+    def synthesise(
+        self,
+        audio: np.ndarray,
+        template: np.ndarray,
+        reference: np.ndarray,
+        window_s: float = 20.0,
+        overlap_s: float = 1.0,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Animate speech, in overlapping windows for long inputs.
+
+        Args:
+            audio: (N,) 16 kHz mono speech.
+            template: (V, 3) neutral face, face model frame.
+            reference: (T_s, V, 3) style reference, face model frame.
+            window_s: longest stretch synthesised in one pass, seconds.
+            overlap_s: overlap of consecutive windows, cross-faded linearly.
+            progress: show a progress bar over windows.
+
+        Returns:
+            (T, V, 3) float32 vertices, face model frame, T = round(N * fps / 16000).
+        """
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.ndim != 1 or audio.size == 0:
+            raise InputError(f"audio: expected non-empty (N,) samples, got shape {audio.shape}")
+        V = self.num_vertices
+        if np.shape(template) != (V, 3):
+            raise InputError(f"template: expected ({V}, 3), got {np.shape(template)}")
+        if not 0 <= overlap_s < window_s:
+            raise InputError(f"overlap_s: expected 0 <= overlap < window ({window_s}), found "
+                             f"{overlap_s}")  # fmt: skip
+        fps = self.fps
+        total = max(1, int(round(audio.size * fps / SAMPLE_RATE)))
+        window = max(1, int(round(window_s * fps)))
+        overlap = int(round(overlap_s * fps))
+        starts = list(range(0, max(1, total - overlap), window - overlap))
+        device = self.device
+        tpl = torch.as_tensor(self._into_model_data(template), device=device)[None]
+        ref = torch.as_tensor(self._into_model_data(reference), device=device)[None]
+        out = np.zeros((total, V, 3), dtype=np.float32)
+        weight = np.zeros(total, dtype=np.float32)
+        for start in tqdm(starts, desc="animate", unit="window", disable=not progress):
+            stop = min(total, start + window)
+            first = frame_to_sample(start, fps, SAMPLE_RATE)
+            last = frame_to_sample(stop, fps, SAMPLE_RATE) if stop < total else audio.size
+            chunk = torch.as_tensor(audio[first:last], device=device)[None]
+            if chunk.shape[1] == 0:
+                continue
+            pred = self.pipeline(chunk, fps, stop - start, tpl, ref)[0].cpu().numpy()
+            ramp = np.ones(stop - start, dtype=np.float32)
+            if start > 0 and overlap:
+                ramp[:overlap] = (np.arange(overlap) + 0.5) / overlap
+            if stop < total and overlap:
+                ramp[-overlap:] = np.minimum(ramp[-overlap:], (np.arange(overlap)[::-1] + 0.5)
+                                             / overlap)  # fmt: skip
+            out[start:stop] += pred * ramp[:, None, None]
+            weight[start:stop] += ramp
+        out /= np.maximum(weight, 1e-8)[:, None, None]
+        return self._out_of_model_data(out)
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(
+        cls,
+        model: str | os.PathLike[str] = DEFAULT_MODEL,
+        face_model: str | None = None,
+        device: str | torch.device = "cpu",
+    ) -> Animator:
+        """Load the shipped model, a packaged animator file, or a training run.
+
+        Args:
+            model: ``default``, an animator ``.pt``, a run folder or its ``final.pt``.
+            face_model: face model spec overriding the packaged one (required for a run
+                folder to write meshes, unless a template mesh is given).
+            device: where to run.
+        """
+        from mmface4d.facemodel.sources import load_face_model
+
+        path = default_model_path() if str(model) == DEFAULT_MODEL else Path(model)
+        if str(model) == DEFAULT_MODEL and not path.is_file():
+            raise InputError(
+                f"{path}: the shipped model is missing from this installation; reinstall "
+                "mmface4d or pass --model"
+            )
+        if path.is_dir():
+            run = load_run(path, device)
+            faces = load_face_model(face_model) if face_model else None
+            return cls(run.pipeline, str(path), faces)
+        state = _load_state(path)
+        _, pipeline = pipeline_from_state(state, path)
+        pipeline.to(device)
+        if state["format"] == CHECKPOINT_FORMAT:
+            return cls(pipeline, str(path), load_face_model(face_model) if face_model else None)
+        styles = {k: BuiltinStyle.from_state(v) for k, v in state["styles"].items()}
+        return cls(
+            pipeline,
+            "default" if str(model) == DEFAULT_MODEL else str(path),
+            load_face_model(face_model or state["face_model"]),
+            frame=state["frame"],
+            camera_distance=state["camera_distance"],
+            fps=state["fps"],
+            styles=styles,
+            info=state.get("info", {}),
+        )
+
+
+def _load_state(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise InputError(f"{path}: no such model file or run folder")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
+        raise InputError(f"{path}: not a readable model file ({type(exc).__name__})") from None
+    if isinstance(state, dict) and state.get("format") == ANIMATOR_FORMAT:
+        missing = [k for k in ("config", "model", "num_vertices", "styles", "face_model",
+                               "frame", "camera_distance", "fps") if k not in state]  # fmt: skip
+        if missing:
+            raise InputError(f"{path}: animator file lacks {missing}")
+        return state
+    if path.name == FINAL_NAME or (isinstance(state, dict) and state.get("format")):
+        return load_checkpoint(path)
+    raise InputError(f"{path}: not an mmface4d model (expected an animator or a checkpoint)")
+
+
+def animator_state(
+    animator: Animator, step: int, config: dict[str, Any], face_model_spec: str
+) -> dict[str, Any]:
+    """What a packaged animator file holds (weights in float16)."""
+    weights = {k: v.half() if v.is_floating_point() else v
+               for k, v in animator.pipeline.model.state_dict().items()}  # fmt: skip
+    return {
+        "format": ANIMATOR_FORMAT, "version": __version__, "step": step, "config": config,
+        "model": weights, "encoder": None, "num_vertices": animator.num_vertices,
+        "audio_dim": animator.pipeline.model.audio_dim, "face_model": face_model_spec,
+        "frame": animator.frame, "camera_distance": animator.camera_distance,
+        "fps": animator.fps, "styles": {k: v.to_state() for k, v in animator.styles.items()},
+        "info": animator.info,
+    }  # fmt: skip

@@ -1,0 +1,243 @@
+"""``mmface4d.animate(...)``: speech (a file, samples, or text) to an :class:`AnimationResult`.
+
+The function returns arrays; writing files is :func:`mmface4d.animate.outputs.write_animation`
+(the ``mmface4d animate`` verb does both).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mmface4d import __version__
+from mmface4d.animate.animator import DEFAULT_MODEL, SAMPLE_RATE, AnimationResult, Animator
+from mmface4d.errors import InputError
+
+#: Longest speech animated in one call (the result is held in memory: ~4.7 GB per hour of
+#: 10,794-vertex frames); split longer recordings.
+MAX_SECONDS = 1800.0
+#: Peak level (dBFS) below which audio counts as silent.
+SILENCE_DBFS = -60.0
+_ANIMATORS: dict[tuple[str, str | None, str], Animator] = {}
+
+
+def load_animator(
+    model: str | os.PathLike[str] = DEFAULT_MODEL,
+    face_model: str | None = None,
+    device: str = "cpu",
+) -> Animator:
+    """:meth:`Animator.load`, cached per (model, face model, device) for repeated calls."""
+    key = (str(model), face_model, str(device))
+    if key not in _ANIMATORS:
+        _ANIMATORS[key] = Animator.load(model, face_model, device)
+    return _ANIMATORS[key]
+
+
+def speech_samples(
+    audio: str | os.PathLike[str] | np.ndarray | None,
+    sample_rate: int | None = None,
+    text: str | None = None,
+    lang: str = "en",
+) -> tuple[np.ndarray, str]:
+    """(N,) float32 16 kHz mono speech from a file, samples or text, and a name for outputs.
+
+    Args:
+        audio: a file PyAV reads (wav, flac, mp3, m4a, ...), or (N,) / (N, C) samples.
+        sample_rate: rate of ``audio`` samples (required for arrays).
+        text: speak this with the synthetic voice instead (``audio`` must be None).
+        lang: ``en`` or ``zh`` for ``text``.
+    """
+    from scipy.signal import resample_poly
+
+    from mmface4d.audio.io import load_audio
+
+    if (audio is None) == (text is None):
+        raise InputError("give either an audio file (or samples) or --text, not both or neither")
+    if text is not None:
+        from mmface4d.synth.speech import EspeakEngine
+
+        utterance = EspeakEngine(sample_rate=SAMPLE_RATE).synthesize(text, lang)
+        return np.asarray(utterance.audio, dtype=np.float32), "speech"
+    if isinstance(audio, np.ndarray):
+        if sample_rate is None or sample_rate <= 0:
+            raise InputError("sample_rate: required (a positive integer) for audio samples")
+        samples = np.asarray(audio, dtype=np.float32)
+        if samples.ndim == 2:
+            samples = samples.mean(axis=1)  # (N, C) -> mono
+        if samples.ndim != 1:
+            raise InputError(f"audio: expected (N,) or (N, C) samples, got shape {audio.shape}")
+        if int(sample_rate) != SAMPLE_RATE and samples.size:
+            g = np.gcd(int(sample_rate), SAMPLE_RATE)
+            samples = resample_poly(samples, SAMPLE_RATE // g, int(sample_rate) // g)
+        return samples.astype(np.float32), "speech"
+    path = Path(audio)
+    return load_audio(path, SAMPLE_RATE), path.stem
+
+
+def _check_speech(samples: np.ndarray, source: str, max_seconds: float) -> None:
+    seconds = samples.size / SAMPLE_RATE
+    if samples.size < SAMPLE_RATE // 10:
+        raise InputError(f"{source}: {seconds:.3f} s of audio; expected at least 0.1 s of speech")
+    if not np.isfinite(samples).all():
+        raise InputError(f"{source}: audio holds NaN or infinite samples")
+    peak = float(np.abs(samples).max())
+    if peak <= 10 ** (SILENCE_DBFS / 20):
+        raise InputError(f"{source}: the audio is silent (peak below {SILENCE_DBFS:g} dBFS)")
+    if seconds > max_seconds:
+        raise InputError(f"{source}: {seconds:.0f} s of audio, more than max_seconds="
+                         f"{max_seconds:g}; split it or raise the limit")  # fmt: skip
+
+
+def load_template(path: str | os.PathLike[str], num_vertices: int) -> np.ndarray:
+    """(V, 3) neutral face from a PLY/OBJ mesh or an NPZ (``template`` or ``vertices``, (V, 3)
+    or its first frame), in the face model's frame (y up, metres)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: template mesh not found")
+    if path.suffix.lower() == ".npz":
+        data = np.load(path, allow_pickle=False)
+        key = next((k for k in ("template", "vertices") if k in data), None)
+        if key is None:
+            raise InputError(f"{path}: expected an array 'template' or 'vertices'")
+        vertices = np.asarray(data[key], dtype=np.float32)
+        vertices = vertices[0] if vertices.ndim == 3 else vertices
+    elif path.suffix.lower() in (".ply", ".obj"):
+        import trimesh
+
+        try:
+            mesh = trimesh.load(path, process=False, force="mesh")
+        except Exception as exc:  # noqa: BLE001 - trimesh raises many types for bad files
+            raise InputError(f"{path}: not a readable mesh ({type(exc).__name__})") from None
+        vertices = np.asarray(mesh.vertices, dtype=np.float32)
+    else:
+        raise InputError(f"{path}: expected a .ply, .obj or .npz template")
+    if vertices.shape != (num_vertices, 3):
+        raise InputError(f"{path}: {vertices.shape[0]} vertices, the model animates "
+                         f"{num_vertices} (give a mesh in the model's topology)")  # fmt: skip
+    return vertices
+
+
+def load_style(style: str, animator: Animator) -> tuple[np.ndarray, str]:
+    """(T_s, V, 3) style reference (face model frame) and its label: a built-in style id, or an
+    NPZ / ``.nut`` reference sequence of the speaker."""
+    from mmface4d.data.nut import decode_nut
+
+    if style in animator.styles:
+        return animator.style_reference(style), style
+    path = Path(style)
+    if path.suffix == ".npz":
+        if not path.is_file():
+            raise InputError(f"--style {path}: file not found")
+        data = np.load(path, allow_pickle=False)
+        if "vertices" not in data:
+            raise InputError(f"--style {path}: expected an array 'vertices' (T_s, V, 3)")
+        frames = np.asarray(data["vertices"], dtype=np.float32)
+        if "frame" in data and str(data["frame"]) == "camera":
+            frames = frames * np.array([1.0, -1.0, -1.0], dtype=np.float32)
+        return animator.style_reference(frames), str(path)
+    if Path(f"{style}_0.nut").is_file():  # MMFace4D convention: centre-camera frame
+        frames = decode_nut(style, animator.num_vertices)
+        return animator.style_reference(frames * np.array([1.0, -1.0, -1.0], np.float32)), style
+    known = ", ".join(animator.styles) or "none"
+    raise InputError(f"--style {style!r}: not a built-in style ({known}), an .npz or a .nut "
+                     "prefix")  # fmt: skip
+
+
+def animate(
+    audio: str | os.PathLike[str] | np.ndarray | None = None,
+    *,
+    sample_rate: int | None = None,
+    text: str | None = None,
+    lang: str = "en",
+    model: str | os.PathLike[str] = DEFAULT_MODEL,
+    style: str | None = None,
+    emotion: str | None = None,
+    subject: str | None = None,
+    template: str | os.PathLike[str] | np.ndarray | None = None,
+    face_model: str | None = None,
+    device: str = "cpu",
+    window_s: float = 20.0,
+    max_seconds: float = MAX_SECONDS,
+    progress: bool = False,
+) -> AnimationResult:
+    """Animate speech with a trained model.
+
+    Args:
+        audio: speech file or (N,) / (N, C) samples (give ``sample_rate``); or None with ``text``.
+        sample_rate: rate of ``audio`` samples.
+        text: say this with the synthetic voice instead of ``audio``.
+        lang: ``en`` or ``zh`` for ``text``.
+        model: ``default`` (shipped), an animator ``.pt``, or a training run folder.
+        style: built-in style id (see ``Animator.styles``) or a reference sequence file; default
+            the model's first built-in style.
+        emotion: pick the built-in style of ``subject`` (or of the default style's subject)
+            with this emotion (``happy``, ``sad``, ...); the model's emotion comes from its style
+            reference, as in MMFace4D.
+        subject: built-in subject whose neutral face is animated (default the face model's
+            mean face).
+        template: a neutral mesh (PLY/OBJ/NPZ path, or (V, 3) array) in the model's topology;
+            overrides ``subject``.
+        face_model: face model spec overriding the model's (needed for run folders).
+        device: ``cpu`` or ``cuda``.
+        window_s: longest stretch synthesised in one pass (longer speech is windowed).
+        max_seconds: refuse longer speech (the result is held in memory).
+        progress: show progress bars.
+
+    Returns:
+        An :class:`AnimationResult` in the face model's frame.
+    """
+    started = time.perf_counter()
+    samples, name = speech_samples(audio, sample_rate, text, lang)
+    source = str(audio) if isinstance(audio, str | os.PathLike) else ("text" if text else "audio")
+    _check_speech(samples, source, max_seconds)
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: CUDA is not available on this machine")
+    animator = load_animator(model, face_model, device)
+    if template is None:
+        neutral = animator.subject_template(subject)
+    elif isinstance(template, np.ndarray):
+        neutral = np.asarray(template, dtype=np.float32)
+        if neutral.shape != (animator.num_vertices, 3):
+            raise InputError(
+                f"template: expected ({animator.num_vertices}, 3), got {neutral.shape}"
+            )
+    else:
+        neutral = load_template(template, animator.num_vertices)
+    if emotion is not None:
+        if style is not None:
+            raise InputError("give --style or --emotion, not both")
+        base = subject or str(animator.default_style).split("-")[0]
+        style = base if emotion == "neutral" else f"{base}-{emotion}"
+        if style not in animator.styles:
+            have = sorted(v.emotion for k, v in animator.styles.items() if k.split("-")[0] == base)
+            raise InputError(f"--emotion {emotion}: model {animator.name} has no {emotion} style "
+                             f"for {base} (it has {', '.join(have) or 'none'})")  # fmt: skip
+    if style is None:
+        reference, style_label = animator.style_reference(None), str(animator.default_style)
+    else:
+        reference, style_label = load_style(style, animator)
+    vertices = animator.synthesise(samples, neutral, reference, window_s=window_s,
+                                   progress=progress)  # fmt: skip
+    fm = animator.face_model
+    colors = None
+    if fm is not None:
+        colors = np.clip(fm.albedo_mean, 0.0, 1.0)
+    faces = fm.faces if fm is not None else np.zeros((0, 3), dtype=np.int64)
+    if fm is None and isinstance(template, str | os.PathLike) and Path(template).suffix != ".npz":
+        import trimesh
+
+        faces = np.asarray(trimesh.load(template, process=False, force="mesh").faces, np.int64)
+    return AnimationResult(
+        vertices=vertices, faces=faces, fps=animator.fps, audio=samples,
+        sample_rate=SAMPLE_RATE, template=neutral, colors=colors, face_model=fm,
+        metadata={
+            "name": name, "model": animator.name, "style": style_label,
+            "subject": subject, "template": None if template is None else str(template)
+            if not isinstance(template, np.ndarray) else "array",
+            "mmface4d_version": __version__, "seconds": time.perf_counter() - started,
+        },
+    )  # fmt: skip

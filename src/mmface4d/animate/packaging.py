@@ -1,0 +1,121 @@
+"""Package a trained run as a self-contained animator file (how the shipped default is made).
+
+The file (:data:`~mmface4d.animate.animator.ANIMATOR_FORMAT`) holds the model's weights in
+float16, its configuration, the face model spec, the frame of its training data, and built-in
+speaking styles taken from training recordings of a synthetic corpus, stored as face-model
+coefficients (a few kilobytes each instead of megabytes of mesh frames).
+
+Style ids: the subject id (``S001``) for its neutral recording, ``S001-happy`` etc. for its
+emotional ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmface4d.animate.animator import Animator, BuiltinStyle, animator_state
+from mmface4d.animate.checkpoint import load_run
+from mmface4d.atomic import atomic_path
+from mmface4d.data.splits import load_splits
+from mmface4d.data.store import Store
+from mmface4d.errors import InputError
+from mmface4d.facemodel.arkit import arkit_to_model_weights
+from mmface4d.facemodel.sources import load_face_model
+from mmface4d.synth.performance import CAMERA_DISTANCE
+
+
+def corpus_styles(
+    corpus: str | os.PathLike[str],
+    subjects: list[str],
+    expression_names: list[str],
+    seconds: float = 4.0,
+) -> dict[str, BuiltinStyle]:
+    """Built-in styles from a synthetic corpus: per subject, its longest recording of each
+    emotion, cut to at most ``seconds``.
+
+    Args:
+        corpus: a folder written by ``mmface4d synth corpus`` (with ``--no-head-motion``).
+        subjects: subject ids to take.
+        expression_names: the face model's expression names (ARKit weights are mapped to them).
+        seconds: longest reference kept.
+    """
+    root = Path(corpus)
+    manifest = root / "manifest.csv"
+    if not manifest.is_file():
+        raise InputError(f"{root}: no manifest.csv (expected a synthetic corpus folder)")
+    with open(manifest, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    styles: dict[str, BuiltinStyle] = {}
+    for subject in subjects:
+        mine = [r for r in rows if r["subject"] == subject]
+        if not mine:
+            raise InputError(f"{manifest}: no recording of subject {subject!r}")
+        for emotion in sorted({r["emotion"] for r in mine}, key=lambda e: e != "neutral"):
+            row = max((r for r in mine if r["emotion"] == emotion),
+                      key=lambda r: float(r["duration_s"]))  # fmt: skip
+            gt = np.load(root / f"{row['recording']}_gt.npz")
+            fps = float(row["fps"])
+            frames = min(len(gt["arkit_weights"]), int(round(seconds * fps)))
+            expression = arkit_to_model_weights(expression_names, gt["arkit_weights"][:frames])
+            name = subject if emotion == "neutral" else f"{subject}-{emotion}"
+            styles[name] = BuiltinStyle(
+                identity=np.asarray(gt["identity"], dtype=np.float32),
+                expression=expression.astype(np.float32),
+                fps=fps,
+                source=row["recording"],
+                emotion=emotion,
+            )
+    return styles
+
+
+def package_animator(
+    run: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    corpus: str | os.PathLike[str],
+    store: str | os.PathLike[str],
+    num_subjects: int = 4,
+    face_model: str = "synth",
+    info: dict[str, Any] | None = None,
+) -> Path:
+    """Write a run as an animator file with built-in styles of training subjects.
+
+    Args:
+        run: the training run folder.
+        output: the ``.pt`` file to write (atomically).
+        corpus: the synthetic corpus the store was packed from (pose-free, camera frame).
+        store: the packed store (its split names the training subjects).
+        num_subjects: how many training subjects become built-in styles (the first ones).
+        face_model: the corpus's face model spec.
+        info: facts to keep with the model (training command, measurements).
+    """
+    config = json.loads((Path(corpus) / "corpus.json").read_text()).get("config", {})
+    if config.get("head_motion", True):
+        raise InputError(f"{corpus}: has head motion; animators are trained on pose-free corpora")
+    if config.get("face_model") != face_model:
+        raise InputError(f"{corpus}: was made with face model {config.get('face_model')!r}, "
+                         f"not {face_model!r}")  # fmt: skip
+    splits = load_splits(Store(store))
+    if splits is None:
+        raise InputError(f"{store}: no splits.json")
+    subjects = sorted(s for s, names in splits.subjects.items() if names == ["train"])
+    subjects = subjects[:num_subjects]
+    trained = load_run(run)
+    model = load_face_model(face_model)
+    styles = corpus_styles(corpus, subjects, model.expression_names)
+    animator = Animator(
+        trained.pipeline, str(run), model, frame="camera", camera_distance=CAMERA_DISTANCE,
+        fps=30.0, styles=styles, info=info,
+    )  # fmt: skip
+    state = animator_state(animator, trained.step, json.loads((Path(run) / "config.json")
+                           .read_text()), face_model)  # fmt: skip
+    output = Path(output)
+    with atomic_path(output) as tmp:
+        torch.save(state, tmp)
+    return output

@@ -1,0 +1,123 @@
+"""Inference: packaged animators, built-in styles, windowed synthesis, the animate() API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import mmface4d
+from mmface4d.animate.animator import (
+    Animator,
+    from_camera_frame,
+    to_camera_frame,
+)
+from mmface4d.animate.api import animate, speech_samples
+from mmface4d.animate.checkpoint import load_run
+from mmface4d.animate.packaging import package_animator
+from mmface4d.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def packaged(tiny_run: Path, tiny_store: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("packaged") / "animator.pt"
+    return package_animator(tiny_run, out, tiny_store.parent / "corpus", tiny_store, num_subjects=1)
+
+
+@pytest.fixture(scope="module")
+def animator(packaged: Path) -> Animator:
+    return Animator.load(packaged)
+
+
+def test_camera_frame_round_trip() -> None:
+    points = np.random.default_rng(0).standard_normal((4, 5, 3)).astype(np.float32)
+    camera = to_camera_frame(points, 0.7)
+    np.testing.assert_allclose(camera[..., 1], -points[..., 1])
+    np.testing.assert_allclose(from_camera_frame(camera, 0.7), points, atol=1e-6)
+
+
+def test_packaged_animator_matches_the_run(animator: Animator, tiny_run: Path) -> None:
+    assert animator.frame == "camera" and animator.fps == 30.0
+    assert animator.styles and all("-" not in k or k.split("-")[1] for k in animator.styles)
+    style = next(iter(animator.styles.values()))
+    assert style.expression.shape[1] == animator.face_model.expression_dims
+    run = load_run(tiny_run)
+    audio = np.random.default_rng(1).standard_normal(16_000).astype(np.float32) * 0.1
+    template = animator.subject_template(None)
+    reference = animator.style_reference(None)
+    ours = animator.synthesise(audio, template, reference)
+    expected = run.predict(
+        torch.as_tensor(audio),
+        30.0,
+        torch.as_tensor(to_camera_frame(template, animator.camera_distance)),
+        torch.as_tensor(to_camera_frame(reference, animator.camera_distance)),
+    ).numpy()
+    expected = from_camera_frame(expected, animator.camera_distance)
+    assert ours.shape == (30, animator.num_vertices, 3)
+    np.testing.assert_allclose(ours, expected, atol=2e-4)  # float16 weights
+
+
+def test_windowed_synthesis(animator: Animator) -> None:
+    rng = np.random.default_rng(2)
+    audio = (rng.standard_normal(3 * 16_000) * 0.1).astype(np.float32)
+    template, reference = animator.subject_template(None), animator.style_reference(None)
+    whole = animator.synthesise(audio, template, reference, window_s=20.0)
+    same = animator.synthesise(audio, template, reference, window_s=4.0)
+    np.testing.assert_array_equal(whole, same)  # one window either way
+    pieces = animator.synthesise(audio, template, reference, window_s=1.0, overlap_s=0.3)
+    assert pieces.shape == whole.shape == (90, animator.num_vertices, 3)
+    assert np.isfinite(pieces).all()
+    step = np.linalg.norm(np.diff(pieces, axis=0), axis=2).max(axis=1)  # (T-1,)
+    boundaries = [20, 21, 41, 42, 62, 63]  # window starts every 21 frames, 9 overlapping
+    inside = np.delete(step, boundaries)
+    assert step[boundaries].max() <= 2.0 * inside.max()  # no jump at the joins
+
+
+def test_animate_api_inputs(packaged: Path, animator: Animator) -> None:
+    rng = np.random.default_rng(3)
+    stereo = (rng.standard_normal((44_100, 2)) * 0.1).astype(np.float32)
+    result = mmface4d.animate(stereo, sample_rate=44_100, model=packaged)
+    assert result.vertices.shape == (30, animator.num_vertices, 3)
+    assert result.faces.shape[1] == 3 and result.audio.shape == (16_000,)
+    subject = next(iter(animator.styles)).split("-")[0]
+    other = animate(stereo, sample_rate=44_100, model=packaged, subject=subject)
+    assert not np.allclose(other.template, result.template)  # the subject's own face
+    spoken = animate(text="hello there", model=packaged)
+    assert spoken.vertices.shape[0] == round(spoken.audio.size * 30 / 16_000)
+    with pytest.raises(InputError, match="silent"):
+        animate(np.zeros(16_000, np.float32), sample_rate=16_000, model=packaged)
+    with pytest.raises(InputError, match="at least 0.1 s"):
+        animate(np.ones(100, np.float32), sample_rate=16_000, model=packaged)
+    with pytest.raises(InputError, match="not a built-in style"):
+        animate(stereo, sample_rate=44_100, model=packaged, style="nobody")
+    with pytest.raises(InputError, match="no fear style"):
+        animate(stereo, sample_rate=44_100, model=packaged, emotion="fear")
+    with pytest.raises(InputError, match="expected"):
+        animate(stereo, sample_rate=44_100, model=packaged, template=np.zeros((5, 3)))
+    with pytest.raises(InputError, match="either"):
+        speech_samples(None)
+
+
+def test_corrupt_model_file(tmp_path: Path) -> None:
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(InputError, match="not a readable model file"):
+        Animator.load(bad)
+    with pytest.raises(InputError, match="no such model"):
+        Animator.load(tmp_path / "missing.pt")
+
+
+def test_packaging_refuses_corpora_with_head_motion(tiny_run: Path, tiny_store: Path,
+                                                    tmp_path: Path) -> None:  # fmt: skip
+    import json
+    import shutil
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny_store.parent / "corpus", corpus)
+    info = json.loads((corpus / "corpus.json").read_text())
+    info["config"]["head_motion"] = True
+    (corpus / "corpus.json").write_text(json.dumps(info))
+    with pytest.raises(InputError, match="head motion"):
+        package_animator(tiny_run, tmp_path / "a.pt", corpus, tiny_store)
