@@ -1,61 +1,68 @@
-"""The README's main job on the embedded default (``make demo`` / ``mmface4d demo``)."""
+"""The README's main job on the embedded default (``make demo`` / ``mmface4d demo``).
+
+Speaks a sentence with the synthetic voice, animates it with the shipped model and writes
+``OUT/demo.mp4`` (with the speech), ``OUT/demo.glb`` (+ ``demo.wav``), ``OUT/demo_arkit.csv`` and
+``OUT/demo_frames.png`` (a strip of frames where the mouth is most and least open), offline.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from mmface4d.atomic import atomic_path
-from mmface4d.facemodel import load_face_model
 
-#: (label, expression weights, view) of each panel of the demo picture.
-DEMO_PANELS: tuple[tuple[str, dict[str, float], str], ...] = (
-    ("neutral", {}, "front"),
-    ("jawOpen 0.5", {"jawOpen": 0.5}, "front"),
-    ("smile", {"mouthSmileLeft": 1.0, "mouthSmileRight": 1.0, "cheekSquintLeft": 0.5,
-               "cheekSquintRight": 0.5}, "front"),
-    ("blink", {"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0}, "front"),
-    ("funnel (\"oo\")", {"mouthFunnel": 1.0, "jawOpen": 0.1}, "front"),
-    ("surprise", {"browInnerUp": 1.0, "browOuterUpLeft": 1.0, "browOuterUpRight": 1.0,
-                  "eyeWideLeft": 1.0, "eyeWideRight": 1.0, "jawOpen": 0.35}, "front"),
-    ("pucker, look left", {"mouthPucker": 1.0, "eyeLookOutLeft": 0.8, "eyeLookInRight": 0.8},
-     "three-quarter"),
-    ("jawOpen 0.3", {"jawOpen": 0.3}, "three-quarter"),
-)  # fmt: skip
+DEMO_TEXT = "Hello! I am a talking face, animated from speech on this computer, offline."
 
 
-def demo(output_dir: str | Path = "out", face_model: str = "synth", size: int = 384) -> Path:
-    """Render the default face making a few expressions into ``OUTPUT_DIR/demo_expressions.png``.
+def demo(
+    output_dir: str | Path = "out",
+    text: str = DEMO_TEXT,
+    lang: str = "en",
+    model: str = "default",
+    size: int = 512,
+    progress: bool = True,
+) -> dict[str, Path]:
+    """Speech to an animated face on the embedded default.
 
     Args:
         output_dir: folder for the outputs (created).
-        face_model: face model spec.
-        size: side of each panel in pixels.
+        text: what the synthetic voice says.
+        lang: ``en`` or ``zh``.
+        model: the animation model (``default``: the shipped one).
+        size: video width and height.
+        progress: progress bars.
 
     Returns:
-        The picture's path.
+        format -> path of what was written (mp4, glb, wav, csv, png).
     """
-    from mmface4d.render import render_preview
+    from mmface4d.animate.api import animate
+    from mmface4d.animate.lipsync import mouth_opening
+    from mmface4d.animate.outputs import write_animation
+    from mmface4d.render.camera import frame_mesh
+    from mmface4d.render.shade import render_preview
 
-    model = load_face_model(face_model)
-    panels = []
-    for label, weights, view in DEMO_PANELS:
-        known = {k: v for k, v in weights.items() if k in model.expression_names}
-        verts = model.vertices(expression=torch.as_tensor(model.expression_vector(known)))
-        image = render_preview(
-            verts, model.faces, colors=model.albedo_mean, width=size, height=size, view=view
-        )
-        panel = Image.fromarray(image)
-        ImageDraw.Draw(panel).text((8, 6), label, fill=(20, 20, 20))
-        panels.append(np.asarray(panel))
-    cols = 4
-    rows = [np.concatenate(panels[i : i + cols], axis=1) for i in range(0, len(panels), cols)]
-    sheet = Image.fromarray(np.concatenate(rows, axis=0))
-    path = Path(output_dir) / "demo_expressions.png"
-    with atomic_path(path) as tmp:
-        sheet.save(tmp, format="PNG")
-    print(f"wrote {path} ({model.name} face model, {model.num_vertices} vertices)")
-    return path
+    result = animate(text=text, lang=lang, model=model, progress=progress)
+    written = write_animation(
+        result, output_dir, ("mp4", "glb", "csv"), name="demo", progress=progress, size=size
+    )
+    opening = mouth_opening(result.vertices, result.face_model.landmarks)
+    order = np.argsort(opening)
+    picks = sorted({int(order[0]), *map(int, order[-3:])})
+    camera = frame_mesh(
+        np.asarray(result.vertices.mean(0)), view="front", width=size // 2, height=size // 2
+    )
+    frames = render_preview(
+        result.vertices[picks], result.faces, colors=result.colors, camera=camera
+    )
+    strip = Image.fromarray(np.concatenate(list(frames), axis=1))
+    written["png"] = Path(output_dir) / "demo_frames.png"
+    with atomic_path(written["png"]) as tmp:
+        strip.save(tmp, format="PNG")
+    seconds = result.duration_s
+    print(f"said {text!r} ({seconds:.1f} s) with the {result.metadata['model']} model:")
+    for kind, path in written.items():
+        print(f"  {kind:4s} {path}")
+    return written

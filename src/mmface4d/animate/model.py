@@ -10,8 +10,8 @@ reference motion sequence of the same speaker (T_s, V, 3) that carries the speak
   shifts that modulate the decoder AdaIN-style (eq. 6).
 - **Decoder**: audio features (projected to D) concatenated with the template embedding, a
   ResNet1D with no downsampling (kernel 3, stride 1).
-- **Decoding matrix** ``W_d`` (D -> 3V): vertex offsets added to the template. Its sparsity
-  regulariser (eq. 7, regional nature) pushes different rows to drive different vertices.
+- **Decoding matrix** ``W_d`` (D -> 3V): vertex offsets (in millimetres) added to the
+  template. Its sparsity regulariser (eq. 7, regional nature) pushes different rows to drive different vertices.
 
 Shapes: B batch, T frames, V vertices, C_a audio channels, D latent channels.
 """
@@ -24,6 +24,16 @@ import torch
 from torch import nn
 
 from mmface4d.errors import InputError
+
+#: Length unit of the training losses, in metres: vertices are stored in metres, the losses are
+#: computed in millimetres. The paper gives eq. 7's weight (1e-6) without units; in m^2 the
+#: reconstruction term (~1e-5 after training) would be dwarfed by the weighted regulariser
+#: (~4e-2 at D=256), in mm^2 (~1-10) the regulariser is a mild prior, consistent with the paper's
+#: small 'w/o regional' difference. Every registered model uses this one loss. The decoding
+#: matrix W_d also outputs offsets in this unit: Adam moves every weight by about the learning
+#: rate per step whatever its gradient's size, so a W_d in metres would jitter each vertex by
+#: millimetres per step (a bumpy skin), one in millimetres by micrometres.
+LOSS_UNIT = 1e-3
 
 
 @dataclass
@@ -260,6 +270,7 @@ class Ours(nn.Module):
         offsets = (latent @ self.decoding_matrix()).view(B, T, V, 3)
         if not self.config.official_variant:
             offsets = offsets + self.decoding.bias.view(V, 3)
+        offsets = offsets * LOSS_UNIT  # W_d works in millimetres
         return OursOutput(vertices=template.unsqueeze(1) + offsets, offsets=offsets)
 
     def regulariser(self) -> torch.Tensor:
@@ -267,14 +278,6 @@ class Ours(nn.Module):
         if self.config.official_variant:
             return self.encoding.weight.abs().sum()
         return decoding_sparsity(self.decoding_matrix())
-
-
-#: Length unit of the training losses, in metres: vertices are stored in metres, the losses are
-#: computed in millimetres. The paper gives eq. 7's weight (1e-6) without units; in m^2 the
-#: reconstruction term (~1e-5 after training) would be dwarfed by the weighted regulariser
-#: (~4e-2 at D=256), in mm^2 (~1-10) the regulariser is a mild prior, consistent with the paper's
-#: small 'w/o regional' difference. Every registered model uses this one loss.
-LOSS_UNIT = 1e-3
 
 
 def reconstruction_loss(

@@ -21,6 +21,7 @@ _VERB_MODULES = (
     "mmface4d.cli.data",
     "mmface4d.cli.train",
     "mmface4d.cli.evaluate",
+    "mmface4d.cli.animate",
 )
 
 

@@ -1,0 +1,62 @@
+"""``mmface4d animate``: speech (a file or text) to an animated face in delivery formats."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+FORMAT_HELP = "comma-separated outputs: mp4, glb, csv (ARKit curves), npz, ply, obj (default "
+
+
+def _animate(args: argparse.Namespace) -> None:
+    from mmface4d.animate.api import animate
+    from mmface4d.animate.outputs import DEFAULT_FORMATS, parse_formats, write_animation
+
+    formats = parse_formats(args.formats or ",".join(DEFAULT_FORMATS))
+    result = animate(
+        args.input,
+        text=args.text,
+        lang=args.lang,
+        model=args.model,
+        style=args.style,
+        emotion=args.emotion,
+        subject=args.subject,
+        template=args.template,
+        face_model=args.face_model,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    written = write_animation(
+        result, args.output, formats, name=args.name, progress=not args.quiet, size=args.size
+    )
+    print(json.dumps({k: str(v) for k, v in written.items()}, indent=2))
+
+
+def add_parsers(verbs: argparse._SubParsersAction) -> None:
+    from mmface4d.animate.outputs import DEFAULT_FORMATS
+
+    p = verbs.add_parser(
+        "animate",
+        help="animate a face from speech (audio file or --text) -> mp4, glb, ARKit csv, npz",
+        description="Speech in, 3D face animation out. INPUT is an audio file (wav, flac, mp3, "
+        "m4a, ...; any rate and channel count) or use --text. Outputs are named after the input "
+        "(or --name) inside OUTDIR.",
+    )
+    p.add_argument("input", nargs="?", help="speech file (omit with --text)")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--text", help="say this with the synthetic voice instead of an audio file")
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of --text")
+    p.add_argument("--model", default="default", help="default (shipped), an animator .pt or a "
+                   "training run folder")  # fmt: skip
+    p.add_argument("--style", help="built-in style id (e.g. S001, S001-happy) or a reference "
+                   "sequence (.npz or .nut prefix)")  # fmt: skip
+    p.add_argument("--emotion", help="use the built-in style with this emotion")
+    p.add_argument("--subject", help="built-in subject whose face is animated (default: mean)")
+    p.add_argument("--template", help="your neutral mesh in the model's topology (PLY/OBJ/NPZ)")
+    p.add_argument("--face-model", help="face model spec (needed for training-run folders)")
+    p.add_argument("--formats", help=FORMAT_HELP + ",".join(DEFAULT_FORMATS) + ")")
+    p.add_argument("--name", help="output file stem (default: the input's)")
+    p.add_argument("--size", type=int, default=512, help="video width and height (default 512)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=_animate)
