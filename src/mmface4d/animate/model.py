@@ -11,7 +11,8 @@ reference motion sequence of the same speaker (T_s, V, 3) that carries the speak
 - **Decoder**: audio features (projected to D) concatenated with the template embedding, a
   ResNet1D with no downsampling (kernel 3, stride 1).
 - **Decoding matrix** ``W_d`` (D -> 3V): vertex offsets (in millimetres) added to the
-  template. Its sparsity regulariser (eq. 7, regional nature) pushes different rows to drive different vertices.
+  template. Its sparsity regulariser (eq. 7, regional nature) pushes different rows to drive
+  different vertices.
 
 Shapes: B batch, T frames, V vertices, C_a audio channels, D latent channels.
 """
