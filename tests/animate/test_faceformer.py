@@ -40,8 +40,8 @@ def make_model(seed=0, **changes) -> FaceFormer:
     torch.manual_seed(seed)
     config = FaceFormerConfig(audio_dim=C, width=16, heads=4, period=3, **changes)
     model = FaceFormer(V, config)
-    nn.init.normal_(model.motion_decoder.weight, std=0.05)
-    nn.init.normal_(model.motion_decoder.bias, std=0.01)
+    nn.init.normal_(model.motion_decoder.weight, std=50.0)  # millimetres: 5 cm scale outputs
+    nn.init.normal_(model.motion_decoder.bias, std=10.0)
     return model.eval()
 
 

@@ -13,7 +13,9 @@ FaceFormer paper's description:
   ``j <= i`` (per-head slopes ``m_h`` as in ALiBi) and ``-inf`` for the future; the *biased
   cross-modal attention* uses the alignment mask, which lets frame i attend to its own audio
   frame only (the diagonal, since the features are at the mesh frame rate).
-- **Motion decoder**: a linear map d -> 3V initialised to zero, plus the template.
+- **Motion decoder**: a linear map d -> 3V initialised to zero, plus the template. Both motion
+  maps work in millimetres (:data:`~mmface4d.animate.model.LOSS_UNIT`), as ours does: with Adam a
+  3V-wide output layer in metres jitters every vertex by millimetres per step.
 - **Training**: the reconstruction loss (:func:`~mmface4d.animate.model.reconstruction_loss`).
   With ``teacher_forcing=False`` (the default) the decoder reads its own past predictions, one
   frame at a time, as the paper and the official code train; with ``teacher_forcing=True`` it
@@ -59,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmface4d.animate.model import reconstruction_loss
+from mmface4d.animate.model import LOSS_UNIT, reconstruction_loss
 from mmface4d.animate.registry import AnimationModel, ModelLoss, register_model
 from mmface4d.errors import InputError
 
@@ -414,6 +416,7 @@ class FaceFormer(AnimationModel):
         positions = periodic_positional_encoding(T, d, self.config.period, device)
         if target is not None and self.config.teacher_forcing:
             displacement = (target[:, :-1] - template[:, None]).reshape(B, T - 1, 3 * V)
+            displacement = displacement / LOSS_UNIT  # the motion maps work in millimetres
             tokens = torch.cat([start, self.motion_encoder(displacement) + start], dim=1)
         else:
             tokens = start
@@ -424,7 +427,7 @@ class FaceFormer(AnimationModel):
         # one pass over all T tokens gives every frame (causal: frame t sees tokens <= t only);
         # in the loop, as in the official code, it is the last step's pass
         offsets = self.motion_decoder(self.decode(tokens, audio, self_bias, cross_bias, positions))
-        return template[:, None] + offsets.view(B, T, V, 3)
+        return template[:, None] + offsets.view(B, T, V, 3) * LOSS_UNIT
 
     def loss(
         self, prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
