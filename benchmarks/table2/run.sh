@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The synthetic Table II experiment and the shipped default model, end to end on a 2-core CPU
+# (about 1.5 hours). Usage: bash benchmarks/table2/run.sh [WORK_DIR]   (default: work/table2)
+# Re-running resumes: the corpus, the store and the training runs all continue where they stopped.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+WORK=${1:-work/table2}
+MM=.venv/bin/mmface4d
+PY=.venv/bin/python
+OUT=benchmarks/table2
+export OMP_NUM_THREADS=1   # one thread per training process; three run side by side
+
+$MM synth corpus -o "$WORK/corpus" --subjects 32 --sentences 20 --no-head-motion --workers 2
+[ -f "$WORK/store/splits.json" ] || {
+  $MM data pack "$WORK/corpus" -o "$WORK/store" --workers 2
+  $MM data split "$WORK/store" --test-fraction 0.125 --val-fraction 0.0625
+}
+train() {  # name, extra arguments
+  local name=$1; shift
+  $MM train --data "$WORK/store" -o "$WORK/runs/$name" --config "$OUT/ours.toml" \
+    train.progress=false "$@" > "$WORK/$name.log" 2>&1
+}
+mkdir -p "$WORK/runs"
+train ours --model ours &
+train wo_composite --model ours --ablation composite &
+train wo_regional --model ours --ablation regional &
+wait
+
+RUNS=("$WORK/runs/ours" "$WORK/runs/wo_composite" "$WORK/runs/wo_regional")
+$MM evaluate "${RUNS[@]}" --data "$WORK/store" -o "$OUT/report.json" --table "$OUT/table.md"
+$PY "$OUT/plot_curves.py" "${RUNS[@]}" -o "$OUT/learning_curves.png"
+for run in "${RUNS[@]}"; do
+  mkdir -p "$OUT/runs/$(basename "$run")"
+  cp "$run/config.json" "$run/log.csv" "$OUT/runs/$(basename "$run")/"
+done
+$PY "$OUT/package_default.py" "$WORK/runs/ours" "$WORK/corpus" "$WORK/store" \
+  -o src/mmface4d/assets/default_animator.pt
+$PY benchmarks/lipsync_real_speech.py --corpus "$WORK/corpus"
