@@ -9,7 +9,6 @@ from mmface4d.capture.landmarks import (
     DetectedLandmarks,
     LandmarkDetector,
     detect_landmarks,
-    read_landmark_file,
     read_mediapipe_triangles,
     stack_detections,
 )
@@ -139,32 +138,10 @@ def test_stack_detections_empty():
 
 
 # ---------------------------------------------------------------------- dataset files
-def test_read_real_landmark_files(shared_data):
-    for cam in range(3):
-        lm = read_landmark_file(shared_data / SAMPLE / f"000337_{cam}.pkl")
-        assert lm.shape == (67, 98, 2) and lm.dtype == np.float32
-        assert np.isfinite(lm).all()
-        assert (lm[..., 0] > 0).all() and (lm[..., 0] < 1920).all()
-        assert (lm[..., 1] > 0).all() and (lm[..., 1] < 1080).all()
-        # a steady speaker: the landmark centre moves little between frames
-        step = np.linalg.norm(np.diff(lm.mean(1), axis=0), axis=1)
-        assert step.max() < 20.0
-
-
 def test_read_real_mediapipe_triangles(shared_data):
     faces = read_mediapipe_triangles(shared_data / SAMPLE / "faces.pkl")
     assert faces.shape == (854, 3) and faces.dtype == np.int64
     assert faces.min() == 0 and faces.max() == 467
-
-
-def test_read_landmark_file_list_with_missing_frames(tmp_path):
-    frame = np.arange(98 * 3, dtype=np.float64).reshape(98, 3)
-    path = tmp_path / "rec_0.pkl"
-    path.write_bytes(pickle.dumps([frame, None, frame + 1]))
-    lm = read_landmark_file(path)
-    assert lm.shape == (3, 98, 3)
-    assert np.isnan(lm[1]).all()
-    np.testing.assert_array_equal(lm[2], frame + 1)
 
 
 class _Malicious:
@@ -172,22 +149,13 @@ class _Malicious:
         return (os.getcwd, ())
 
 
-def test_read_landmark_file_errors(tmp_path):
+def test_read_mediapipe_triangles_errors(tmp_path):
     with pytest.raises(InputError, match="not found"):
-        read_landmark_file(tmp_path / "missing.pkl")
-    wrong = tmp_path / "wrong.pkl"
-    wrong.write_bytes(pickle.dumps(np.zeros((5, 68, 2))))
-    with pytest.raises(InputError, match=r"\(T, 98, 2 or 3\)"):
-        read_landmark_file(wrong)
-    assert read_landmark_file(wrong, num_points=68).shape == (5, 68, 2)
+        read_mediapipe_triangles(tmp_path / "missing.pkl")
     code = tmp_path / "code.pkl"
     code.write_bytes(pickle.dumps(_Malicious()))
     with pytest.raises(InputError, match="refusing"):
-        read_landmark_file(code)
-    garbage = tmp_path / "garbage.pkl"
-    garbage.write_bytes(b"not a pickle")
-    with pytest.raises(InputError, match="pickled"):
-        read_landmark_file(garbage)
+        read_mediapipe_triangles(code)
     bad_faces = tmp_path / "faces.pkl"
     bad_faces.write_bytes(pickle.dumps([(0, 1, 500)]))
     with pytest.raises(InputError, match="0..467"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import pickle
 
 import av
@@ -146,6 +147,57 @@ def test_bad_json_and_landmark_files_are_refused(tmp_path):
     (tmp_path / "r_1.pkl").write_bytes(pickle.dumps(np.zeros((4, 68, 2))))
     with pytest.raises(InputError, match=r"r_1\.pkl: expected \(T, 98, 2 or 3\)"):
         read_landmarks(tmp_path / "r_1.pkl")
+
+
+def test_read_real_landmark_files(shared_data):
+    for camera in range(3):
+        lm = read_landmarks(shared_data / "mmface4d_sample" / f"000337_{camera}.pkl")
+        assert lm.shape == (67, 98, 2) and lm.dtype == np.float64
+        assert np.isfinite(lm).all()
+        # a steady speaker: the landmark centre moves little between frames
+        step = np.linalg.norm(np.diff(lm.mean(1), axis=0), axis=1)
+        assert step.max() < 20.0
+
+
+def test_read_landmarks_list_with_missing_frames(tmp_path):
+    frame = np.arange(98 * 3, dtype=np.float64).reshape(98, 3)
+    path = tmp_path / "rec_0.pkl"
+    path.write_bytes(pickle.dumps([frame, None, frame + 1]))
+    lm = read_landmarks(path)
+    assert lm.shape == (3, 98, 3)
+    assert np.isnan(lm[1]).all()
+    np.testing.assert_array_equal(lm[2], frame + 1)
+
+
+class _Malicious:
+    def __reduce__(self):
+        return (os.getcwd, ())
+
+
+def test_read_landmarks_errors(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        read_landmarks(tmp_path / "missing.pkl")
+    wrong = tmp_path / "wrong.pkl"
+    wrong.write_bytes(pickle.dumps(np.zeros((5, 68, 2))))
+    with pytest.raises(InputError, match=r"\(T, 98, 2 or 3\)"):
+        read_landmarks(wrong)
+    assert read_landmarks(wrong, num_points=68).shape == (5, 68, 2)
+    code = tmp_path / "code.pkl"
+    code.write_bytes(pickle.dumps(_Malicious()))
+    with pytest.raises(InputError, match="refusing to load posix.getcwd"):
+        read_landmarks(code)
+    garbage = tmp_path / "garbage.pkl"
+    garbage.write_bytes(b"not a pickle")
+    with pytest.raises(InputError, match=r"garbage\.pkl: not a pickled landmark array"):
+        read_landmarks(garbage)
+    infinite = tmp_path / "inf.pkl"
+    infinite.write_bytes(pickle.dumps(np.full((2, 98, 2), np.inf)))
+    with pytest.raises(InputError, match="infinite"):
+        read_landmarks(infinite)
+    empty = tmp_path / "empty.pkl"
+    empty.write_bytes(pickle.dumps([None, None]))
+    with pytest.raises(InputError, match="no landmark frames"):
+        read_landmarks(empty)
 
 
 def test_calibration_conversions():

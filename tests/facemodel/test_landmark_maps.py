@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from mmface4d.capture.landmarks import read_landmark_file
+from mmface4d.capture.layout import read_landmarks
 from mmface4d.data.nut import decode_nut
 from mmface4d.errors import InputError
 from mmface4d.facemodel import FaceModel, load_face_model
@@ -120,7 +120,7 @@ def test_hrnet98_to_68_on_a_real_frame(shared_data, real_mesh):
     BFM keypoints of the real reconstruction (the mesh is in camera 1's space)."""
     vertices, _, keypoints = real_mesh
     camera = PinholeCamera.from_mmface4d_json(shared_data / SAMPLE / "000337_1.json")
-    lm98 = read_landmark_file(shared_data / SAMPLE / "000337_1.pkl")[0]
+    lm98 = read_landmarks(shared_data / SAMPLE / "000337_1.pkl")[0]
     lm68 = to_ibug68(lm98, "hrnet98")
     # geometric sanity: mouth corners between the outer eye corners, eyes above the mouth
     assert lm68[36, 0] < lm68[48, 0] < lm68[54, 0] < lm68[45, 0]

@@ -13,14 +13,13 @@ on, :func:`stack_detections` turns the list into a NaN-padded array. Bad input (
 (H, W, 3) uint8 RGB image) raises :class:`~mmface4d.errors.InputError`.
 
 The MMFace4D release stores HRNetv2 98-point landmarks per camera as ``<rec>_<cam>.pkl`` (a
-pickled (T, 98, 2 or 3) array, pixels); :func:`read_landmark_file` reads it, allowing only numpy
-arrays in the pickle (a pickle may otherwise run code).
+pickled (T, 98, 2 or 3) array, pixels); :func:`mmface4d.capture.layout.read_landmarks` reads it.
+:func:`read_mediapipe_triangles` reads the release's ``faces.pkl``; both allow only numpy arrays
+in the pickle (a pickle may otherwise run code).
 """
 
 from __future__ import annotations
 
-import importlib
-import pickle
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,14 +30,13 @@ from typing import Any, Literal
 import numpy as np
 
 from mmface4d._optional import require
+from mmface4d.capture.layout import load_numpy_pickle
 from mmface4d.errors import InputError
 from mmface4d.facemodel.landmark_maps import to_ibug68
 
 EXTRA = "mediapipe"
 #: Points of a MediaPipe face mesh without iris refinement.
 NUM_MEDIAPIPE_POINTS = 468
-#: Points of the HRNetv2 (WFLW) scheme of the dataset's landmark files.
-NUM_HRNET_POINTS = 98
 
 DetectorMode = Literal["image", "video"]
 
@@ -200,68 +198,7 @@ def stack_detections(
     return points, found
 
 
-# ---------------------------------------------------------------------- dataset landmark files
-_NUMPY_CORE = ("numpy.core.multiarray", "numpy._core.multiarray")
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickles numpy arrays, lists and tuples of numbers, and nothing else."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if module in _NUMPY_CORE and name in ("_reconstruct", "scalar"):
-            return getattr(importlib.import_module("numpy._core.multiarray"), name)
-        if module == "numpy" and name in ("ndarray", "dtype"):
-            return getattr(np, name)
-        if module == "numpy.dtypes" and name.endswith("DType"):
-            return getattr(np.dtypes, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only numpy arrays)")
-
-
-def _unpickle(path: Path) -> Any:
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
-    try:
-        with path.open("rb") as handle:
-            return _ArrayUnpickler(handle).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
-        raise InputError(f"{path}: not a pickled numpy array ({exc})") from exc
-
-
-def read_landmark_file(path: str | Path, num_points: int = NUM_HRNET_POINTS) -> np.ndarray:
-    """Read a dataset landmark file ``<rec>_<cam>.pkl``.
-
-    Args:
-        path: the pickle: a (T, N, 2 or 3) array, or a list of T (N, 2 or 3) arrays (None for a
-            frame without landmarks).
-        num_points: N, the scheme's size (98 for the dataset's HRNetv2 landmarks).
-
-    Returns:
-        (T, N, 2 or 3) float32 pixel coordinates; NaN rows for frames stored as None.
-    """
-    path = Path(path)
-    data = _unpickle(path)
-    if isinstance(data, list | tuple):
-        frames = [f for f in data if f is not None]
-        if not frames:
-            raise InputError(f"{path}: holds no landmark frames")
-        width = np.asarray(frames[0]).shape[-1] if np.asarray(frames[0]).ndim == 2 else 2
-        data = [np.full((num_points, width), np.nan) if f is None else f for f in data]
-        try:
-            data = np.stack([np.asarray(f, dtype=np.float64) for f in data])
-        except ValueError as exc:
-            raise InputError(f"{path}: frames have different shapes ({exc})") from exc
-    array = np.asarray(data)
-    if array.ndim != 3 or array.shape[1] != num_points or array.shape[2] not in (2, 3):
-        raise InputError(
-            f"{path}: landmarks must be (T, {num_points}, 2 or 3), got shape {array.shape}"
-        )
-    if not np.issubdtype(array.dtype, np.number):
-        raise InputError(f"{path}: landmarks must be numbers, got dtype {array.dtype}")
-    if np.isinf(array).any():
-        raise InputError(f"{path}: landmarks hold infinite values")
-    return array.astype(np.float32)
-
-
+# ---------------------------------------------------------------------- dataset files
 def read_mediapipe_triangles(path: str | Path) -> np.ndarray:
     """Read the dataset's ``faces.pkl``: triangles over the 468 MediaPipe points.
 
@@ -269,7 +206,7 @@ def read_mediapipe_triangles(path: str | Path) -> np.ndarray:
         (F, 3) int64 point indices (854 triangles in the release).
     """
     path = Path(path)
-    faces = np.asarray(_unpickle(path))
+    faces = np.asarray(load_numpy_pickle(path, "pickled triangle array"))
     if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
         raise InputError(f"{path}: triangles must be (F, 3) integers, got shape {faces.shape}")
     if faces.min() < 0 or faces.max() >= NUM_MEDIAPIPE_POINTS:

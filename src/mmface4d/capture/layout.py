@@ -18,10 +18,12 @@ All video I/O is PyAV; frames stream (a whole video is never held in memory).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import math
 import os
 import pickle
 import re
+import struct
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack
@@ -41,14 +43,6 @@ LANDMARK_POINTS = 98
 # a recording's camera is known by its intrinsics file (a mesh sequence's <prefix>_0.nut axis
 # files would look like depth videos otherwise)
 _CAMERA_FILE = re.compile(r"^(?P<rec>.+)_(?P<cam>\d+)\.json$")
-_SAFE_PICKLE_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-}
 
 
 # ---------------------------------------------------------------------- video reading
@@ -126,44 +120,98 @@ def read_depth_frames(
 
 
 # ---------------------------------------------------------------------- landmarks
+_NUMPY_CORE = ("numpy.core.multiarray", "numpy._core.multiarray")
+# what a corrupt or foreign pickle can raise while loading
+_UNPICKLE_ERRORS = (
+    pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError,
+    IndexError, KeyError, struct.error,
+)  # fmt: skip
+
+
 class _ArrayUnpickler(pickle.Unpickler):
-    """Loads pickled numpy arrays and nothing else (a pickle can run arbitrary code)."""
+    """Loads numpy arrays, scalars and plain containers of them, and nothing else (a pickle can
+    run arbitrary code: every other global is refused before it is built)."""
 
     def find_class(self, module: str, name: str) -> object:
-        if (module, name) in _SAFE_PICKLE_GLOBALS:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (expected a numpy array)")
+        # numpy 1.x pickles name numpy.core, numpy 2 numpy._core (numpy.core is a deprecated alias)
+        if module in _NUMPY_CORE and name in ("_reconstruct", "scalar"):
+            return getattr(importlib.import_module("numpy._core.multiarray"), name)
+        if module == "numpy" and name in ("ndarray", "dtype"):
+            return getattr(np, name)
+        if module == "numpy.dtypes" and name.endswith("DType") and hasattr(np.dtypes, name):
+            return getattr(np.dtypes, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only numpy arrays)")
 
 
-def _check_landmarks(landmarks: object, name: str) -> np.ndarray:
+def load_numpy_pickle(path: str | os.PathLike[str], what: str = "pickled numpy array") -> object:
+    """Unpickle a file that may hold only numpy arrays (and lists, tuples, numbers, None).
+
+    Args:
+        path: the pickle.
+        what: what the file should hold, for the error messages.
+
+    Raises:
+        InputError: the file is missing, not a pickle, or refers to any other Python object.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: {what} not found")
+    try:
+        with open(path, "rb") as file:
+            return _ArrayUnpickler(file).load()
+    except _UNPICKLE_ERRORS as exc:
+        raise InputError(f"{path}: not a {what} ({exc})") from None
+
+
+def _check_landmarks(landmarks: object, name: str, num_points: int = LANDMARK_POINTS) -> np.ndarray:
     array = np.asarray(landmarks)
     if (
         array.ndim != 3
-        or array.shape[1] != LANDMARK_POINTS
+        or array.shape[1] != num_points
         or array.shape[2] not in (2, 3)
         or array.dtype.kind not in "fiu"
     ):
         raise InputError(
-            f"{name}: expected (T, {LANDMARK_POINTS}, 2 or 3) landmark pixels, got shape "
+            f"{name}: expected (T, {num_points}, 2 or 3) landmark pixels, got shape "
             f"{array.shape} dtype {array.dtype}"
         )
+    if np.isinf(array).any():
+        raise InputError(f"{name}: landmarks hold infinite values")
     return array
 
 
-def read_landmarks(path: str | os.PathLike[str]) -> np.ndarray:
+def read_landmarks(path: str | os.PathLike[str], num_points: int = LANDMARK_POINTS) -> np.ndarray:
     """Read a ``<rec>_<cam>.pkl`` landmark file: (T, 98, 2 or 3) float64 pixels.
 
-    Only pickled numpy arrays are accepted; any other pickled object is refused unloaded.
+    Only numpy arrays are accepted; any other pickled object is refused unloaded.
+
+    Args:
+        path: the pickle: a (T, N, 2 or 3) array (the dataset's files), or a list of T
+            (N, 2 or 3) arrays with None for a frame without landmarks.
+        num_points: N, the scheme's size (98 for the dataset's HRNetv2 landmarks).
+
+    Returns:
+        (T, N, 2 or 3) float64 pixels; NaN rows for frames stored as None (or NaN).
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: landmark file not found")
-    try:
-        with open(path, "rb") as file:
-            data = _ArrayUnpickler(file).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, AttributeError, ImportError) as exc:
-        raise InputError(f"{path}: not a pickled landmark array ({exc})") from None
-    return _check_landmarks(data, str(path)).astype(np.float64, copy=False)
+    data = load_numpy_pickle(path, "pickled landmark array")
+    if isinstance(data, list | tuple):
+        frames = [np.asarray(f) for f in data if f is not None]
+        if not frames:
+            raise InputError(f"{path}: holds no landmark frames")
+        width = frames[0].shape[-1] if frames[0].ndim == 2 else 2
+        try:
+            data = np.stack(
+                [
+                    np.full((num_points, width), np.nan)
+                    if f is None
+                    else np.asarray(f, dtype=np.float64)
+                    for f in data
+                ]
+            )
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"{path}: landmark frames differ in shape or type ({exc})") from None
+    return _check_landmarks(data, str(path), num_points).astype(np.float64, copy=False)
 
 
 def write_landmarks(path: str | os.PathLike[str], landmarks: np.ndarray) -> Path:

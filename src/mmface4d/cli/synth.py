@@ -1,4 +1,4 @@
-"""``mmface4d synth corpus|say``: the synthetic speech-and-face world."""
+"""``mmface4d synth corpus|say|capture``: the synthetic speech-and-face world."""
 
 from __future__ import annotations
 
@@ -62,5 +62,38 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
                 seed=a.seed,
                 face_model=a.face_model,
             )
+        )
+    )
+
+    q = sub.add_parser(
+        "capture",
+        help="film synthetic recordings with the RGB-D studio into the MMFace4D raw layout",
+    )
+    q.add_argument(
+        "source", help="a corpus folder, a recording prefix (DIR/S001/210003) or an .npz"
+    )
+    q.add_argument("-o", "--output", required=True, help="capture folder")
+    q.add_argument(
+        "--scale", type=float, default=1.0, help="resolution, a fraction of 1920x1080 (default 1)"
+    )
+    q.add_argument("--frames", type=int, help="film at most N frames of each recording")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--face-model", help=f"default: the corpus's, else synth. {SPEC_HELP}")
+    q.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    q.set_defaults(run=_capture)
+
+
+def _capture(a: argparse.Namespace) -> None:
+    from mmface4d.synth.capture import capture  # the studio's imports: only when used
+
+    print(
+        capture(
+            a.source,
+            a.output,
+            scale=a.scale,
+            frames=a.frames,
+            seed=a.seed,
+            face_model=a.face_model,
+            workers=a.workers,
         )
     )
