@@ -23,7 +23,8 @@ def main() -> None:
     args = parser.parse_args()
     info = {
         "made_by": "benchmarks/table2/run.sh (see benchmarks/table2/README.md)",
-        "corpus": "mmface4d synth corpus --subjects 32 --sentences 20 --no-head-motion",
+        "corpus": "mmface4d synth corpus --subjects 32 --sentences 20 --no-head-motion: 2,000 "
+        "steps, then 1,000 steps on the same corpus with --pad-silence",
         "config": "benchmarks/table2/ours.toml",
     }
     path = package_animator(args.run, args.output, args.corpus, args.store, args.subjects,

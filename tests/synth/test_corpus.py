@@ -151,3 +151,19 @@ def test_own_sentence_file(tmp_path):
     with pytest.raises(InputError, match="not found"):
         corpus(tmp_path / "y", lang="en", text_file=tmp_path / "missing.txt")
     assert not (tmp_path / "y").exists()
+
+
+def test_pad_silence_and_still_head(tmp_path, synth):
+    from mmface4d.animate.lipsync import mouth_opening
+
+    manifest = corpus(tmp_path / "c", subjects=1, sentences=1, lang="en", workers=1,
+                      progress=False, head_motion=False, pad_silence=True)  # fmt: skip
+    row = next(csv.DictReader(open(manifest)))
+    audio = load_audio(tmp_path / "c" / f"{row['recording']}.wav")
+    assert np.abs(audio[:3200]).max() == 0 and np.abs(audio[-3200:]).max() == 0  # >= 0.2 s
+    verts = decode_nut(tmp_path / "c" / row["recording"], synth.num_vertices)
+    opening = mouth_opening(verts, synth.landmarks)
+    assert opening[:3].max() < 0.25 * opening.max()  # at rest before the sentence
+    gt = np.load(tmp_path / "c" / f"{row['recording']}_gt.npz")
+    assert not gt["head_rotation"].any() and not gt["head_translation"].any()
+    assert len(gt["phoneme_symbols"]) == len(gt["phoneme_times"])

@@ -27,6 +27,11 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
         action="store_false",
         help="keep the head still (pose-free sequences for training animation models)",
     )
+    q.add_argument(
+        "--pad-silence",
+        action="store_true",
+        help="0.2-0.9 s of silence (face at rest) before and after each sentence",
+    )
     q.set_defaults(
         run=lambda a: print(
             corpus_mod.corpus(
@@ -39,6 +44,7 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
                 workers=a.workers,
                 text_file=a.text_file,
                 head_motion=a.head_motion,
+                pad_silence=a.pad_silence,
             )
         )
     )

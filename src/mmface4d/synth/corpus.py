@@ -43,6 +43,7 @@ MANIFEST_COLUMNS = (
 )  # fmt: skip
 FPS = 30.0
 LANGS = ("en", "zh", "both")
+PAD_SILENCE_S = (0.2, 0.9)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,9 @@ class CorpusConfig:
     """Move the head (nods, sway) as MMFace4D's camera-frame captures do; False keeps the head
     still, giving pose-free sequences like the registered meshes of VOCASET/BIWI (what the
     animation models are trained on: they predict offsets from the template, not head pose)."""
+    pad_silence: bool = False
+    """Add 0.2-0.9 s of silence before and after each sentence, the face at rest (models learn
+    to keep the mouth still in pauses; espeak's own output starts and ends on speech)."""
     text_file: str | None = None
     """The user's sentences (one per line, optionally ``emotion<TAB>text``) instead of the
     built-in corpus; one language (``lang`` en or zh)."""
@@ -144,17 +148,29 @@ def render_recording(
     voice = type(voice)(**{**asdict(voice), "rate": int(round(voice.rate * subject.style.tempo))})
     utt = EspeakEngine().synthesize(job.text, job.lang, voice)
     phonemes = [TimedClass(phoneme_class(p.symbol), p.start, p.end) for p in utt.phonemes]
+    audio, symbols = utt.audio, [p.symbol for p in utt.phonemes]
+    if config.pad_silence:  # the face at rest before and after the sentence
+        pad_rng = np.random.default_rng(
+            [config.seed, job.subject_index, hash_name(job.recording), 2]
+        )
+        lead, trail = (int(round(s * utt.sample_rate)) for s in pad_rng.uniform(*PAD_SILENCE_S, 2))
+        audio = np.concatenate([np.zeros(lead, np.float32), audio, np.zeros(trail, np.float32)])
+        t0, t1 = lead / utt.sample_rate, (lead + len(utt.audio)) / utt.sample_rate
+        phonemes = [TimedClass("silence", 0.0, t0),
+                    *(TimedClass(p.cls, p.start + t0, p.end + t0) for p in phonemes),
+                    TimedClass("silence", t1, len(audio) / utt.sample_rate)]  # fmt: skip
+        symbols = ["_", *symbols, "_"]
     seed = int(np.random.default_rng([config.seed, job.subject_index, hash_name(job.recording)])
                .integers(0, 2**31 - 1))  # fmt: skip
     intensity = config.emotion_intensity if job.emotion != "neutral" else 0.0
-    perf = perform(phonemes, utt.audio, utt.sample_rate, subject, job.emotion, intensity, FPS, seed)
+    perf = perform(phonemes, audio, utt.sample_rate, subject, job.emotion, intensity, FPS, seed)
     if not config.head_motion:
         perf = replace(perf, head_rotation=np.zeros_like(perf.head_rotation),
                        head_translation=np.zeros_like(perf.head_translation))  # fmt: skip
     verts = performance_vertices(model, subject, perf, camera_frame=True)
     paths = _recording_paths(folder, job.recording)
     folder.mkdir(parents=True, exist_ok=True)
-    write_wav(paths["wav"], utt.audio, utt.sample_rate)
+    write_wav(paths["wav"], audio, utt.sample_rate)
     encode_nut(verts, paths["prefix"], fps=FPS)
     with atomic_path(paths["gt"]) as tmp:
         np.savez_compressed(
@@ -164,7 +180,7 @@ def render_recording(
             head_translation=perf.head_translation,
             lip_closure=perf.lip_closure,
             phoneme_classes=np.array([p.cls for p in perf.phonemes]),
-            phoneme_symbols=np.array([p.symbol for p in utt.phonemes]),
+            phoneme_symbols=np.array(symbols),
             phoneme_times=np.array([[p.start, p.end] for p in perf.phonemes]).reshape(-1, 2),
             blink_onsets=np.array(perf.blink_onsets),
             identity=subject.identity,
@@ -176,7 +192,7 @@ def render_recording(
         "emotion_code": job.emotion_code,
         "sentence_id": job.sentence_id, "sentence": job.text, "language": job.lang,
         "voice": voice.name + (f"+{voice.variant}" if getattr(voice, "variant", "") else ""),
-        "duration_s": round(len(utt.audio) / utt.sample_rate, 4), "num_frames": perf.num_frames,
+        "duration_s": round(len(audio) / utt.sample_rate, 4), "num_frames": perf.num_frames,
         "fps": FPS, "num_vertices": model.num_vertices, "source": f"synth:{config.face_model}",
     }  # fmt: skip
 
@@ -198,7 +214,8 @@ def _check_config(out: Path, config: CorpusConfig) -> None:
     wanted = {**asdict(config)}
     if path.is_file():
         saved = json.loads(path.read_text()).get("config", {})
-        saved.setdefault("head_motion", True)  # corpora written before the option existed
+        saved.setdefault("head_motion", True)  # corpora written before the options existed
+        saved.setdefault("pad_silence", False)
         if saved != wanted:
             raise InputError(
                 f"{out}: holds a different corpus ({path} says {saved}); choose another folder"
@@ -221,6 +238,7 @@ def corpus(
     progress: bool = True,
     text_file: str | Path | None = None,
     head_motion: bool = True,
+    pad_silence: bool = False,
 ) -> Path:
     """Write a synthetic corpus (see the module doc); resumes an interrupted run.
 
@@ -235,6 +253,7 @@ def corpus(
         progress: show a progress bar.
         text_file: speak these sentences instead of the built-in ones (``lang`` en or zh).
         head_motion: False for pose-free sequences (see :class:`CorpusConfig`).
+        pad_silence: silence before and after each sentence (see :class:`CorpusConfig`).
 
     Returns:
         The manifest's path.
@@ -247,7 +266,14 @@ def corpus(
         raise InputError("--text-file holds one language: pass --lang en or --lang zh")
     own = str(Path(text_file).resolve()) if text_file else None
     config = CorpusConfig(
-        subjects, sentences, lang, seed, face_model, head_motion=head_motion, text_file=own
+        subjects,
+        sentences,
+        lang,
+        seed,
+        face_model,
+        head_motion=head_motion,
+        pad_silence=pad_silence,
+        text_file=own,
     )
     plan_jobs(config)  # reads and checks the sentences before anything is written
     model = load_face_model(face_model)
