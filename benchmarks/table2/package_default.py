@@ -24,7 +24,8 @@ def main() -> None:
     info = {
         "made_by": "benchmarks/table2/run.sh (see benchmarks/table2/README.md)",
         "corpus": "mmface4d synth corpus --subjects 32 --sentences 20 --no-head-motion: 2,000 "
-        "steps, then 1,000 steps on the same corpus with --pad-silence",
+        "steps, then 1,000 steps on the same corpus with --pad-silence, then 1,000 with "
+        "neutral templates (benchmarks/table2/neutral_templates.py)",
         "config": "benchmarks/table2/ours.toml",
     }
     path = package_animator(args.run, args.output, args.corpus, args.store, args.subjects,

@@ -44,6 +44,10 @@ $MM synth corpus -o "$WORK/corpus_pauses" --subjects 32 --sentences 20 --no-head
 [ -d "$WORK/runs/shipped" ] || cp -r "$WORK/runs/ours" "$WORK/runs/shipped"
 OMP_NUM_THREADS=2 $MM train --data "$WORK/store_pauses" -o "$WORK/runs/shipped" \
   --config "$OUT/ours.toml" optim.steps=3000 train.progress=false > "$WORK/shipped.log" 2>&1
+# ... then 1,000 more with each subject's neutral face as its template (as at inference)
+$PY "$OUT/neutral_templates.py" "$WORK/corpus_pauses" "$WORK/store_pauses"
+OMP_NUM_THREADS=2 $MM train --data "$WORK/store_pauses" -o "$WORK/runs/shipped" \
+  --config "$OUT/ours.toml" optim.steps=4000 train.progress=false >> "$WORK/shipped.log" 2>&1
 mkdir -p "$OUT/runs/shipped" && cp "$WORK/runs/shipped/log.csv" "$OUT/runs/shipped/"
 $PY "$OUT/package_default.py" "$WORK/runs/shipped" "$WORK/corpus_pauses" "$WORK/store_pauses" \
   -o src/mmface4d/assets/default_animator.pt
