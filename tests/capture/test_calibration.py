@@ -20,16 +20,14 @@ from mmface4d.capture.calibration import (
     align_landmarks,
     calibrate,
     calibrate_frames,
-    face_point_cloud,
-    icp_point_to_plane,
     initial_extrinsics,
-    landmark_box,
     lift_landmarks,
     load_calibration,
     pose_error,
     save_calibration,
     spread_frames,
 )
+from mmface4d.capture.icp import face_point_cloud, icp_point_to_plane, landmark_box
 from mmface4d.cli import main
 from mmface4d.errors import InputError
 from mmface4d.facemodel import load_face_model

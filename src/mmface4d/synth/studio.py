@@ -19,25 +19,9 @@ MMFace4D sample (1920x1080, fx ~ fy ~ 911 px, principal point near the centre); 
 a working resolution and scales them consistently (OpenCV pixel centres).
 
 Depth is the Kinect's depth already transformed into the colour camera (as MMFace4D stores it):
-uint16 millimetres, 0 = no measurement. Its noise model, :class:`DepthNoise`:
-
-- axial Gaussian noise with the Kinect model of Nguyen, Izadi & Lovell, "Modeling Kinect Sensor
-  Noise for Improved 3D Reconstruction and Tracking" (3DIMPVT 2012):
-  ``sigma(z, theta) = 0.0012 + 0.0019 (z - 0.4)^2 + 0.0001 / sqrt(z) * theta^2 / (pi/2 - theta)^2``
-  metres (z in metres, theta the angle between the surface normal and the view ray), i.e. 1.4 mm
-  at 0.72 m facing the camera, 3.5 mm on the 1.5 m backdrop. It was measured on the structured-
-  light Kinect; it stands in for the Azure Kinect's ToF noise, whose specification only bounds it
-  (random error std <= 17 mm, systematic error < 11 mm + 0.1% of the distance);
-- quantisation to whole millimetres;
-- holes at grazing angles (the hole probability ramps from 0 at 70 degrees to 1 at 80), random
-  dropouts of single depth-sensor pixels, and readings outside the NFOV-unbinned operating range
-  (0.5-3.86 m) or field of view (75 x 65 degrees) are invalid (Azure Kinect DK hardware
-  specification, learn.microsoft.com/azure/kinect-dk/hardware-specification);
-- flying pixels: along depth discontinuities a fraction of the pixels read a depth between the
-  foreground and the background, as a ToF pixel that sees both does;
-- noise and dropouts are drawn on the depth sensor's 640 x 576 grid and spread to the colour
-  pixels each sensor pixel covers (about 2 x 2 at 1080p; independent per pixel at low working
-  resolutions).
+uint16 millimetres, 0 = no measurement, degraded by the Kinect-like noise model of
+:mod:`mmface4d.synth.depth_noise` (axial noise, quantisation, holes at grazing angles,
+dropouts, range and field of view, flying pixels, drawn on the depth sensor's grid).
 
 Colour: the face model's albedo lit by per-camera SH lighting (the Deep3DFaceRecon convention
 that :func:`mmface4d.render.render_rgbd` and the paper's fitting use), a per-camera exposure and
@@ -74,6 +58,12 @@ from mmface4d.geometry import face_normals
 from mmface4d.render.camera import PinholeCamera
 from mmface4d.render.rasterize import Backend, check_faces
 from mmface4d.render.shade import render_rgbd
+from mmface4d.synth.depth_noise import (
+    DepthNoise,
+    degrade_depth,
+    depth_field_of_view,
+    sensor_cell,
+)
 from mmface4d.synth.performance import CAMERA_DISTANCE
 
 #: Index of the centre (master) camera, whose frame is the world, as in the MMFace4D release.
@@ -191,47 +181,6 @@ class StudioRig:
                              "serial_number": f"synthetic-{self.seed:04d}-{index}"}  # fmt: skip
             cams.append(full.resized(width, height))
         return cams
-
-
-@dataclass(frozen=True)
-class DepthNoise:
-    """Kinect-like depth degradation (see the module doc for the model and its sources)."""
-
-    axial_base_m: float = 0.0012
-    """Nguyen et al. 2012: constant term of the axial std, metres."""
-    axial_quadratic: float = 0.0019
-    """Nguyen et al. 2012: coefficient of (z - axial_offset_m)^2, 1/metre."""
-    axial_offset_m: float = 0.4
-    """Nguyen et al. 2012: depth of the smallest noise, metres."""
-    axial_angle: float = 0.0001
-    """Nguyen et al. 2012: coefficient of theta^2 / (pi/2 - theta)^2 / sqrt(z), metres^1.5."""
-    bias_m: float = 0.0
-    """Systematic offset added to every reading (Azure Kinect spec: < 11 mm + 0.1% of z)."""
-    grazing_start_degrees: float = 70.0
-    """Incidence angle where holes start to appear."""
-    grazing_end_degrees: float = 80.0
-    """Incidence angle beyond which every pixel is a hole."""
-    dropout_rate: float = 0.002
-    """Fraction of depth-sensor pixels that randomly read nothing."""
-    flying_fraction: float = 0.6
-    """Fraction of the pixels along a depth discontinuity that read a mixed depth."""
-    flying_jump_m: float = 0.05
-    """Depth step within a 3x3 neighbourhood that counts as a discontinuity, metres."""
-    min_range_m: float = 0.5
-    """Nearest valid reading (NFOV unbinned)."""
-    max_range_m: float = 3.86
-    """Farthest valid reading (NFOV unbinned)."""
-    fov_degrees: tuple[float, float] = (75.0, 65.0)
-    """Depth field of view (horizontal, vertical), centred on the colour camera's axis."""
-    sensor_size: tuple[int, int] = (640, 576)
-    """Depth sensor resolution (W, H); noise is drawn per sensor pixel."""
-
-    def std(self, depth_m: np.ndarray, incidence_rad: np.ndarray | float = 0.0) -> np.ndarray:
-        """Axial noise std in metres for depths (metres) and incidence angles (radians)."""
-        z = np.maximum(np.asarray(depth_m, dtype=np.float64), 1e-3)
-        theta = np.clip(np.asarray(incidence_rad, dtype=np.float64), 0.0, math.pi / 2 - 1e-3)
-        angle = self.axial_angle / np.sqrt(z) * theta**2 / (math.pi / 2 - theta) ** 2
-        return self.axial_base_m + self.axial_quadratic * (z - self.axial_offset_m) ** 2 + angle
 
 
 @dataclass(frozen=True)
@@ -374,9 +323,6 @@ def _views(rig: StudioRig, depth: DepthNoise) -> list[_View]:
         normal = np.stack([points[..., 0], np.zeros_like(t), points[..., 2]], -1) / radius
         length = np.linalg.norm(world, axis=-1)
         incidence = np.arccos(np.clip(np.abs((normal * world).sum(-1)) / length, 0.0, 1.0))
-        half_w, half_h = (math.tan(math.radians(fov / 2)) for fov in depth.fov_degrees)
-        in_fov = (np.abs(rays[..., 0]) <= half_w) & (np.abs(rays[..., 1]) <= half_h)
-        sensor_focal = 0.5 * depth.sensor_size[0] / half_w
         views.append(
             _View(
                 camera=cam,
@@ -384,52 +330,11 @@ def _views(rig: StudioRig, depth: DepthNoise) -> list[_View]:
                 wall_depth=np.where(hit, t, 0.0).astype(np.float32),
                 wall_rgb=np.where(hit[..., None], wall, 0.0).astype(np.float32),
                 wall_incidence=incidence.astype(np.float32),
-                in_fov=in_fov,
-                cell=cam.fx / sensor_focal,
+                in_fov=depth_field_of_view(rays, depth),
+                cell=sensor_cell(cam.fx, depth),
             )
         )
     return views
-
-
-def _sensor_field(
-    rng: np.random.Generator, shape: tuple[int, int], cell: float, normal: bool
-) -> np.ndarray:
-    """(H, W) float32 standard normal (or uniform) values, one per depth-sensor pixel when a
-    sensor pixel spans several colour pixels (cell > 1), else one per colour pixel."""
-    height, width = shape
-    rows, cols = np.arange(height), np.arange(width)
-    if cell > 1.0:
-        rows, cols = (rows / cell).astype(np.int64), (cols / cell).astype(np.int64)
-    grid_shape = (int(rows[-1]) + 1, int(cols[-1]) + 1)
-    if normal:
-        grid = rng.standard_normal(grid_shape, dtype=np.float32)
-    else:
-        grid = rng.random(grid_shape, dtype=np.float32)
-    return grid if cell <= 1.0 else grid[rows[:, None], cols[None, :]]
-
-
-def _degrade_depth(
-    z: np.ndarray, theta: np.ndarray, view: _View, noise: DepthNoise, rng: np.random.Generator
-) -> np.ndarray:
-    """Noisy uint16 millimetre depth from true depth z (metres, 0 = nothing) and the incidence
-    angle theta (radians) of each pixel."""
-    valid = z > 0
-    # Flying pixels: mixed depths where the 3x3 neighbourhood spans a discontinuity.
-    high = ndimage.maximum_filter(np.where(valid, z, 0.0), size=3)
-    low = ndimage.minimum_filter(np.where(valid, z, np.inf), size=3)
-    edge = valid & (high - low > noise.flying_jump_m)  # False where low is inf
-    mix = rng.random(z.shape, dtype=np.float32)
-    flying = edge & (rng.random(z.shape, dtype=np.float32) < noise.flying_fraction)
-    z = np.where(flying, np.where(edge, low, 0.0) + mix * (high - low), z)
-    std = noise.std(z, theta).astype(np.float32)
-    measured = z + noise.bias_m + std * _sensor_field(rng, z.shape, view.cell, normal=True)
-    span = max(noise.grazing_end_degrees - noise.grazing_start_degrees, 1e-6)
-    hole_chance = (np.degrees(theta) - noise.grazing_start_degrees) / span
-    holes = rng.random(z.shape, dtype=np.float32) < hole_chance
-    dropped = _sensor_field(rng, z.shape, view.cell, normal=False) < noise.dropout_rate
-    valid &= ~holes & ~dropped & view.in_fov
-    valid &= (measured >= noise.min_range_m) & (measured <= noise.max_range_m)
-    return np.where(valid, np.round(measured * 1000.0), 0).astype(np.uint16)
 
 
 #: Linear colour and depth offset (metres) of the cavity behind the mesh's openings.
@@ -518,7 +423,8 @@ def render_capture(
             the same seed gives the same capture.
         lighting: per-camera lighting; None draws one with :func:`sample_lighting` first. Draw it
             yourself to record it in the :class:`StudioGroundTruth`.
-        depth_noise, colour_noise: the degradation models (defaults: :class:`DepthNoise`,
+        depth_noise, colour_noise: the degradation models (defaults:
+            :class:`~mmface4d.synth.depth_noise.DepthNoise`,
             :class:`ColourNoise`).
         frames_per_batch: frames rasterised together (speed only; results do not depend on it).
         backend, device: rasterizer backend and torch device.
@@ -569,7 +475,9 @@ def render_capture(
                 frame.append(
                     CameraFrame(
                         colour=_finish_colour(linear, gains[c], colour_noise, rng),
-                        depth=_degrade_depth(z, theta, view, depth_noise, rng),
+                        depth=degrade_depth(
+                            z, theta, depth_noise, rng, in_fov=view.in_fov, cell=view.cell
+                        ),
                         mask=face.copy(),
                         depth_true=z,
                     )
