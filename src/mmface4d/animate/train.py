@@ -228,6 +228,13 @@ def _train(
                 f"{checkpoint_path} is at step {state['step']}, beyond optim.steps="
                 f"{config.optim.steps}; ask for more steps or use a new folder"
             )
+    if (
+        state is not None
+        and ctx.is_main
+        and final_path.exists()
+        and state["step"] < config.optim.steps
+    ):
+        final_path.unlink()  # training goes on: the old final.pt is no longer the run's result
     pipeline.to(device)
     use_amp = config.train.amp and device.type == "cuda"
     if use_amp:
