@@ -44,3 +44,20 @@ def tiny_run(tiny_store, tmp_path_factory) -> Path:
     argv += ["optim.steps=10", "train.log_every=2", "train.checkpoint_every=5"]
     assert cli.main(argv) == 0
     return run
+
+
+@pytest.fixture(scope="session")
+def packaged(tiny_run, tiny_store, tmp_path_factory) -> Path:
+    """The tiny run packaged as an animator file with one training subject's built-in styles."""
+    from mmface4d.animate.packaging import package_animator
+
+    out = tmp_path_factory.mktemp("packaged") / "animator.pt"
+    return package_animator(tiny_run, out, tiny_store.parent / "corpus", tiny_store, num_subjects=1)
+
+
+@pytest.fixture(scope="session")
+def animator(packaged):
+    """The packaged tiny animator, loaded."""
+    from mmface4d.animate.animator import Animator
+
+    return Animator.load(packaged)

@@ -20,17 +20,6 @@ from mmface4d.animate.packaging import package_animator
 from mmface4d.errors import InputError
 
 
-@pytest.fixture(scope="module")
-def packaged(tiny_run: Path, tiny_store: Path, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("packaged") / "animator.pt"
-    return package_animator(tiny_run, out, tiny_store.parent / "corpus", tiny_store, num_subjects=1)
-
-
-@pytest.fixture(scope="module")
-def animator(packaged: Path) -> Animator:
-    return Animator.load(packaged)
-
-
 def test_camera_frame_round_trip() -> None:
     points = np.random.default_rng(0).standard_normal((4, 5, 3)).astype(np.float32)
     camera = to_camera_frame(points, 0.7)

@@ -24,22 +24,10 @@ from mmface4d.animate.figures import (
     style_figure,
 )
 from mmface4d.animate.model import Ours, OursConfig
-from mmface4d.animate.packaging import package_animator
 from mmface4d.animate.registry import default_model_config
 from mmface4d.errors import InputError
 
 SMALL = OursConfig(latent_dim=8, decoder_blocks=1, style_channels=(4, 4, 4, 4))
-
-
-@pytest.fixture(scope="module")
-def packaged(tiny_run: Path, tiny_store: Path, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("packaged") / "animator.pt"
-    return package_animator(tiny_run, out, tiny_store.parent / "corpus", tiny_store, num_subjects=1)
-
-
-@pytest.fixture(scope="module")
-def animator(packaged: Path) -> Animator:
-    return Animator.load(packaged)
 
 
 def speech(seconds: float) -> np.ndarray:

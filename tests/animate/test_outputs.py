@@ -17,14 +17,6 @@ from mmface4d.render.video import probe_video
 
 
 @pytest.fixture(scope="module")
-def packaged(tiny_run: Path, tiny_store: Path, tmp_path_factory) -> Path:
-    from mmface4d.animate.packaging import package_animator
-
-    out = tmp_path_factory.mktemp("packaged_outputs") / "animator.pt"
-    return package_animator(tiny_run, out, tiny_store.parent / "corpus", tiny_store, 1)
-
-
-@pytest.fixture(scope="module")
 def speech_file(tmp_path_factory) -> Path:
     """1.5 s of a stereo 44.1 kHz 'speech-like' signal (tone bursts)."""
     t = np.arange(int(1.5 * 44_100)) / 44_100
