@@ -45,6 +45,7 @@ from mmface4d.animate.checkpoint import (
 from mmface4d.audio.sync import frame_to_sample
 from mmface4d.errors import InputError
 from mmface4d.facemodel.model import FaceModel
+from mmface4d.synth.performance import from_camera_frame, to_camera_frame
 
 ANIMATOR_FORMAT = "mmface4d-animator"
 DEFAULT_MODEL = "default"
@@ -128,21 +129,6 @@ class AnimationResult:
         return self.num_frames / self.fps
 
 
-def to_camera_frame(vertices: np.ndarray, distance: float) -> np.ndarray:
-    """Face model frame -> MMFace4D centre-camera frame (y and z flip, z shifts by
-    ``distance``)."""
-    out = np.asarray(vertices, dtype=np.float32) * np.array([1.0, -1.0, -1.0], dtype=np.float32)
-    out[..., 2] += distance
-    return out
-
-
-def from_camera_frame(vertices: np.ndarray, distance: float) -> np.ndarray:
-    """Inverse of :func:`to_camera_frame`."""
-    out = np.array(vertices, dtype=np.float32)
-    out[..., 2] -= distance
-    return out * np.array([1.0, -1.0, -1.0], dtype=np.float32)
-
-
 class Animator:
     """A trained model plus what inference needs (see the module doc).
 
@@ -199,14 +185,16 @@ class Animator:
     # ------------------------------------------------------------------ frames
 
     def _into_model_data(self, vertices: np.ndarray) -> np.ndarray:
+        vertices = np.asarray(vertices, dtype=np.float32)
         if self.frame == "camera":
             return to_camera_frame(vertices, self.camera_distance)
-        return np.asarray(vertices, dtype=np.float32)
+        return vertices
 
     def _out_of_model_data(self, vertices: np.ndarray) -> np.ndarray:
+        vertices = np.asarray(vertices, dtype=np.float32)
         if self.frame == "camera":
             return from_camera_frame(vertices, self.camera_distance)
-        return np.asarray(vertices, dtype=np.float32)
+        return vertices
 
     # ------------------------------------------------------------------ inputs
 

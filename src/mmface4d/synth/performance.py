@@ -170,3 +170,10 @@ def to_camera_frame(vertices: np.ndarray, distance: float = CAMERA_DISTANCE) -> 
     out = np.asarray(vertices) * np.array([1.0, -1.0, -1.0], dtype=np.float32)
     out[..., 2] += distance
     return out
+
+
+def from_camera_frame(vertices: np.ndarray, distance: float = CAMERA_DISTANCE) -> np.ndarray:
+    """Inverse of :func:`to_camera_frame`: centre camera (OpenCV) -> model frame."""
+    out = np.array(vertices)
+    out[..., 2] -= distance
+    return out * np.array([1.0, -1.0, -1.0], dtype=np.float32)
