@@ -7,6 +7,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def _umask() -> int:
@@ -46,3 +47,21 @@ def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iter
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def save_figure(figure: Any, path: str | os.PathLike[str], dpi: int = 110, **savefig: Any) -> Path:
+    """Write a matplotlib figure as PNG atomically, then close it (if it is pyplot's).
+
+    Args:
+        figure: a ``matplotlib.figure.Figure``.
+        path: the ``.png`` output path.
+        dpi: resolution.
+        savefig: further ``Figure.savefig`` options (``bbox_inches="tight"``, ``facecolor``).
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=dpi, format="png", **savefig)
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    return path

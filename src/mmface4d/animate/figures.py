@@ -30,7 +30,7 @@ from mmface4d.animate.animator import Animator
 from mmface4d.animate.checkpoint import TrainedRun, load_run
 from mmface4d.animate.lipsync import mouth_opening
 from mmface4d.animate.model import Ours, decoding_sparsity
-from mmface4d.atomic import atomic_path
+from mmface4d.atomic import atomic_path, save_figure
 from mmface4d.errors import InputError
 from mmface4d.facemodel.model import FaceModel
 from mmface4d.render.camera import frame_mesh
@@ -111,12 +111,6 @@ class _Grid:
         centre += self.size / 2
         fig.text((self.label_px - 6) / self.width, 1 - centre / self.height, text,
                  ha="right", va="center", fontsize=_FONT)  # fmt: skip
-
-
-def _save_png(fig: Figure, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=_DPI, format="png", facecolor="white")
-    return path
 
 
 def _check_png(output_png: str | os.PathLike[str]) -> Path:
@@ -236,7 +230,7 @@ def style_figure(
         ax.set_title(f"{(frame + 0.5) / animator.fps:.2f} s", fontsize=_FONT, pad=2)
     fig.suptitle(f"one speech, {len(styles)} speaking styles ({Path(animator.name).name})",
                  y=1 - 4 / grid.height, va="top", fontsize=_FONT + 1)  # fmt: skip
-    return _save_png(fig, path)
+    return save_figure(fig, path, dpi=_DPI, facecolor="white")
 
 
 # ---------------------------------------------------------------------------- Fig. 8: regions
@@ -451,7 +445,7 @@ def decoding_regions_figure(
     bar.set_xticks([0, 0.5, 1])
     bar.tick_params(labelsize=_FONT - 1, length=2, pad=1)
     bar.set_title("activation / row max", fontsize=_FONT - 1, pad=2, loc="left")
-    _save_png(fig, path)
+    save_figure(fig, path, dpi=_DPI, facecolor="white")
 
     report = {
         "figure": path.name,

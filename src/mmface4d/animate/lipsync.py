@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmface4d.atomic import atomic_path
+from mmface4d.atomic import save_figure
 from mmface4d.audio.sync import frame_to_sample, frames_to_samples
 from mmface4d.errors import InputError
 
@@ -221,8 +221,4 @@ def plot_speech_pause(
             axis.axvspan(first / fps, stop / fps, color="tab:blue", alpha=0.12, lw=0)
     top.set_title(title or "mouth opening; pauses shaded")
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

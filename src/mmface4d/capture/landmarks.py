@@ -214,3 +214,69 @@ def read_mediapipe_triangles(path: str | Path) -> np.ndarray:
             f"{path}: triangle indices span {faces.min()}..{faces.max()}, expected 0..467"
         )
     return faces.astype(np.int64)
+
+
+# ---------------------------------------------------------------------- per-frame source
+LandmarkMode = Literal["auto", "file", "detect"]
+
+
+class FrameLandmarks:
+    """The 68 iBUG landmarks of every camera of a capture, frame by frame.
+
+    ``file``: the dataset's HRNet-98 ``.pkl`` files (required for every camera); ``detect``:
+    MediaPipe on the colour images (``video`` mode: tracked over consecutive frames, one
+    detector per camera); ``auto``: the files when every camera has one, else detection. Use it
+    as a context manager (it frees the detectors).
+
+    Args:
+        capture: a :class:`~mmface4d.capture.capture.Capture`.
+        mode: ``auto``, ``file`` or ``detect``.
+        detector_mode: ``image`` for frames far apart, ``video`` for consecutive frames.
+    """
+
+    def __init__(self, capture: Any, mode: LandmarkMode = "auto",
+                 detector_mode: DetectorMode = "video") -> None:  # fmt: skip
+        if mode not in ("auto", "file", "detect"):
+            raise InputError(f"landmarks: expected 'auto', 'file' or 'detect', got {mode!r}")
+        self._files = [capture.landmarks(c) for c in range(capture.num_cameras)]
+        if mode == "auto":
+            mode = "file" if all(f is not None for f in self._files) else "detect"
+        if mode == "file":
+            for camera, found in enumerate(self._files):
+                if found is None:
+                    raise InputError(
+                        f"{capture.sources[camera]}: no landmark file for this camera; use "
+                        "landmark detection (landmarks='detect')"
+                    )
+        self.mode: str = mode
+        self._detectors = (
+            [LandmarkDetector(detector_mode) for _ in range(capture.num_cameras)]
+            if mode == "detect"
+            else []
+        )
+
+    def __call__(self, index: int, colour: tuple[np.ndarray, ...]) -> list[np.ndarray | None]:
+        """C (68, 2) float64 pixel arrays (NaN rows where a point is missing), or None for a
+        camera without a face (or past the end of its file) in frame ``index``."""
+        points: list[np.ndarray | None] = []
+        for camera, image in enumerate(colour):
+            if self._detectors:
+                found = self._detectors[camera].detect(image)
+                points.append(None if found is None else found.ibug68().astype(np.float64))
+            elif index < len(self._files[camera]):
+                marks = to_ibug68(self._files[camera][index, :, :2], "hrnet98")
+                points.append(marks.astype(np.float64))
+            else:
+                points.append(None)
+        return points
+
+    def close(self) -> None:
+        for detector in self._detectors:
+            detector.close()
+        self._detectors = []
+
+    def __enter__(self) -> FrameLandmarks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -11,15 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from mmface4d.atomic import atomic_path  # noqa: E402
+from mmface4d.atomic import save_figure  # noqa: E402
 from mmface4d.data.stats import DatasetStats  # noqa: E402
-
-
-def _save(fig: plt.Figure, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
-    return path
 
 
 def plot_lip_velocity(stats: DatasetStats, path: Path, highlight: int = 6) -> Path:
@@ -44,7 +37,7 @@ def plot_lip_velocity(stats: DatasetStats, path: Path, highlight: int = 6) -> Pa
         f"subject silhouette score = {stats.lip_silhouette:.2f}"
     )
     ax.legend(loc="upper left", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path, bbox_inches="tight")
 
 
 def plot_demographics(stats: DatasetStats, path: Path) -> Path:
@@ -70,7 +63,7 @@ def plot_demographics(stats: DatasetStats, path: Path) -> Path:
     axes[2].set(title=f"Sequence duration ({d.min():.1f}-{d.max():.1f} s)", xlabel="duration (s)",
                 ylabel="sequences")  # fmt: skip
     axes[2].legend()
-    return _save(fig, path)
+    return save_figure(fig, path, bbox_inches="tight")
 
 
 def plot_region_graph(
@@ -110,4 +103,4 @@ def plot_region_graph(
     axm.set_yticks(range(len(names)), names)
     axm.set_title("Correlation of per-frame region speed")
     fig.colorbar(im, ax=axm, label="Pearson correlation")
-    return _save(fig, path)
+    return save_figure(fig, path, bbox_inches="tight")

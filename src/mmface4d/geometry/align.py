@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from mmface4d.errors import InputError
 
@@ -69,3 +70,28 @@ def stabilise(vertices: np.ndarray, anchors: np.ndarray, reference: int = 0) -> 
     for t in range(len(verts)):
         out[t] = fit_similarity(verts[t, anchors], ref).apply(verts[t])
     return out.astype(np.asarray(vertices).dtype)
+
+
+def axis_angle_matrix(rotation: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices of axis-angle vectors (Rodrigues), differentiable, smooth at zero.
+
+    Args:
+        rotation: (..., 3) axis times angle, radians.
+
+    Returns:
+        (..., 3, 3).
+    """
+    if rotation.shape[-1] != 3:
+        raise InputError(f"axis-angle vectors must be (..., 3), got {tuple(rotation.shape)}")
+    squared = rotation.square().sum(-1, keepdim=True)[..., None]  # (..., 1, 1)
+    small = squared < 1e-8
+    safe = torch.where(small, torch.ones_like(squared), squared)
+    angle = safe.sqrt()
+    # sin(a)/a and (1 - cos(a))/a^2, with their Taylor series near zero
+    first = torch.where(small, 1.0 - squared / 6.0, torch.sin(angle) / angle)
+    second = torch.where(small, 0.5 - squared / 24.0, (1.0 - torch.cos(angle)) / safe)
+    x, y, z = rotation.unbind(-1)
+    zero = torch.zeros_like(x)
+    cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*x.shape, 3, 3)
+    eye = torch.eye(3, dtype=rotation.dtype, device=rotation.device).expand_as(cross)
+    return eye + first * cross + second * (cross @ cross)

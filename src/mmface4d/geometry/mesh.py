@@ -79,7 +79,9 @@ def vertex_normals_by_coordinate(
     for coord in range(3):  # sum each triangle's normal onto its three corners
         for corner in rows:  # scatter_add_ is faster than index_add_ on the CPU
             summed[coord].view(-1).scatter_add_(0, corner, normals[coord])
-    length = (summed[0].square() + summed[1].square() + summed[2].square()).sqrt()
+    squared = summed[0].square() + summed[1].square() + summed[2].square()
+    # + eps^2 keeps the gradient finite at isolated vertices (sqrt'(0) is infinite)
+    length = squared.add(eps * eps).sqrt()
     return summed / length.clamp_min(eps)
 
 
@@ -108,3 +110,31 @@ def unique_edges(faces: np.ndarray) -> np.ndarray:
     edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
     edges.sort(axis=1)
     return np.unique(edges, axis=0)
+
+
+def uniform_laplacian(faces: np.ndarray, num_vertices: int) -> torch.Tensor:
+    """Sparse (V, V) uniform graph Laplacian ``L = I - D^-1 A`` of a triangle mesh.
+
+    ``(L @ x)[i]`` is vertex i's value minus the mean of its neighbours'; isolated vertices
+    get a zero row.
+
+    Args:
+        faces: (F, 3) vertex indices.
+        num_vertices: V.
+
+    Returns:
+        (V, V) float32 sparse COO tensor (move it with ``.to(device, dtype)``).
+    """
+    edges = unique_edges(faces)
+    both = np.concatenate([edges, edges[:, ::-1]])  # (2E, 2): each neighbour pair both ways
+    degree = np.bincount(both[:, 0], minlength=num_vertices).astype(np.float64)
+    weights = -1.0 / degree[both[:, 0]]
+    connected = np.nonzero(degree > 0)[0]
+    rows = np.concatenate([both[:, 0], connected])
+    cols = np.concatenate([both[:, 1], connected])
+    values = np.concatenate([weights, np.ones(len(connected))])
+    return torch.sparse_coo_tensor(
+        torch.as_tensor(np.stack([rows, cols])),
+        torch.as_tensor(values, dtype=torch.float32),
+        (num_vertices, num_vertices),
+    ).coalesce()

@@ -27,6 +27,7 @@ from mmface4d.render.rasterize import (
     Backend,
     Rasterizer,
     check_faces,
+    fragments_from_triangle_ids,
     get_rasterizer,
     interpolate,
     interpolate_visible,
@@ -78,6 +79,7 @@ def render_rgbd(
     backend: Backend = "auto",
     near: float = 0.01,
     far: float = 100.0,
+    triangle_id: torch.Tensor | None = None,
 ) -> RenderOutput:
     """Render colour, depth and coverage of B meshes from C cameras in one rasterizer call.
 
@@ -93,6 +95,10 @@ def render_rgbd(
         sh_lighting: (B, C, 27) SH coefficients per mesh and camera, or None.
         backend: rasterizer backend.
         near, far: clipping distances along each camera's z.
+        triangle_id: (B, C, H, W) visible triangles of an earlier render of nearly the same
+            meshes (its ``triangle_id``): skips the rasterizer and only recomputes the
+            (differentiable) barycentrics of those triangles, the way fitting loops re-test
+            visibility only every few iterations.
     """
     vertices = _batched("vertices", vertices, None)
     batch, num_vertices = vertices.shape[:2]
@@ -132,7 +138,16 @@ def render_rgbd(
         )
     else:
         colour = colour.repeat_interleave(num_cams, dim=0)
-    fragments = rasterize(clip, faces, (height, width), backend=backend)
+    if triangle_id is None:
+        fragments = rasterize(clip, faces, (height, width), backend=backend)
+    else:
+        if tuple(triangle_id.shape) != (batch, num_cams, height, width):
+            raise InputError(
+                f"triangle_id must be ({batch}, {num_cams}, {height}, {width}), got "
+                f"{tuple(triangle_id.shape)}"
+            )
+        ids = triangle_id.reshape(batch * num_cams, height, width).to(vertices.device)
+        fragments = fragments_from_triangle_ids(clip, faces, ids)
     rgb = interpolate(colour, fragments, faces)
     depth = view_depth(clip, fragments, faces)
     shape = (batch, num_cams, height, width)

@@ -1,0 +1,171 @@
+"""What the fit compares against: one frame of every camera at the working resolution.
+
+The recording's images are reduced by an integer factor ``k = round(1 / scale)`` in both axes
+(the bottom/right remainder is cropped, so the intrinsics stay exact): colour by the mean of
+each k x k block; depth by the mean of the block's measured pixels when at least half of them
+are measured and they agree within :data:`DEPTH_AGREEMENT_M` (otherwise the block has no
+depth: silhouettes and flying pixels are dropped rather than blended). Landmark pixels move
+with the images: ``u' = (u + 0.5) / k - 0.5``.
+
+Lens distortion is ignored, as by the renderer (the MMFace4D json files carry none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mmface4d.capture.cameras import CameraCalibration
+from mmface4d.errors import InputError
+from mmface4d.render.camera import PinholeCamera
+
+#: Largest spread (max - min) of the depths averaged into one working pixel, metres.
+DEPTH_AGREEMENT_M = 0.02
+
+
+@dataclass
+class FrameObservation:
+    """One frame of C cameras, reduced to the working resolution.
+
+    Attributes:
+        index: frame index in the recording.
+        colour: (C, H, W, 3) float32 linear RGB in [0, 1].
+        depth: (C, H, W) float32 camera-frame depth in metres, 0 where nothing was measured.
+        landmarks: (C, K, 2) float32 pixels at the working resolution (0 where invalid).
+        landmark_valid: (C, K) bool.
+        cameras: C renderer cameras at the working resolution; their world is the reference
+            (centre) camera's frame.
+    """
+
+    index: int
+    colour: torch.Tensor
+    depth: torch.Tensor
+    landmarks: torch.Tensor
+    landmark_valid: torch.Tensor
+    cameras: list[PinholeCamera]
+
+    @property
+    def num_cameras(self) -> int:
+        return len(self.cameras)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(H, W) of the working resolution."""
+        return int(self.colour.shape[1]), int(self.colour.shape[2])
+
+    def to(self, device: torch.device | str) -> FrameObservation:
+        return FrameObservation(
+            self.index, self.colour.to(device), self.depth.to(device),
+            self.landmarks.to(device), self.landmark_valid.to(device), self.cameras,
+        )  # fmt: skip
+
+
+def reduction_factor(scale: float) -> int:
+    """The integer k of a working ``scale`` (1/k)."""
+    if not 0 < scale <= 1:
+        raise InputError(f"scale must be in (0, 1], got {scale}")
+    return max(1, round(1.0 / scale))
+
+
+def working_camera(calibration: CameraCalibration, factor: int) -> PinholeCamera:
+    """The renderer camera of ``calibration`` for images reduced by ``factor`` (cropped)."""
+    camera = calibration.to_pinhole()
+    width, height = calibration.width // factor, calibration.height // factor
+    return PinholeCamera(
+        fx=camera.fx / factor, fy=camera.fy / factor,
+        cx=(camera.cx + 0.5) / factor - 0.5, cy=(camera.cy + 0.5) / factor - 0.5,
+        width=width, height=height, R=camera.R, t=camera.t, metadata=camera.metadata,
+    )  # fmt: skip
+
+
+def _blocks(image: np.ndarray, factor: int) -> np.ndarray:
+    """(H, W, ...) -> (H/k, W/k, k*k, ...) blocks (remainder cropped)."""
+    height, width = image.shape[0] // factor, image.shape[1] // factor
+    cropped = image[: height * factor, : width * factor]
+    blocks = cropped.reshape(height, factor, width, factor, *image.shape[2:])
+    blocks = np.moveaxis(blocks, 2, 1)
+    return blocks.reshape(height, width, factor * factor, *image.shape[2:])
+
+
+def reduce_colour(colour: np.ndarray, factor: int) -> np.ndarray:
+    """(H, W, 3) uint8 -> (H/k, W/k, 3) float32 in [0, 1], block means."""
+    return _blocks(colour.astype(np.float32) / 255.0, factor).mean(axis=2)
+
+
+def reduce_depth(depth_mm: np.ndarray, factor: int) -> np.ndarray:
+    """(H, W) uint16 millimetres -> (H/k, W/k) float32 metres (see the module doc)."""
+    metres = depth_mm.astype(np.float32) / 1000.0
+    if factor == 1:
+        return metres
+    blocks = _blocks(metres, factor)
+    measured = blocks > 0
+    count = measured.sum(axis=2)
+    mean = blocks.sum(axis=2) / np.maximum(count, 1)
+    spread = np.where(measured, blocks, -np.inf).max(axis=2) - np.where(
+        measured, blocks, np.inf
+    ).min(axis=2)
+    keep = (count * 2 >= factor * factor) & (spread <= DEPTH_AGREEMENT_M)
+    return np.where(keep, mean, 0.0).astype(np.float32)
+
+
+def observe(
+    index: int,
+    colour: Sequence[np.ndarray],
+    depth: Sequence[np.ndarray],
+    calibrations: Sequence[CameraCalibration],
+    landmarks: Sequence[np.ndarray | None],
+    scale: float,
+) -> FrameObservation:
+    """Build the :class:`FrameObservation` of one frame.
+
+    Args:
+        index: frame index.
+        colour: C (H, W, 3) uint8 images.
+        depth: C (H, W) uint16 millimetre images in the colour cameras' pixels.
+        calibrations: C cameras (extrinsics reference-from-camera).
+        landmarks: C (K, 2) full-resolution pixels (NaN where missing) or None (no landmarks
+            for that camera).
+        scale: working resolution as a fraction of the recording's.
+    """
+    count = len(calibrations)
+    if not (len(colour) == len(depth) == len(landmarks) == count):
+        raise InputError(
+            f"observe: {len(colour)} colour, {len(depth)} depth and {len(landmarks)} landmark "
+            f"images for {count} cameras"
+        )
+    factor = reduction_factor(scale)
+    cameras = [working_camera(c, factor) for c in calibrations]
+    sizes = {(cam.height, cam.width) for cam in cameras}
+    if len(sizes) != 1:
+        raise InputError(f"cameras must share one image size, got {sorted(sizes)}")
+    for camera, calibration in enumerate(calibrations):
+        expected = (calibration.height, calibration.width)
+        if colour[camera].shape[:2] != expected or depth[camera].shape != expected:
+            raise InputError(
+                f"camera {camera}: colour {colour[camera].shape} and depth {depth[camera].shape}"
+                f" do not match its calibration's {expected[1]}x{expected[0]} image"
+            )
+    known = [np.asarray(points) for points in landmarks if points is not None]
+    num_points = known[0].shape[0] if known else 0
+    points = np.zeros((count, num_points, 2), dtype=np.float32)
+    valid = np.zeros((count, num_points), dtype=bool)
+    for camera, marks in enumerate(landmarks):
+        if marks is None:
+            continue
+        marks = np.asarray(marks, dtype=np.float64)[:, :2]
+        if marks.shape[0] != num_points:
+            raise InputError(f"camera {camera}: {marks.shape[0]} landmarks, expected {num_points}")
+        finite = np.isfinite(marks).all(axis=1)
+        points[camera][finite] = (marks[finite] + 0.5) / factor - 0.5
+        valid[camera] = finite
+    return FrameObservation(
+        index=int(index),
+        colour=torch.from_numpy(np.stack([reduce_colour(c, factor) for c in colour])),
+        depth=torch.from_numpy(np.stack([reduce_depth(d, factor) for d in depth])),
+        landmarks=torch.from_numpy(points),
+        landmark_valid=torch.from_numpy(valid),
+        cameras=cameras,
+    )
