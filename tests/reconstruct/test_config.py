@@ -192,11 +192,6 @@ def test_update_dataclass_nested_values_and_skip():
         update_dataclass(Outer(), {"inner": {"rate": True}}, "cfg.json")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="check_config tests 'colour_sigma <= 0 or depth_sigma_mm <= 0', which NaN passes: "
-    "a NaN sigma makes every loss NaN and every frame fail as 'diverged'",
-)
 @pytest.mark.parametrize("override", ["colour_sigma=nan", "depth_sigma_mm=nan"])
 def test_nan_sigma_is_refused(override):
     with pytest.raises(InputError, match="positive"):

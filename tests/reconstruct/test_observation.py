@@ -102,11 +102,6 @@ def test_reduce_depth_known_blocks():
     assert reduce_depth(past, 2)[0, 0] == 0.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reduce_depth compares the spread in float32 metres: a block spanning exactly "
-    "DEPTH_AGREEMENT_M (20 mm of integer millimetres) is dropped at 700 mm but kept at 702 mm",
-)
 def test_a_spread_of_exactly_the_limit_is_kept_at_every_depth():
     kept = [
         reduce_depth(np.array([[a, a + 20], [a, a + 20]], dtype=np.uint16), 2)[0, 0] > 0

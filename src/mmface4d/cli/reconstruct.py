@@ -79,7 +79,7 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    def run(a: argparse.Namespace) -> None:
+    def run(a: argparse.Namespace) -> int:
         from mmface4d.reconstruct.config import resolve_config
         from mmface4d.reconstruct.jobs import reconstruct
 
@@ -102,5 +102,6 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
             for result in report.results:
                 if result.status == "failed":
                     print(f"  {result.key}: {result.reason}")
+        return 1 if report.failed else 0
 
     p.set_defaults(run=run)

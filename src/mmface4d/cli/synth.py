@@ -85,6 +85,10 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     q.add_argument("--frames", type=int, help="film at most N frames of each recording")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--face-model", help=f"default: the corpus's, else synth. {SPEC_HELP}")
+    q.add_argument(
+        "--detail-mm", type=float, default=0.0,
+        help="std of per-subject surface detail beyond the face model's space, mm (default 0)",
+    )  # fmt: skip
     q.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     q.set_defaults(run=_capture)
 
@@ -100,6 +104,7 @@ def _capture(a: argparse.Namespace) -> None:
             frames=a.frames,
             seed=a.seed,
             face_model=a.face_model,
+            detail_mm=a.detail_mm,
             workers=a.workers,
         )
     )

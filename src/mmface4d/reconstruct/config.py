@@ -9,7 +9,8 @@ depth (sigma 2 mm) as the official code. What each weight multiplies is defined 
 
 Speed options that are not in the paper (each one's accuracy cost is measured by
 ``benchmarks/bench_reconstruct.py``): ``visibility_every`` (rasterize every k-th iteration and
-reuse the visible triangles in between; the barycentrics stay differentiable), ``plateau``
+reuse the visible triangles in between; the barycentrics stay differentiable), ``crop_margin``
+(fit only a window around the face), ``plateau``
 (stop a stage early when its loss stops falling), ``scale`` (working resolution).
 """
 
@@ -69,6 +70,11 @@ class ReconstructConfig:
     track_coefficients: bool = True
     """Later frames also tune expression and head pose (the official code) besides the
     offsets; False: offsets only (the paper's text)."""
+    bound_blendshapes: bool = True
+    """Keep expression weights in [0, 1] (projected after every step) when the face model's
+    expressions are a blendshape rig (every name an ARKit one: the default model, ICT); PCA
+    expressions (BFM) stay unbounded. Without the bounds the rig's correlated shapes explain
+    surface detail and noise with wild weights."""
     weights: LossWeights = field(default_factory=LossWeights)
     colour_sigma: float = 0.1
     """Geman-McClure scale of the colour residual (linear RGB in [0, 1])."""
@@ -76,6 +82,9 @@ class ReconstructConfig:
     """Geman-McClure scale of the depth residual, millimetres."""
     scale: float = 0.25
     """Working resolution as a fraction of the recording's (0.25: 480x270 of 1920x1080)."""
+    crop_margin: float | None = 0.2
+    """After the landmark stage (and in tracking, from the previous frame) the images are cut
+    to the face's box grown by this fraction on each side (None: whole images)."""
     visibility_every: int = 5
     """Rasterize every k-th iteration; in between the visible triangles are reused."""
     smoothing_hz: float | None = 5.0
@@ -126,11 +135,13 @@ def check_config(config: ReconstructConfig) -> None:
             raise InputError(f"weights.{name} must be >= 0, got {value}")
     if not 0 < config.scale <= 1:
         raise InputError(f"scale must be in (0, 1], got {config.scale}")
+    if config.crop_margin is not None and not 0 <= config.crop_margin <= 2:
+        raise InputError(f"crop_margin must be in [0, 2] or null, got {config.crop_margin}")
     if int(config.visibility_every) < 1:
         raise InputError(f"visibility_every must be >= 1, got {config.visibility_every}")
     if config.smoothing_hz is not None and not config.smoothing_hz > 0:
         raise InputError(f"smoothing_hz must be positive or null, got {config.smoothing_hz}")
-    if config.colour_sigma <= 0 or config.depth_sigma_mm <= 0:
+    if not (config.colour_sigma > 0 and config.depth_sigma_mm > 0):  # NaN fails too
         raise InputError("colour_sigma and depth_sigma_mm must be positive")
     if config.backend not in BACKENDS:
         raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {config.backend!r}")

@@ -28,17 +28,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
 
-from mmface4d.capture.calibration import lift_landmarks
+from mmface4d.capture.calibration import CalibrationConfig, align_landmarks, lift_landmarks
 from mmface4d.errors import InputError
+from mmface4d.facemodel.arkit import canonical_arkit_name
 from mmface4d.facemodel.lighting import SH_COEFFS
 from mmface4d.facemodel.model import FaceModel
 from mmface4d.geometry import uniform_laplacian, unique_edges
-from mmface4d.geometry.align import axis_angle_matrix, fit_similarity
+from mmface4d.geometry.align import axis_angle_matrix
 from mmface4d.reconstruct import losses
 from mmface4d.reconstruct.config import ReconstructConfig, StageConfig
 from mmface4d.reconstruct.observation import FrameObservation
@@ -47,6 +48,8 @@ from mmface4d.render.shade import RenderOutput, render_rgbd
 
 #: Model frame (x left of the subject, y up, z out of the face) -> OpenCV camera axes.
 FACING_CAMERA = np.diag([1.0, -1.0, -1.0])
+#: Half-width of the depth band about the landmarks' median depth when lifting them, metres.
+LIFT_BAND_M = 0.05
 #: Metres per unit of :attr:`FaceParameters.translation`.
 TRANSLATION_UNIT = 0.1
 #: Metres per unit of :attr:`FaceParameters.offsets`.
@@ -126,7 +129,7 @@ class StageReport:
         stage: ``landmark``, ``model``, ``vertex`` or ``tracking``.
         iterations: iterations run (fewer than configured when the loss plateaued).
         seconds: wall time.
-        loss: the first and the last total loss.
+        loss: the total loss at the first and at the last iteration (before its step).
         terms: the last value of each weighted loss term.
     """
 
@@ -142,10 +145,13 @@ def initial_pose(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Model-to-world rotation (3, 3) and translation (3,) from the lifted landmarks.
 
-    Every camera's valid inner landmarks (not the jaw contour) are lifted with their depth and
-    moved into the world; the model's mean-face landmark vertices are fitted to them rigidly.
-    With fewer than 6 lifted points the face is put :data:`DEFAULT_DISTANCE` ahead of the
-    reference camera, facing it.
+    Every camera's valid inner landmarks (not the jaw contour) are lifted with their depth
+    (dropping those whose depth lies over 5 cm from the landmarks' median: a landmark hidden
+    from a side camera falls on the silhouette and lifts onto the backdrop) and moved into the
+    world; the model's mean-face landmark vertices are fitted to them rigidly and robustly
+    (RANSAC, then iterated outlier rejection:
+    :func:`~mmface4d.capture.calibration.align_landmarks`). Without 6 agreeing points the face
+    is put :data:`DEFAULT_DISTANCE` ahead of the reference camera, facing it.
     """
     from mmface4d.capture.cameras import CameraCalibration
 
@@ -159,14 +165,20 @@ def initial_pose(
             calibration = CameraCalibration.from_pinhole(pinhole)
             points = np.where(valid[camera][:, None], landmarks[camera], np.nan)[inner]
             millimetres = np.round(depth[camera] * 1000.0).astype(np.uint16)
-            lifted, ok = lift_landmarks(points, millimetres, calibration, window=depth_window)
+            lifted, ok = lift_landmarks(points, millimetres, calibration, window=depth_window,
+                                        band_m=LIFT_BAND_M)  # fmt: skip
             world = lifted[ok] @ calibration.extrinsics[:3, :3].T + calibration.extrinsics[:3, 3]
             world_points.append(world)
             mean_points.append(model.mean[model.landmarks[inner][ok]])
+    default = FACING_CAMERA.copy(), np.array([0.0, 0.0, DEFAULT_DISTANCE])
     if sum(len(p) for p in world_points) < 6:
-        return FACING_CAMERA.copy(), np.array([0.0, 0.0, DEFAULT_DISTANCE])
-    fit = fit_similarity(np.concatenate(mean_points), np.concatenate(world_points))
-    return fit.rotation, fit.translation
+        return default
+    try:  # mean face -> this person: allow a centimetre of identity before calling outliers
+        fit = align_landmarks(np.concatenate(world_points), np.concatenate(mean_points),
+                              CalibrationConfig(outlier_floor_m=0.012))  # fmt: skip
+    except InputError:
+        return default
+    return fit.transform[:3, :3], fit.transform[:3, 3]
 
 
 class FaceFitter:
@@ -193,6 +205,9 @@ class FaceFitter:
         self.landmark_index = torch.as_tensor(model.landmarks, dtype=torch.int64,
                                               device=self.device)  # fmt: skip
         self.rasterizer = get_rasterizer(config.backend, self.device)
+        self.blendshape_rig = config.bound_blendshapes and all(
+            canonical_arkit_name(name) for name in model.expression_names
+        )
         self.dims = {
             "identity": _dims(config.identity_dims, model.identity_dims, "identity_dims"),
             "expression": _dims(config.expression_dims, model.expression_dims, "expression_dims"),
@@ -246,6 +261,18 @@ class FaceFitter:
         """(C, 68, 2) the model's landmark vertices in every camera's pixels."""
         points = self.world_vertices(params).index_select(0, self.landmark_index)
         return torch.stack([camera.project(points) for camera in observation.cameras])
+
+    def around_face(
+        self, params: FaceParameters, observation: FrameObservation
+    ) -> FrameObservation:
+        """``observation`` cut to the window of the face as ``params`` place it (grown by
+        ``config.crop_margin``); unchanged when cropping is off."""
+        if self.config.crop_margin is None:
+            return observation
+        with torch.no_grad():
+            vertices = self.world_vertices(params)
+            projected = [camera.project(vertices).cpu().numpy() for camera in observation.cameras]
+        return observation.crop_around(projected, self.config.crop_margin)
 
     # ------------------------------------------------------------------ losses
     def loss_terms(
@@ -332,7 +359,10 @@ class FaceFitter:
             optimiser.zero_grad(set_to_none=True)
             total.backward()
             optimiser.step()
-            history.append(float(total))
+            if self.blendshape_rig and "expression" in trainable:
+                with torch.no_grad():
+                    params.expression.clamp_(0.0, 1.0)
+            history.append(float(total.detach()))
             iterations = iteration + 1
             if on_iteration is not None:
                 on_iteration(iteration, history[-1])
@@ -340,11 +370,15 @@ class FaceFitter:
                 break
         for key in trainable:
             getattr(params, key).requires_grad_(False)
+        if not history:  # no iteration: report the loss of the parameters as they are
+            with torch.no_grad():
+                values, _ = self.loss_terms(params, observation, terms)
+            history.append(float(sum(values.values())))
         report = StageReport(
             stage=name,
             iterations=iterations,
             seconds=time.perf_counter() - start,
-            loss=(history[0], history[-1]) if history else (float("nan"), float("nan")),
+            loss=(history[0], history[-1]),
             terms={key: float(value) for key, value in values.items()},
         )
         return params.clone(), report
@@ -394,6 +428,8 @@ class FaceFitter:
             params, report = stage(params, observation)
             reports.append(report)
             snapshots.append(params)
+            if stage == self.fit_landmarks:
+                observation = self.around_face(params, observation)
         return params, reports, snapshots
 
     def track(
@@ -406,10 +442,10 @@ class FaceFitter:
         if self.config.track_coefficients:
             trainable += ("expression", "rotation", "translation")
             terms += ("prior",)
-        start = replace(previous)
         return self.run_stage(
-            "tracking", start, observation, trainable, terms, self.config.tracking_stage
-        )
+            "tracking", previous, self.around_face(previous, observation), trainable, terms,
+            self.config.tracking_stage,
+        )  # fmt: skip
 
 
 def _plateaued(history: list[float], stage: StageConfig) -> bool:

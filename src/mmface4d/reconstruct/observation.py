@@ -13,7 +13,7 @@ Lens distortion is ignored, as by the renderer (the MMFace4D json files carry no
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -55,6 +55,53 @@ class FrameObservation:
     def image_size(self) -> tuple[int, int]:
         """(H, W) of the working resolution."""
         return int(self.colour.shape[1]), int(self.colour.shape[2])
+
+    def crop(self, left: Sequence[int], top: Sequence[int], width: int, height: int
+             ) -> FrameObservation:  # fmt: skip
+        """The same frame cut to a ``width`` x ``height`` window per camera, its top-left
+        corner at (``left[c]``, ``top[c]``) (inside the image); cameras and landmarks follow,
+        landmarks outside the window become invalid."""
+        full_h, full_w = self.image_size
+        if not (0 < width <= full_w and 0 < height <= full_h):
+            raise InputError(f"crop {width}x{height} does not fit the {full_w}x{full_h} images")
+        colours, depths, points, valid, cameras = [], [], [], [], []
+        for c, camera in enumerate(self.cameras):
+            x0 = min(max(int(left[c]), 0), full_w - width)
+            y0 = min(max(int(top[c]), 0), full_h - height)
+            colours.append(self.colour[c, y0 : y0 + height, x0 : x0 + width])
+            depths.append(self.depth[c, y0 : y0 + height, x0 : x0 + width])
+            shift = torch.tensor([x0, y0], dtype=self.landmarks.dtype)
+            moved = self.landmarks[c] - shift.to(self.landmarks.device)
+            inside = (moved[:, 0] > -0.5) & (moved[:, 0] < width - 0.5)
+            inside &= (moved[:, 1] > -0.5) & (moved[:, 1] < height - 0.5)
+            points.append(moved)
+            valid.append(self.landmark_valid[c] & inside)
+            cameras.append(replace(camera, cx=camera.cx - x0, cy=camera.cy - y0, width=width,
+                                   height=height))  # fmt: skip
+        return FrameObservation(
+            self.index, torch.stack(colours), torch.stack(depths), torch.stack(points),
+            torch.stack(valid), cameras,
+        )  # fmt: skip
+
+    def crop_around(self, projected: Sequence[np.ndarray], margin: float = 0.2) -> FrameObservation:
+        """Crop every camera to one window size that holds its ``projected`` points (C arrays
+        of (N, 2) pixels, e.g. the fitted mesh's vertices) grown by ``margin`` of their extent
+        on each side; the whole image when the points are not finite."""
+        full_h, full_w = self.image_size
+        boxes = []
+        for points in projected:
+            points = np.asarray(points)
+            points = points[np.isfinite(points).all(axis=1)]
+            if len(points) == 0:
+                return self
+            low, high = points.min(axis=0), points.max(axis=0)
+            grow = (high - low) * margin + 2.0
+            boxes.append((low - grow, high + grow))
+        width = min(full_w, int(np.ceil(max(hi[0] - lo[0] for lo, hi in boxes))) + 1)
+        height = min(full_h, int(np.ceil(max(hi[1] - lo[1] for lo, hi in boxes))) + 1)
+        centres = [(lo + hi) / 2 for lo, hi in boxes]
+        return self.crop([round(c[0] - width / 2) for c in centres],
+                         [round(c[1] - height / 2) for c in centres], width, height)  # fmt: skip
 
     def to(self, device: torch.device | str) -> FrameObservation:
         return FrameObservation(
@@ -107,7 +154,7 @@ def reduce_depth(depth_mm: np.ndarray, factor: int) -> np.ndarray:
     spread = np.where(measured, blocks, -np.inf).max(axis=2) - np.where(
         measured, blocks, np.inf
     ).min(axis=2)
-    keep = (count * 2 >= factor * factor) & (spread <= DEPTH_AGREEMENT_M)
+    keep = (count * 2 >= factor * factor) & (spread <= DEPTH_AGREEMENT_M + 1e-6)  # mm steps
     return np.where(keep, mean, 0.0).astype(np.float32)
 
 
@@ -143,6 +190,14 @@ def observe(
         raise InputError(f"cameras must share one image size, got {sorted(sizes)}")
     for camera, calibration in enumerate(calibrations):
         expected = (calibration.height, calibration.width)
+        if (
+            np.asarray(colour[camera]).dtype != np.uint8
+            or np.asarray(depth[camera]).dtype != np.uint16
+        ):
+            raise InputError(
+                f"camera {camera}: expected uint8 colour and uint16 millimetre depth, got "
+                f"{np.asarray(colour[camera]).dtype} and {np.asarray(depth[camera]).dtype}"
+            )
         if colour[camera].shape[:2] != expected or depth[camera].shape != expected:
             raise InputError(
                 f"camera {camera}: colour {colour[camera].shape} and depth {depth[camera].shape}"

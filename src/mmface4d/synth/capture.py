@@ -102,6 +102,9 @@ class CaptureConfig:
     """Seed of the rigs, lighting and all noise."""
     face_model: str = "synth"
     """Face model spec of the meshes (topology, albedo, landmark vertices)."""
+    detail_mm: float = 0.0
+    """Std of each subject's fine surface detail, millimetres (0: none; see
+    :func:`add_subject_detail`)."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,51 @@ def hrnet98_from_ibug68(points: np.ndarray) -> np.ndarray:
         offset = BROW_THICKNESS * eye_span * towards_eye[..., None] * normal
         for lower, upper in lower_of_upper.items():
             out[..., lower, :] = out[..., upper, :] + offset
+    return out
+
+
+#: Gaussian bumps of a subject's surface detail, and their radius range in metres.
+DETAIL_BUMPS = 60
+DETAIL_RADIUS_M = (0.006, 0.02)
+
+
+def add_subject_detail(
+    vertices: np.ndarray, faces: np.ndarray, region: np.ndarray, std_mm: float, seed: int
+) -> np.ndarray:
+    """Give a face person-specific relief that the face model's bases cannot express.
+
+    Real faces differ from any 3DMM fit by millimetres of local shape (wrinkles, bumps,
+    asymmetries); the corpus's meshes lie exactly in the model's space, so without this the
+    vertex-level stage of a reconstruction would have nothing to recover. A scalar height field
+    -- :data:`DETAIL_BUMPS` Gaussian bumps of random sign and radius
+    (:data:`DETAIL_RADIUS_M`) centred on random ``region`` vertices, measured on the first
+    frame and normalised to std ``std_mm`` over the region -- displaces the region's vertices
+    along their normals in every frame (so it follows head motion and expressions).
+
+    Args:
+        vertices: (T, V, 3) metres.
+        faces: (F, 3).
+        region: vertex indices that get detail (the face model's ``face`` region).
+        std_mm: standard deviation of the heights over the region, millimetres.
+        seed: the subject's seed (the same relief in every recording of a subject).
+
+    Returns:
+        (T, V, 3) float32.
+    """
+    from mmface4d.geometry import vertex_normals
+
+    rng = np.random.default_rng(seed)
+    first = vertices[0].astype(np.float64)
+    centres = first[rng.choice(region, DETAIL_BUMPS)]
+    radii = rng.uniform(*DETAIL_RADIUS_M, DETAIL_BUMPS)
+    signs = rng.choice([-1.0, 1.0], DETAIL_BUMPS) * rng.uniform(0.5, 1.0, DETAIL_BUMPS)
+    squared = ((first[region, None, :] - centres[None]) ** 2).sum(-1)  # (R, K)
+    heights = (signs * np.exp(-squared / (2 * radii**2))).sum(-1)
+    heights = (heights - heights.mean()) / max(heights.std(), 1e-12) * std_mm / 1000.0
+    normals = vertex_normals(torch.as_tensor(vertices, dtype=torch.float32),
+                             torch.as_tensor(faces)).numpy()  # fmt: skip
+    out = vertices.astype(np.float32).copy()
+    out[:, region] += (heights[None, :, None] * normals[:, region]).astype(np.float32)
     return out
 
 
@@ -332,6 +380,11 @@ def capture_recording(
     vertices, faces, albedo, fps = _load_mesh(job, model, config.face_model)
     if config.frames is not None:
         vertices = vertices[: config.frames]
+    if config.detail_mm > 0:
+        region = model.regions.get("face") if vertices.shape[1] == model.num_vertices else None
+        region = np.arange(vertices.shape[1]) if region is None else region
+        seed = stable_seed(config.seed, f"detail/{job.subject}")
+        vertices = add_subject_detail(vertices, faces, region, config.detail_mm, seed)
     rig = StudioRig(scale=config.scale, seed=stable_seed(config.seed, f"rig/{job.subject}"))
     noise_seed = stable_seed(config.seed, f"capture/{job.key}")
     rng = np.random.default_rng(noise_seed)
@@ -391,6 +444,8 @@ def _check_config(output: Path, config: CaptureConfig, keys: Sequence[str]) -> N
             saved = json.loads(path.read_text()).get("config")
         except (json.JSONDecodeError, AttributeError) as exc:
             raise InputError(f"{path}: not a capture configuration ({exc})") from None
+        if isinstance(saved, dict):  # settings added since the folder was written: defaults
+            saved = {"detail_mm": 0.0, **saved}
         if saved != wanted:
             raise InputError(
                 f"{output}: holds a different capture ({path} says {saved}); choose another folder"
@@ -416,6 +471,7 @@ def capture(
     frames: int | None = None,
     seed: int = 0,
     face_model: str | None = None,
+    detail_mm: float = 0.0,
     workers: int = 1,
     progress: bool = True,
 ) -> Path:
@@ -431,6 +487,7 @@ def capture(
         seed: seed of the rigs, the lighting and all noise.
         face_model: face model spec of the meshes; None: the corpus's (its ``corpus.json``),
             else ``synth``.
+        detail_mm: std of each subject's added surface detail (:func:`add_subject_detail`).
         workers: parallel processes.
         progress: show a progress bar.
 
@@ -445,6 +502,8 @@ def capture(
     if isinstance(workers, bool) or int(workers) != workers or workers < 1:
         raise InputError(f"--workers must be a positive integer, got {workers}")
     StudioRig(scale=scale)  # checks the scale before anything is read or written
+    if not 0 <= detail_mm <= 10:
+        raise InputError(f"--detail-mm must be in [0, 10] millimetres, got {detail_mm}")
     jobs, corpus_model = plan_capture(source)
     spec = face_model or corpus_model or "synth"
     model = load_face_model(spec)
@@ -452,7 +511,7 @@ def capture(
         raise InputError(f"{source}: two recordings share a subject/name")
     config = CaptureConfig(
         str(Path(source).resolve()), float(scale), None if frames is None else int(frames),
-        int(seed), spec,
+        int(seed), spec, float(detail_mm),
     )  # fmt: skip
     out = Path(output)
     _check_config(out, config, [job.key for job in jobs])
