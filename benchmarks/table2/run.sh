@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The synthetic Table II experiment and the shipped default model, end to end on a 2-core CPU
-# (about 1.5 hours). Usage: bash benchmarks/table2/run.sh [WORK_DIR]   (default: work/table2)
+# (about 4 hours). Usage: bash benchmarks/table2/run.sh [WORK_DIR]   (default: work/table2)
 # Re-running resumes: the corpus, the store and the training runs all continue where they stopped.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,18 +15,23 @@ $MM synth corpus -o "$WORK/corpus" --subjects 32 --sentences 20 --no-head-motion
   $MM data pack "$WORK/corpus" -o "$WORK/store" --workers 2
   $MM data split "$WORK/store" --test-fraction 0.125 --val-fraction 0.0625
 }
-train() {  # name, extra arguments
-  local name=$1; shift
-  $MM train --data "$WORK/store" -o "$WORK/runs/$name" --config "$OUT/ours.toml" \
+train() {  # name, config, extra arguments
+  local name=$1 config=$2; shift 2
+  $MM train --data "$WORK/store" -o "$WORK/runs/$name" --config "$OUT/$config.toml" \
     train.progress=false "$@" > "$WORK/$name.log" 2>&1
 }
 mkdir -p "$WORK/runs"
-train ours --model ours &
-train wo_composite --model ours --ablation composite &
-train wo_regional --model ours --ablation regional &
+train ours ours --model ours &
+train wo_composite ours --model ours --ablation composite &
+train wo_regional ours --model ours --ablation regional &
+wait
+# the baselines, same data, augmentation, windows, batch and step budget (~2.5 h side by side)
+train faceformer faceformer --model faceformer &
+train meshtalk meshtalk --model meshtalk &
 wait
 
-RUNS=("$WORK/runs/ours" "$WORK/runs/wo_composite" "$WORK/runs/wo_regional")
+RUNS=("$WORK/runs/ours" "$WORK/runs/wo_composite" "$WORK/runs/wo_regional"
+      "$WORK/runs/faceformer" "$WORK/runs/meshtalk")
 $MM evaluate "${RUNS[@]}" --data "$WORK/store" -o "$OUT/report.json" --table "$OUT/table.md"
 $PY "$OUT/plot_curves.py" "${RUNS[@]}" -o "$OUT/learning_curves.png"
 for run in "${RUNS[@]}"; do

@@ -5,7 +5,8 @@ The recording's images are reduced by an integer factor ``k = round(1 / scale)``
 each k x k block; depth by the mean of the block's measured pixels when at least half of them
 are measured and they agree within :data:`DEPTH_AGREEMENT_M` (otherwise the block has no
 depth: silhouettes and flying pixels are dropped rather than blended). Landmark pixels move
-with the images: ``u' = (u + 0.5) / k - 0.5``.
+with the images: ``u' = (u + 0.5) / k - 0.5``. Depths of :data:`MAX_DEPTH_M` or more (a
+saturated sensor) count as not measured.
 
 Lens distortion is ignored, as by the renderer (the MMFace4D json files carry none).
 """
@@ -22,6 +23,8 @@ from mmface4d.capture.cameras import CameraCalibration
 from mmface4d.errors import InputError
 from mmface4d.render.camera import PinholeCamera
 
+#: Depths at or beyond this are treated as not measured (saturated or invalid codes), metres.
+MAX_DEPTH_M = 10.0
 #: Largest spread (max - min) of the depths averaged into one working pixel, metres.
 DEPTH_AGREEMENT_M = 0.02
 
@@ -145,6 +148,7 @@ def reduce_colour(colour: np.ndarray, factor: int) -> np.ndarray:
 def reduce_depth(depth_mm: np.ndarray, factor: int) -> np.ndarray:
     """(H, W) uint16 millimetres -> (H/k, W/k) float32 metres (see the module doc)."""
     metres = depth_mm.astype(np.float32) / 1000.0
+    metres[metres >= MAX_DEPTH_M] = 0.0
     if factor == 1:
         return metres
     blocks = _blocks(metres, factor)
