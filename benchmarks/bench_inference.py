@@ -11,6 +11,9 @@ counts: 35,709 (BFM front, random template) and the synth face model's.
 Two measurements per model, vertex count and duration:
 
 - **decoder only**: random (1, T, C) features at 30 fps, C = 1024 (HuBERT-large-sized) and 80;
+  for ``ours`` also split into the per-speaker part (``speaker_s``: template encoding and the
+  style path over the T_s-frame reference, computed once per speaker and style) and the
+  decoder given it (``decoder_conditioned_s``);
 - **end to end** from a 16 kHz noise waveform through ``mel``, ``random-hubert:size=base`` and
   ``random-hubert:size=large`` (``encoder.encode_to_frames``), then the model; each timed call
   times the encoder and the model separately (``end_to_end_s`` is their sum within a call).
@@ -175,6 +178,31 @@ def time_calls(
     }
 
 
+def time_conditioned(
+    model: torch.nn.Module, inputs: dict[str, torch.Tensor], repeats: int
+) -> dict[str, float]:
+    """For ours: the per-speaker part alone (``Ours.condition``: template encoding and the
+    style path over the reference) and the decoder given it (``Ours.decode``), medians over
+    ``repeats`` calls after a warm-up. A speaker's style is computed once and reused for all
+    its speech (built-in styles, a session with one character). Empty for other models."""
+    net = getattr(model, "net", None)
+    if net is None or not hasattr(net, "condition"):
+        return {}
+    with torch.inference_mode():
+        speaker = net.condition(inputs["template"], inputs["reference"])
+        net.decode(inputs["features"], speaker)
+        conditions, decodes = [], []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            speaker = net.condition(inputs["template"], inputs["reference"])
+            conditioned = time.perf_counter()
+            net.decode(inputs["features"], speaker)
+            conditions.append(conditioned - start)
+            decodes.append(time.perf_counter() - conditioned)
+    return {"speaker_s": statistics.median(conditions),
+            "decoder_conditioned_s": statistics.median(decodes)}  # fmt: skip
+
+
 def run_case(case: Case, repeats: int) -> dict[str, Any]:
     """Measure one case in this process (a fresh one: the peak RSS is the case's own)."""
     if case.encoder is not None and "hubert" in case.encoder:
@@ -199,6 +227,7 @@ def run_case(case: Case, repeats: int) -> dict[str, Any]:
         noise = 0.1 * torch.randn(1, samples, generator=generator)
         inputs["audio"] = noise.clamp(-1.0, 1.0)
     cpu = time_calls(case, model, encoder, inputs, repeats, torch.device("cpu"))
+    cpu.update(time_conditioned(model, inputs, repeats) if encoder is None else {})
     peak_kib = peak_rss_kib()
     result: dict[str, Any] = {
         **cpu,
@@ -275,6 +304,8 @@ def make_row(case: Case, measured: dict[str, Any]) -> dict[str, Any]:
         "seconds_of_speech": case.seconds,
         "frames": case.frames,
         "decoder_s": round_s(measured["decoder_s"]),
+        "speaker_s": round_s(measured.get("speaker_s")),
+        "decoder_conditioned_s": round_s(measured.get("decoder_conditioned_s")),
         "encoder_s": round_s(measured["encoder_s"]),
         "end_to_end_s": round_s(measured["end_to_end_s"]),
         "real_time_factor": round(case.seconds / total, 2),
@@ -323,10 +354,19 @@ def targets(rows: list[dict[str, Any]]) -> dict[str, dict]:
     ours = find_row(rows, model="ours", config="paper", encoder=None, audio_dim=1024, **at)
     faceformer = find_row(rows, model="faceformer", encoder=None, audio_dim=1024, **at)
     mel = find_row(rows, model="ours", config="paper", encoder="mel", **at)
-    speedup = None
+    speedup = conditioned_speedup = None
     if ours is not None and faceformer is not None:
         speedup = round(faceformer["decoder_s"] / ours["decoder_s"], 1)
+        if ours.get("decoder_conditioned_s"):
+            conditioned_speedup = round(faceformer["decoder_s"] / ours["decoder_conditioned_s"], 1)
     return {
+        "ours_decoder_conditioned_s": check(
+            "ours (latent 256) decoder only with the speaker's style computed once "
+            "(Ours.decode), C=1024, 35,709 vertices, 10 s: seconds, at most",
+            None if ours is None else ours.get("decoder_conditioned_s"), 0.30, at_most=True),
+        "speedup_over_faceformer_conditioned": check(
+            "FaceFormer decoder_s / ours decoder_conditioned_s: at least", conditioned_speedup,
+            30.0, at_most=False),
         "ours_decoder_s": check(
             "ours (latent 256) decoder only, C=1024, 35,709 vertices, 10 s: seconds, at most",
             None if ours is None else ours["decoder_s"], 0.30, at_most=True),

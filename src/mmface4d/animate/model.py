@@ -172,11 +172,34 @@ class OursOutput:
 
     Attributes:
         vertices: (B, T, V, 3) predicted vertices.
-        offsets: (B, T, V, 3) predicted offsets from the template.
+        template: (B, V, 3) the neutral faces they move from.
     """
 
     vertices: torch.Tensor
-    offsets: torch.Tensor
+    template: torch.Tensor
+
+    @property
+    def offsets(self) -> torch.Tensor:
+        """(B, T, V, 3) predicted offsets from the template (computed on access)."""
+        return self.vertices - self.template.unsqueeze(1)
+
+
+@dataclass
+class SpeakerConditioning:
+    """What :class:`Ours` computes once per speaker: it depends on the template and the style
+    reference, not on the speech, so a speaker's windows and sentences can share it.
+
+    Attributes:
+        template: (B, V, 3) neutral faces.
+        face: (B, D) their encoding (W_e).
+        scales, shifts: (B, n, D) AdaIN parameters of the n decoder blocks, or None without
+            the composite module.
+    """
+
+    template: torch.Tensor
+    face: torch.Tensor
+    scales: torch.Tensor | None
+    shifts: torch.Tensor | None
 
 
 class Ours(nn.Module):
@@ -222,31 +245,21 @@ class Ours(nn.Module):
         n, D = self.config.decoder_blocks, self.config.latent_dim
         return self.to_scale(stats).view(B, n, D), self.to_shift(stats).view(B, n, D)
 
-    def forward(
-        self,
-        audio_features: torch.Tensor,
-        template: torch.Tensor,
-        reference: torch.Tensor | None = None,
-    ) -> OursOutput:
-        """Synthesise a sequence.
+    def condition(
+        self, template: torch.Tensor, reference: torch.Tensor | None = None
+    ) -> SpeakerConditioning:
+        """The per-speaker part of the network.
 
         Args:
-            audio_features: (B, T, C_a) at the mesh frame rate.
             template: (B, V, 3) neutral faces.
             reference: (B, T_s, V, 3) style reference of the same speakers (required when
-                ``composite``; T_s may differ from T, at least 1).
-
-        Returns:
-            :class:`OursOutput` with (B, T, V, 3) vertices and offsets.
+                ``composite``; T_s at least 1).
         """
-        B, T, C = audio_features.shape
         V = self.num_vertices
-        if C != self.config.audio_dim:
-            raise InputError(
-                f"audio features have {C} channels, the model expects {self.config.audio_dim}"
-            )
-        if template.shape != (B, V, 3):
-            raise InputError(f"template must be ({B}, {V}, 3), got {tuple(template.shape)}")
+        B = template.shape[0]
+        if template.dim() != 3 or template.shape[1:] != (V, 3):
+            raise InputError(f"template must be (B, {V}, 3), got {tuple(template.shape)}")
+        scales = shifts = None
         if self.config.composite:
             if (
                 reference is None
@@ -256,23 +269,67 @@ class Ours(nn.Module):
             ):
                 got = None if reference is None else tuple(reference.shape)
                 raise InputError(f"style reference must be ({B}, T_s, {V}, 3), got {got}")
-        audio = self.audio_proj(audio_features)  # (B, T, D)
-        face = self.encoding(template.reshape(B, -1))  # (B, D)
-        h = torch.cat([audio, face.unsqueeze(1).expand(-1, T, -1)], dim=2).transpose(1, 2)
-        h = self.decoder_in(h)
-        scales = shifts = None
-        if self.config.composite:
             scales, shifts = self.style(reference)
+        face = self.encoding(template.reshape(B, -1))  # (B, D)
+        return SpeakerConditioning(template, face, scales, shifts)
+
+    def decode(self, audio_features: torch.Tensor, speaker: SpeakerConditioning) -> OursOutput:
+        """Synthesise from speech features and a speaker's :meth:`condition`.
+
+        The last layer writes the vertices in one pass: ``template + unit * (h W_d + b)`` as
+        one batched matrix product with the template and bias as its addend.
+
+        Args:
+            audio_features: (B, T, C_a) at the mesh frame rate.
+            speaker: from :meth:`condition` (batch B).
+        """
+        B, T, C = audio_features.shape
+        V = self.num_vertices
+        if C != self.config.audio_dim:
+            raise InputError(
+                f"audio features have {C} channels, the model expects {self.config.audio_dim}"
+            )
+        if speaker.template.shape[0] != B:
+            raise InputError(f"speaker conditioning of batch {speaker.template.shape[0]}, "
+                             f"audio of batch {B}")  # fmt: skip
+        audio = self.audio_proj(audio_features)  # (B, T, D)
+        face = speaker.face.unsqueeze(1).expand(-1, T, -1)
+        h = self.decoder_in(torch.cat([audio, face], dim=2).transpose(1, 2))
         for k, block in enumerate(self.decoder):
             h = block(h)
-            if scales is not None:
-                h = adain(h, scales[:, k], shifts[:, k])
-        latent = h.transpose(1, 2)  # (B, T, D)
-        offsets = (latent @ self.decoding_matrix()).view(B, T, V, 3)
+            if speaker.scales is not None:
+                h = adain(h, speaker.scales[:, k], speaker.shifts[:, k])
+        latent = h.transpose(1, 2) * LOSS_UNIT  # (B, T, D); W_d works in millimetres
+        addend = speaker.template.reshape(B, 1, 3 * V)
         if not self.config.official_variant:
-            offsets = offsets + self.decoding.bias.view(V, 3)
-        offsets = offsets * LOSS_UNIT  # W_d works in millimetres
-        return OursOutput(vertices=template.unsqueeze(1) + offsets, offsets=offsets)
+            addend = addend + LOSS_UNIT * self.decoding.bias
+        weight = self.decoding_matrix().unsqueeze(0).expand(B, -1, -1)  # (B, D, 3V)
+        vertices = torch.baddbmm(addend.expand(-1, T, -1), latent, weight)
+        return OursOutput(vertices=vertices.view(B, T, V, 3), template=speaker.template)
+
+    def forward(
+        self,
+        audio_features: torch.Tensor,
+        template: torch.Tensor,
+        reference: torch.Tensor | None = None,
+    ) -> OursOutput:
+        """Synthesise a sequence: :meth:`decode` of :meth:`condition`.
+
+        Args:
+            audio_features: (B, T, C_a) at the mesh frame rate.
+            template: (B, V, 3) neutral faces.
+            reference: (B, T_s, V, 3) style reference of the same speakers (required when
+                ``composite``; T_s may differ from T, at least 1).
+
+        Returns:
+            :class:`OursOutput` with (B, T, V, 3) vertices.
+        """
+        if template.shape[0] != audio_features.shape[0]:
+            raise InputError(
+                f"template must be ({audio_features.shape[0]}, {self.num_vertices}, 3), got "
+                f"{tuple(template.shape)}"
+            )
+        return self.decode(audio_features, self.condition(template, reference))
 
     def regulariser(self) -> torch.Tensor:
         """The regional term of the loss (eq. 7, or the official plain L1), unweighted."""
