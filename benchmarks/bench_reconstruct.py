@@ -142,11 +142,12 @@ def run_setting(name: str, capture: Path, work: Path, frames: int, scale: float)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", default=str(ROOT / "work" / "bench_reconstruct"))
-    parser.add_argument("--subjects", type=int, default=3)
-    parser.add_argument("--frames", type=int, default=20)
+    parser.add_argument("--subjects", type=int, default=2)
+    parser.add_argument("--frames", type=int, default=15)
     parser.add_argument("--capture-scale", type=float, default=0.5)
-    parser.add_argument("--scale", type=float, default=0.5,
-                        help="working resolution, a fraction of the capture's")  # fmt: skip
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="working resolution, a fraction of the capture's (default: 960x540 "
+                        "images, the library default for 1080p recordings)")  # fmt: skip
     parser.add_argument("--detail-mm", type=float, default=1.0)
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--quick", action="store_true", help="1 subject, 4 frames, 'fast' only")

@@ -1,7 +1,8 @@
 """The loss terms of the three-stage fit, one function each (eq. 2-4 of the paper).
 
-Units are chosen so that the paper's weights (depth 2, landmark 100, prior 0.001, edge 20,
-Laplacian 20, offset 0.01; :class:`~mmface4d.reconstruct.config.LossWeights`) balance:
+Units are chosen so that the paper's weights (depth 2, landmark 100, prior 0.001, offset 0.01;
+edge and Laplacian 2 here, the paper's 20 over-smooth in these units:
+:class:`~mmface4d.reconstruct.config.LossWeights`) balance:
 
 - :func:`colour_loss`, :func:`depth_loss`: the mean Geman-McClure penalty
   ``r^2 / (r^2 + sigma^2)`` (in [0, 1), so an outlier -- hair, a flying pixel, the background
