@@ -62,6 +62,7 @@ class RecordingTask:
         calibration: a calibration JSON for every recording, or None (estimate per recording).
         frames: at most this many frames (None: all).
         figures: also write the per-stage error figure.
+        progress: show a progress bar over the recording's frames (in-process batches).
     """
 
     folder: str
@@ -73,6 +74,7 @@ class RecordingTask:
     calibration: str | None = None
     frames: int | None = None
     figures: bool = False
+    progress: bool = False
 
 
 def find_tasks(input_folder: str | os.PathLike[str]) -> list[tuple[str, Path, str]]:
@@ -217,7 +219,7 @@ def ground_truth_errors(
 
 
 def _run_task(task: RecordingTask) -> dict[str, Any]:
-    return reconstruct_recording(task)
+    return reconstruct_recording(task, progress=task.progress)
 
 
 def reconstruct(
@@ -269,6 +271,7 @@ def reconstruct(
             output=str((out / key).resolve()), config=config.to_dict(), face_model=face_model,
             landmarks=landmarks, calibration=None if calibration is None else str(
                 Path(calibration).resolve()), frames=frames, figures=figures,
+            progress=progress and executor == "local" and workers == 1,
         )  # fmt: skip
         jobs.append(Job(key, task))
     return run_batch(
