@@ -137,4 +137,5 @@ def uniform_laplacian(faces: np.ndarray, num_vertices: int) -> torch.Tensor:
         torch.as_tensor(np.stack([rows, cols])),
         torch.as_tensor(values, dtype=torch.float32),
         (num_vertices, num_vertices),
+        check_invariants=True,
     ).coalesce()

@@ -379,7 +379,7 @@ class FaceFitter:
             iterations=iterations,
             seconds=time.perf_counter() - start,
             loss=(history[0], history[-1]),
-            terms={key: float(value) for key, value in values.items()},
+            terms={key: float(value.detach()) for key, value in values.items()},
         )
         return params.clone(), report
 
