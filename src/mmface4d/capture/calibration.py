@@ -12,8 +12,14 @@ from the face itself, in two steps, each over several frames stacked together:
    onto the wrong surface).
 2. **Refinement by point-to-plane ICP**
    (:func:`~mmface4d.capture.icp.icp_point_to_plane`) of the side camera's face point cloud onto
-   the reference camera's (:func:`~mmface4d.capture.icp.face_point_cloud`), with KD-tree
-   correspondences, a distance gate that tightens over the iterations and trimming.
+   the reference camera's (:func:`~mmface4d.capture.icp.face_point_cloud`) and the reverse, the
+   two poses averaged, with KD-tree correspondences and a distance gate that tightens over the
+   iterations.
+
+:func:`calibrate` chooses the frames of a recording by head pose
+(:mod:`mmface4d.capture.calibration_frames`): frames of one pose leave ICP's weak directions as
+weak as one frame does. The result and its JSON file are in
+:mod:`mmface4d.capture.calibration_io`.
 
 Extrinsics are reference-from-camera 4x4 matrices in metres (``p_reference = E @ p_camera``), as
 in :mod:`mmface4d.capture.cameras`; the reference camera's is the identity. The point clouds and
@@ -23,18 +29,19 @@ captures (and why Open3D was not added).
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
-from mmface4d.atomic import atomic_path
-from mmface4d.capture.cameras import CameraCalibration, _check_rigid
+from mmface4d.capture.calibration_frames import select_frames, spread_frames
+from mmface4d.capture.calibration_io import CalibrationResult, CameraExtrinsics, FrameFailure
+from mmface4d.capture.calibration_io import load_calibration as load_calibration  # re-exported
+from mmface4d.capture.calibration_io import save_calibration as save_calibration  # re-exported
+from mmface4d.capture.cameras import CameraCalibration
 from mmface4d.capture.icp import (
     MIN_ICP_PAIRS,
     IcpResult,
@@ -55,7 +62,6 @@ if TYPE_CHECKING:
     from mmface4d.capture.capture import Capture
 
 LandmarkSource = Literal["auto", "file", "detect"]
-_FORMAT = "mmface4d-calibration/1"
 #: Fewest landmark pairs (after outlier rejection) an initialisation is trusted with.
 MIN_LANDMARK_PAIRS = 6
 
@@ -91,8 +97,10 @@ class CalibrationConfig:
     """Points: half-width of the box filter that averages the depth noise, metres."""
     max_points: int = 10000
     """Most points per camera and frame (the depth grid is subsampled)."""
-    max_incidence_degrees: float | None = 60.0
-    """Drop points seen at a larger angle between view ray and normal (noisy grazing depth)."""
+    max_incidence_degrees: float | None = 75.0
+    """Drop points seen at a larger angle between view ray and normal (noisy grazing depth).
+    Not lower: the steep sides of the face (cheeks, nose) are what pins down a turn about the
+    head's vertical axis, the direction ICP on a face constrains least."""
     icp_iterations: int = 50
     """Most ICP iterations (from a landmark initialisation it usually converges in 10-30)."""
     icp_max_correspondence_m: float = 0.02
@@ -101,8 +109,14 @@ class CalibrationConfig:
     """...shrunk by ``icp_gate_decay`` per iteration down to this."""
     icp_gate_decay: float = 0.75
     """ICP: gate factor per iteration."""
-    icp_trim: float = 0.9
-    """ICP: fraction of the gated correspondences kept (the closest)."""
+    icp_trim: float = 1.0
+    """ICP: fraction of the gated correspondences kept (the closest). Below 1, trimming by
+    distance prefers the pairs whose depth noise happens to agree with the current pose, which
+    holds ICP back near its start (the gate alone already drops the non-overlapping parts)."""
+    symmetric_icp: bool = True
+    """Also align the reference camera's cloud onto the camera's and average the two poses:
+    each direction's bias from the target's sampling, normals and boundary is partly undone by
+    the other's."""
     max_refinement_degrees: float = 5.0
     """ICP results that turn farther than this from the landmark initialisation are refused..."""
     max_refinement_m: float = 0.03
@@ -275,81 +289,6 @@ def initial_extrinsics(
 
 # ---------------------------------------------------------------------- calibration
 @dataclass(frozen=True)
-class FrameFailure:
-    """A frame of a camera left out of the calibration, and why.
-
-    Attributes:
-        frame: frame index (-1: the camera's refinement as a whole).
-        camera: camera position.
-        stage: ``landmarks``, ``depth``, ``point cloud`` or ``icp``.
-        reason: one line.
-    """
-
-    frame: int
-    camera: int
-    stage: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class CameraExtrinsics:
-    """One camera's calibration and how well it is supported.
-
-    Attributes:
-        camera: camera position in the capture.
-        extrinsics: (4, 4) reference-from-camera, metres: the ICP result when accepted, else
-            the landmark initialisation (identity for the reference camera).
-        initial: (4, 4) the landmark initialisation.
-        refined: whether ICP refined it.
-        landmark_pairs: valid landmark pairs with the reference camera, all frames.
-        landmark_inliers: of them, those kept by the outlier rejection.
-        landmark_rmse_m: RMS 3D distance of the inlier pairs under ``initial``.
-        landmark_rmse_refined_m: the same under ``extrinsics``.
-        icp_rmse_m: RMS point-to-plane residual of the final ICP correspondences.
-        icp_inliers: ICP correspondences kept at the end.
-        icp_iterations: ICP iterations run.
-        frames: frame indices whose data entered the calibration.
-    """
-
-    camera: int
-    extrinsics: np.ndarray
-    initial: np.ndarray
-    refined: bool = False
-    landmark_pairs: int = 0
-    landmark_inliers: int = 0
-    landmark_rmse_m: float = math.nan
-    landmark_rmse_refined_m: float = math.nan
-    icp_rmse_m: float = math.nan
-    icp_inliers: int = 0
-    icp_iterations: int = 0
-    frames: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class CalibrationResult:
-    """Extrinsics of every camera of a capture.
-
-    Attributes:
-        reference: position of the reference (centre) camera.
-        cameras: C :class:`CameraExtrinsics` in camera order (the reference's is the identity).
-        frames: the frame indices used.
-        landmarks: where the landmarks came from (``file``, ``detect`` or ``given``).
-        failures: frames left out, per camera.
-    """
-
-    reference: int
-    cameras: tuple[CameraExtrinsics, ...]
-    frames: tuple[int, ...]
-    landmarks: str
-    failures: tuple[FrameFailure, ...] = field(default_factory=tuple)
-
-    @property
-    def extrinsics(self) -> list[np.ndarray]:
-        """C (4, 4) reference-from-camera matrices, for :meth:`Capture.with_extrinsics`."""
-        return [camera.extrinsics.copy() for camera in self.cameras]
-
-
-@dataclass(frozen=True)
 class PoseError:
     """Difference of two reference-from-camera poses.
 
@@ -390,15 +329,13 @@ def _frame_cloud(
     )  # fmt: skip
 
 
-def _refine(
+def _icp(
     initial: np.ndarray, pairs: list[tuple[PointCloud, PointCloud]], config: CalibrationConfig
-) -> tuple[np.ndarray, IcpResult | None, str]:
-    """ICP of (camera, reference) cloud pairs from ``initial``: the transform to keep, the ICP
-    result, and why the refinement was refused ("" when it was accepted)."""
-    if not pairs:
-        return initial, None, "no frame with both face point clouds"
+) -> tuple[IcpResult, str]:
+    """ICP of (source, target) cloud pairs from ``initial``, and why its result is refused ("" when
+    it is accepted: enough correspondences, close enough to ``initial``)."""
     icp = icp_point_to_plane(
-        [s.points for s, _ in pairs], [r.points for _, r in pairs], [r.normals for _, r in pairs],
+        [s.points for s, _ in pairs], [t.points for _, t in pairs], [t.normals for _, t in pairs],
         initial, config.icp_iterations, config.icp_max_correspondence_m,
         min_correspondence=config.icp_min_correspondence_m, gate_decay=config.icp_gate_decay,
         trim=config.icp_trim,
@@ -407,14 +344,40 @@ def _refine(
     face = np.concatenate([s.points for s, _ in pairs]).mean(axis=0)
     moved = float(np.linalg.norm(_apply(icp.transform, face) - _apply(initial, face)))
     if icp.inliers < MIN_ICP_PAIRS:
-        reason = f"{icp.inliers} correspondences"
-    elif turned > config.max_refinement_degrees:
-        reason = f"turned {turned:.2f} degrees from the landmark fit"
-    elif moved > config.max_refinement_m:
-        reason = f"moved the face {moved * 1000:.1f} mm from the landmark fit"
-    else:
+        return icp, f"{icp.inliers} correspondences"
+    if turned > config.max_refinement_degrees:
+        return icp, f"turned {turned:.2f} degrees from the landmark fit"
+    if moved > config.max_refinement_m:
+        return icp, f"moved the face {moved * 1000:.1f} mm from the landmark fit"
+    return icp, ""
+
+
+def _mean_pose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The (4, 4) rigid transform halfway between two: mean rotation, mean translation."""
+    rotation = Rotation.from_matrix(np.stack([a[:3, :3], b[:3, :3]])).mean().as_matrix()
+    return _to_matrix(rotation, (a[:3, 3] + b[:3, 3]) / 2)
+
+
+def _refine(
+    initial: np.ndarray, pairs: list[tuple[PointCloud, PointCloud]], config: CalibrationConfig
+) -> tuple[np.ndarray, IcpResult | None, str]:
+    """ICP of (camera, reference) cloud pairs from ``initial``: the transform to keep, the ICP
+    result, and why the refinement was refused ("" when it was accepted).
+
+    With ``config.symmetric_icp`` the reference clouds are also aligned onto the camera's (from
+    the inverse of ``initial``) and, when that result is accepted too, the two poses averaged.
+    """
+    if not pairs:
+        return initial, None, "no frame with both face point clouds"
+    icp, reason = _icp(initial, pairs, config)
+    if reason:
+        return initial, icp, f"refinement refused: {reason}"
+    if not config.symmetric_icp:
         return icp.transform, icp, ""
-    return initial, icp, f"refinement refused: {reason}"
+    back, back_reason = _icp(np.linalg.inv(initial), [(r, s) for s, r in pairs], config)
+    if back_reason:
+        return icp.transform, icp, ""
+    return _mean_pose(icp.transform, np.linalg.inv(back.transform)), icp, ""
 
 
 def calibrate_frames(
@@ -525,19 +488,23 @@ def calibrate_frames(
     return CalibrationResult(reference, tuple(results), indices, landmark_source, tuple(failures))
 
 
-def spread_frames(count: int, frames: int) -> list[int]:
-    """``frames`` indices spread evenly over ``count`` frames (centres of equal segments)."""
-    if count < 1 or frames < 1:
-        raise InputError(
-            f"need at least one frame to choose from and to choose, got {count}, {frames}"
-        )
-    frames = min(frames, count)
-    return sorted({int((i + 0.5) * count / frames) for i in range(frames)})
+def _file_landmarks(files: Sequence[np.ndarray], frames: int) -> np.ndarray:
+    """The cameras' landmark files as (T, C, 68, 2) iBUG-68 pixels over ``frames`` frames.
+
+    Args:
+        files: C (T_c, 98, 2 or 3) HRNet-98 arrays (:meth:`Capture.landmarks`).
+        frames: T, the recording's length; frames a file lacks are NaN.
+    """
+    out = np.full((frames, len(files), 68, 2), np.nan)
+    for camera, points in enumerate(files):
+        held = min(frames, len(points))
+        out[:held, camera] = to_ibug68(np.asarray(points)[:held, :, :2], "hrnet98")
+    return out
 
 
 def calibrate(
     capture: Capture,
-    frames: int | Sequence[int] = 5,
+    frames: int | Sequence[int] = 10,
     landmarks: LandmarkSource = "auto",
     config: CalibrationConfig | None = None,
 ) -> CalibrationResult:
@@ -550,9 +517,15 @@ def calibrate(
     point-to-plane ICP of the face point clouds (all frames together). Frames where a camera
     finds no face, too little depth or too few points are recorded in ``failures``.
 
+    Which frames, given a count: with landmark files, those of the most varied head pose and
+    expression among the frames where every camera's file holds all landmarks
+    (:func:`~mmface4d.capture.calibration_frames.select_frames` on the reference camera's
+    landmarks: frames of one pose add no constraint, see its module); with detection, frames
+    spread evenly over the recording (:func:`~mmface4d.capture.calibration_frames.spread_frames`).
+
     Args:
         capture: the recording (:meth:`Capture.from_raw` or :meth:`Capture.from_mkv`).
-        frames: how many frames, spread over the recording, or their indices.
+        frames: how many frames (chosen as above), or their indices.
         landmarks: ``file`` (the dataset's landmark files, required), ``detect`` (MediaPipe,
             extra ``mediapipe``) or ``auto`` (files when every camera has one, else detection).
         config: parameters.
@@ -564,12 +537,6 @@ def calibrate(
     if landmarks not in ("auto", "file", "detect"):
         raise InputError(f"landmarks: expected 'auto', 'file' or 'detect', got {landmarks!r}")
     total = len(capture)
-    if isinstance(frames, int | np.integer):
-        chosen = spread_frames(total, int(frames))
-    else:
-        chosen = sorted({int(i) for i in frames})
-        if not chosen or chosen[0] < 0 or chosen[-1] >= total:
-            raise InputError(f"frames: expected indices in 0..{total - 1}, got {list(frames)}")
     files = [capture.landmarks(c) for c in range(capture.num_cameras)]
     if landmarks == "auto":
         landmarks = "file" if all(f is not None for f in files) else "detect"
@@ -580,6 +547,19 @@ def calibrate(
                     f"{capture.sources[camera]}: no landmark file for this camera; use landmark "
                     "detection (landmarks='detect')"
                 )
+    marks = _file_landmarks(files, total) if landmarks == "file" else None
+    if isinstance(frames, int | np.integer) and not isinstance(frames, bool):
+        if frames < 1:
+            raise InputError(f"frames: expected a positive count or frame indices, got {frames}")
+        if marks is None:
+            chosen = spread_frames(total, int(frames))
+        else:
+            usable = np.isfinite(marks).all(axis=(1, 2, 3))
+            chosen = select_frames(marks[:, capture.reference_camera], int(frames), usable)
+    else:
+        chosen = sorted({int(i) for i in frames})
+        if not chosen or chosen[0] < 0 or chosen[-1] >= total:
+            raise InputError(f"frames: expected indices in 0..{total - 1}, got {list(frames)}")
     detector = None
     if landmarks == "detect":
         from mmface4d.capture.landmarks import LandmarkDetector
@@ -596,10 +576,8 @@ def calibrate(
                 if detector is not None:
                     found = detector.detect(frame.colour[camera])
                     per_camera.append(None if found is None else found.ibug68().astype(np.float64))
-                elif frame.index < len(files[camera]):
-                    per_camera.append(to_ibug68(files[camera][frame.index, :, :2], "hrnet98"))
-                else:
-                    per_camera.append(None)
+                elif marks is not None:
+                    per_camera.append(marks[frame.index, camera])
             points.append(per_camera)
     finally:
         if detector is not None:
@@ -607,68 +585,3 @@ def calibrate(
     return calibrate_frames(
         capture.calibrations, depths, points, capture.reference_camera, chosen, config, landmarks
     )
-
-
-# ---------------------------------------------------------------------- files
-def _number(value: float) -> float | None:
-    return None if not math.isfinite(value) else float(value)
-
-
-def save_calibration(path: str | os.PathLike[str], result: CalibrationResult) -> Path:
-    """Write a calibration as JSON (atomically): per camera the 4x4 reference-from-camera
-    matrices (row-major nested lists, metres) and the metrics."""
-    path = Path(path)
-    if path.suffix != ".json":
-        raise InputError(f"calibration path must end in .json, got {path}")
-    cameras = []
-    for camera in result.cameras:
-        entry = asdict(camera)
-        entry["extrinsics"] = camera.extrinsics.tolist()
-        entry["initial"] = camera.initial.tolist()
-        entry["frames"] = list(camera.frames)
-        cameras.append({k: _number(v) if isinstance(v, float) else v for k, v in entry.items()})
-    document = {
-        "format": _FORMAT,
-        "convention": "extrinsics: reference-from-camera 4x4, p_ref = E @ p_cam, metres, OpenCV "
-        "axes; reference = the centre camera",
-        "reference": result.reference,
-        "frames": list(result.frames),
-        "landmarks": result.landmarks,
-        "cameras": cameras,
-        "failures": [asdict(failure) for failure in result.failures],
-    }
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(document, indent=1) + "\n")
-    return path
-
-
-def load_calibration(path: str | os.PathLike[str]) -> CalibrationResult:
-    """Read what :func:`save_calibration` wrote."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: calibration file not found")
-    try:
-        document = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(document, dict) or document.get("format") != _FORMAT:
-        raise InputError(f"{path}: not a calibration file ({_FORMAT})")
-    try:
-        cameras = []
-        for entry in document["cameras"]:
-            values = {k: math.nan if v is None else v for k, v in entry.items()}
-            for key in ("extrinsics", "initial"):
-                values[key] = _check_rigid(values[key], f"camera {values['camera']} {key}")
-            values["frames"] = tuple(int(i) for i in values["frames"])
-            cameras.append(CameraExtrinsics(**values))
-        failures = tuple(FrameFailure(**failure) for failure in document["failures"])
-        return CalibrationResult(
-            int(document["reference"]), tuple(cameras), tuple(int(i) for i in document["frames"]),
-            str(document["landmarks"]), failures,
-        )  # fmt: skip
-    except InputError as exc:
-        raise InputError(f"{path}: {exc}") from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(
-            f"{path}: malformed calibration file ({type(exc).__name__}: {exc})"
-        ) from None

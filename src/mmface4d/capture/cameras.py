@@ -54,7 +54,17 @@ def _check_distortion(distortion: object, name: str = "distortion") -> np.ndarra
     return np.concatenate([values, np.zeros(len(DISTORTION_TERMS) - values.size)])
 
 
-def _check_rigid(matrix: object, name: str = "extrinsics") -> np.ndarray:
+def check_rigid(matrix: object, name: str = "extrinsics") -> np.ndarray:
+    """A (4, 4) float64 rigid transform (rotation, translation, last row 0 0 0 1), checked.
+
+    Args:
+        matrix: anything array-like.
+        name: what to call it in the error.
+
+    Raises:
+        InputError: not a finite (4, 4) matrix, or its 3x3 block is not a rotation (within
+            1e-5) or its last row not (0, 0, 0, 1).
+    """
     matrix = np.asarray(matrix, dtype=np.float64)
     if matrix.shape != (4, 4) or not np.isfinite(matrix).all():
         raise InputError(f"{name}: expected a finite (4, 4) matrix, got shape {matrix.shape}")
@@ -107,7 +117,7 @@ class CameraCalibration:
         self.intrinsics = k
         self.width, self.height = int(self.width), int(self.height)
         self.distortion = _check_distortion(self.distortion)
-        self.extrinsics = _check_rigid(self.extrinsics)
+        self.extrinsics = check_rigid(self.extrinsics)
         self.serial = str(self.serial)
 
     @property
@@ -348,7 +358,7 @@ def read_mmface4d_json(path: str | os.PathLike[str]) -> CameraCalibration:
         raise InputError(f"{path}: {_DISTORTION_KEY}/{_EXTRINSICS_KEY} must be numbers") from None
     if matrix.size != 16:
         raise InputError(f"{path}: {_EXTRINSICS_KEY} must hold 16 numbers, got {matrix.size}")
-    extrinsics = _check_rigid(matrix.reshape(4, 4), f"{path}: {_EXTRINSICS_KEY}")
+    extrinsics = check_rigid(matrix.reshape(4, 4), f"{path}: {_EXTRINSICS_KEY}")
     return CameraCalibration(
         intrinsics=camera.intrinsic_matrix(),
         width=camera.width,
