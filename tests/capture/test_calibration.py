@@ -27,6 +27,7 @@ from mmface4d.capture.calibration import (
 from mmface4d.capture.calibration_frames import select_frames
 from mmface4d.capture.calibration_io import load_calibration, save_calibration
 from mmface4d.capture.icp import face_point_cloud, icp_point_to_plane, landmark_box
+from mmface4d.capture.landmarks import FrameLandmarks
 from mmface4d.cli import main
 from mmface4d.errors import InputError
 from mmface4d.facemodel import load_face_model
@@ -454,7 +455,8 @@ def test_calibrate_with_detected_landmarks(studio_capture, model, monkeypatch):
 
     monkeypatch.setattr("mmface4d.capture.landmarks.LandmarkDetector", FakeDetector)
     result = calibrate(capture, frames=chosen, landmarks="detect")
-    assert calls[-1] == "closed" and len(calls) == 3 * 3 + 1
+    # one detector per camera (FrameLandmarks), each closed at the end
+    assert calls[-3:] == ["closed"] * 3 and len(calls) == 3 * 3 + 3
     assert calls[0] == (270, 480, 3)
     assert result.landmarks == "detect"
     assert [(f.frame, f.camera, f.stage) for f in result.failures] == [(1, 1, "landmarks")]
@@ -521,7 +523,14 @@ def test_file_landmarks_pad_short_files_with_nan():
     """HRNet-98 files as (T, C, 68, 2) iBUG-68; frames a file lacks are NaN (not usable)."""
     rng = np.random.default_rng(0)
     short, full = rng.random((3, 98, 3)), rng.random((5, 98, 2))
-    marks = calib._file_landmarks([short, full], 5)
+
+    class Files:  # the part of a Capture that FrameLandmarks reads
+        num_cameras, sources = 2, ("a", "b")
+
+        def landmarks(self, camera):
+            return [short, full][camera]
+
+    marks = FrameLandmarks(Files(), "file").stacked(5)
     assert marks.shape == (5, 2, 68, 2)
     np.testing.assert_array_equal(marks[:3, 0], short[:, HRNET98_OF_IBUG68, :2])
     np.testing.assert_array_equal(marks[:, 1], to_ibug68(full, "hrnet98"))

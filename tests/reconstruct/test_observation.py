@@ -111,8 +111,14 @@ def test_a_spread_of_exactly_the_limit_is_kept_at_every_depth():
 
 
 def test_reduce_depth_factor_one_is_metres():
-    depth = np.array([[0, 1], [700, 65535]], dtype=np.uint16)
-    np.testing.assert_allclose(reduce_depth(depth, 1), [[0, 0.001], [0.7, 65.535]], rtol=1e-6)
+    depth = np.array([[0, 1], [700, 9999]], dtype=np.uint16)
+    np.testing.assert_allclose(reduce_depth(depth, 1), [[0, 0.001], [0.7, 9.999]], rtol=1e-6)
+
+
+def test_reduce_depth_saturated_is_unmeasured():
+    depth = np.array([[65535, 10000], [700, 701]], dtype=np.uint16)
+    np.testing.assert_allclose(reduce_depth(depth, 1), [[0, 0], [0.7, 0.701]], rtol=1e-6)
+    assert reduce_depth(np.full((2, 2), 65535, dtype=np.uint16), 2)[0, 0] == 0
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])

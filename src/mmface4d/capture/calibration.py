@@ -54,8 +54,8 @@ from mmface4d.capture.icp import (
     icp_point_to_plane,
     landmark_box,
 )
+from mmface4d.capture.landmarks import FrameLandmarks
 from mmface4d.errors import InputError
-from mmface4d.facemodel.landmark_maps import to_ibug68
 from mmface4d.geometry.align import fit_similarity
 
 if TYPE_CHECKING:
@@ -488,20 +488,6 @@ def calibrate_frames(
     return CalibrationResult(reference, tuple(results), indices, landmark_source, tuple(failures))
 
 
-def _file_landmarks(files: Sequence[np.ndarray], frames: int) -> np.ndarray:
-    """The cameras' landmark files as (T, C, 68, 2) iBUG-68 pixels over ``frames`` frames.
-
-    Args:
-        files: C (T_c, 98, 2 or 3) HRNet-98 arrays (:meth:`Capture.landmarks`).
-        frames: T, the recording's length; frames a file lacks are NaN.
-    """
-    out = np.full((frames, len(files), 68, 2), np.nan)
-    for camera, points in enumerate(files):
-        held = min(frames, len(points))
-        out[:held, camera] = to_ibug68(np.asarray(points)[:held, :, :2], "hrnet98")
-    return out
-
-
 def calibrate(
     capture: Capture,
     frames: int | Sequence[int] = 10,
@@ -534,54 +520,29 @@ def calibrate(
         InputError: bad arguments, missing landmark files with ``landmarks="file"``, or a
             camera that no frame could calibrate.
     """
-    if landmarks not in ("auto", "file", "detect"):
-        raise InputError(f"landmarks: expected 'auto', 'file' or 'detect', got {landmarks!r}")
     total = len(capture)
-    files = [capture.landmarks(c) for c in range(capture.num_cameras)]
-    if landmarks == "auto":
-        landmarks = "file" if all(f is not None for f in files) else "detect"
-    if landmarks == "file":
-        for camera, found in enumerate(files):
-            if found is None:
+    with FrameLandmarks(capture, landmarks, detector_mode="image") as source:
+        marks = source.stacked(total) if source.mode == "file" else None
+        if isinstance(frames, int | np.integer) and not isinstance(frames, bool):
+            if frames < 1:
                 raise InputError(
-                    f"{capture.sources[camera]}: no landmark file for this camera; use landmark "
-                    "detection (landmarks='detect')"
+                    f"frames: expected a positive count or frame indices, got {frames}"
                 )
-    marks = _file_landmarks(files, total) if landmarks == "file" else None
-    if isinstance(frames, int | np.integer) and not isinstance(frames, bool):
-        if frames < 1:
-            raise InputError(f"frames: expected a positive count or frame indices, got {frames}")
-        if marks is None:
-            chosen = spread_frames(total, int(frames))
+            if marks is None:
+                chosen = spread_frames(total, int(frames))
+            else:
+                usable = np.isfinite(marks).all(axis=(1, 2, 3))
+                chosen = select_frames(marks[:, capture.reference_camera], int(frames), usable)
         else:
-            usable = np.isfinite(marks).all(axis=(1, 2, 3))
-            chosen = select_frames(marks[:, capture.reference_camera], int(frames), usable)
-    else:
-        chosen = sorted({int(i) for i in frames})
-        if not chosen or chosen[0] < 0 or chosen[-1] >= total:
-            raise InputError(f"frames: expected indices in 0..{total - 1}, got {list(frames)}")
-    detector = None
-    if landmarks == "detect":
-        from mmface4d.capture.landmarks import LandmarkDetector
-
-        detector = LandmarkDetector("image")
-    depths, points = [], []
-    try:
+            chosen = sorted({int(i) for i in frames})
+            if not chosen or chosen[0] < 0 or chosen[-1] >= total:
+                raise InputError(f"frames: expected indices in 0..{total - 1}, got {list(frames)}")
+        depths, points = [], []
         for frame in capture.frames(chosen[0], chosen[-1] + 1):
-            if frame.index not in chosen:
-                continue
-            depths.append([np.array(z) for z in frame.depth])
-            per_camera: list[np.ndarray | None] = []
-            for camera in range(capture.num_cameras):
-                if detector is not None:
-                    found = detector.detect(frame.colour[camera])
-                    per_camera.append(None if found is None else found.ibug68().astype(np.float64))
-                elif marks is not None:
-                    per_camera.append(marks[frame.index, camera])
-            points.append(per_camera)
-    finally:
-        if detector is not None:
-            detector.close()
+            if frame.index in chosen:
+                depths.append([np.array(z) for z in frame.depth])
+                points.append(source(frame.index, frame.colour))
+        landmarks = source.mode
     return calibrate_frames(
         capture.calibrations, depths, points, capture.reference_camera, chosen, config, landmarks
     )

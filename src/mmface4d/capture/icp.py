@@ -12,13 +12,11 @@ Depth images are uint16 millimetres (0 = no measurement); points are metres in t
 (OpenCV axes, as in :mod:`mmface4d.capture.cameras`); transforms are 4x4 rigid matrices.
 
 Open3D was not added: a compact ICP on :class:`scipy.spatial.cKDTree` suffices. On studio
-captures with the realistic depth noise (``benchmarks/bench_capture.py``, five frames, 960x540
-and 1920x1080, 16 side cameras each) the calibration recovers the side cameras within 0.2
-degrees and 1.9 mm of the truth (mean ~0.09 degree, ~0.85 mm; landmarks alone: ~1 degree, up to
-1.9), and one camera's ICP over five frames of ~8k points each takes ~0.2 s on one CPU core (~8
-iterations). The error is set by the depth noise (one frame alone: ~0.23 degree mean, up to
-0.46), not by the solver, and the time is small next to decoding the videos, so a large binary
-dependency would buy nothing measurable.
+captures with the realistic depth noise (``benchmarks/bench_capture.py``; still and moving
+heads, 960x540 and 1920x1080) the calibration recovers the side cameras within 0.2 degrees and
+1.5 mm of the truth (results in ``benchmarks/results/capture.json``), and one camera's ICP over
+ten frames takes a few seconds on one CPU core, small next to decoding the videos, so a large
+binary dependency would buy nothing measurable.
 """
 
 from __future__ import annotations

@@ -270,6 +270,17 @@ class FrameLandmarks:
                 points.append(None)
         return points
 
+    def stacked(self, frames: int) -> np.ndarray:
+        """File mode: every camera's landmarks as (T, C, 68, 2) iBUG-68 pixels over ``frames``
+        frames (NaN where a file has no point or no frame)."""
+        if self.mode != "file":
+            raise InputError("stacked landmarks need the dataset's landmark files")
+        out = np.full((frames, len(self._files), 68, 2), np.nan)
+        for camera, points in enumerate(self._files):
+            held = min(frames, len(points))
+            out[:held, camera] = to_ibug68(np.asarray(points)[:held, :, :2], "hrnet98")
+        return out
+
     def close(self) -> None:
         for detector in self._detectors:
             detector.close()

@@ -14,9 +14,9 @@ _DESCRIPTION = """\
 Calibrate the cameras of one recording in the MMFace4D raw layout
 (CAPTURE_DIR/REC_<cam>.{mp4,nut,json}, optional REC_<cam>.pkl landmarks) relative to the centre
 camera 1: a robust rigid fit of 3D facial landmarks (lifted with depth) initialises each side
-camera, point-to-plane ICP of the face point clouds refines it, over several frames spread over
-the recording. Writes a JSON file with every camera's 4x4 reference-from-camera matrix (metres)
-and the fit's metrics, and prints a short JSON summary."""
+camera, point-to-plane ICP of the face point clouds refines it (symmetric), over several frames
+chosen for varied head poses. Writes a JSON file with every camera's 4x4 reference-from-camera
+matrix (metres) and the fit's metrics, and prints a short JSON summary."""
 
 
 def _summary(result: CalibrationResult, output: str) -> dict:
@@ -63,7 +63,11 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("recording", metavar="REC", help="recording id, the files' prefix (000337)")
     p.add_argument("-o", "--output", required=True, help="output calibration .json")
     p.add_argument(
-        "--frames", type=int, default=5, help="frames used, spread over the recording (default 5)"
+        "--frames",
+        type=int,
+        default=10,
+        help="frames used (default 10), chosen for varied head poses when the landmark files "
+        "allow, else spread over the recording",
     )
     p.add_argument(
         "--landmarks",
