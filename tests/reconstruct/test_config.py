@@ -47,12 +47,12 @@ def test_to_dict_round_trips_through_json():
 # ---------------------------------------------------------------------- overrides
 def test_overrides():
     config = resolve_config(
-        overrides=["vertex_stage.iterations=10", "scale=0.5", "smoothing_hz=none",
+        overrides=["vertex_stage.iterations=10", "scale=0.25", "smoothing_hz=none",
                    "track_coefficients=false", "identity_dims=5", "weights.edge=1e1"]
     )  # fmt: skip
     assert config.vertex_stage.iterations == 10 and isinstance(config.vertex_stage.iterations, int)
-    assert config.vertex_stage.lr == 0.01  # the rest of the section is kept
-    assert config.scale == 0.5 and config.smoothing_hz is None
+    assert config.vertex_stage.lr == 0.02  # the rest of the section is kept
+    assert config.scale == 0.25 and config.smoothing_hz is None
     assert config.track_coefficients is False and config.identity_dims == 5
     assert config.weights.edge == 10.0
     assert ReconstructConfig().vertex_stage.iterations == 500  # the defaults are untouched

@@ -354,8 +354,8 @@ class FaceFitter:
                 triangle_id = render.triangle_id.detach()
             total = sum(values.values())
             if not torch.isfinite(total):
-                raise FitDiverged(f"{name} stage: the loss became {float(total)} at iteration "
-                                  f"{iteration}")  # fmt: skip
+                raise FitDiverged(f"{name} stage: the loss became {float(total.detach())} at "
+                                  f"iteration {iteration}")  # fmt: skip
             optimiser.zero_grad(set_to_none=True)
             total.backward()
             optimiser.step()
