@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from mmface4d.capture.calibration import CalibrationConfig, align_landmarks, lift_landmarks
+from mmface4d.capture.cameras import CameraCalibration
 from mmface4d.errors import InputError
 from mmface4d.facemodel.arkit import canonical_arkit_name
 from mmface4d.facemodel.lighting import SH_COEFFS
@@ -153,8 +154,6 @@ def initial_pose(
     :func:`~mmface4d.capture.calibration.align_landmarks`). Without 6 agreeing points the face
     is put :data:`DEFAULT_DISTANCE` ahead of the reference camera, facing it.
     """
-    from mmface4d.capture.cameras import CameraCalibration
-
     mean_points, world_points = [], []
     landmarks = observation.landmarks.cpu().numpy()
     valid = observation.landmark_valid.cpu().numpy()

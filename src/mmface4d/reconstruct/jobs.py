@@ -44,6 +44,7 @@ from mmface4d.facemodel.sources import load_face_model
 from mmface4d.reconstruct.config import ReconstructConfig, check_config
 from mmface4d.reconstruct.evaluation import vertex_errors
 from mmface4d.reconstruct.tracking import Reconstruction, reconstruct_capture, records_as_dicts
+from mmface4d.settings import update_dataclass
 
 GT_SUFFIX = "_gt_capture.npz"
 
@@ -135,10 +136,7 @@ def reconstruct_recording(task: RecordingTask, progress: bool = False) -> dict[s
         The summary also stored in ``REC_fit.json`` (without the per-frame records).
     """
     start = time.perf_counter()
-    config = ReconstructConfig()
-    from mmface4d.settings import update_dataclass
-
-    config = update_dataclass(config, task.config, "reconstruct config")
+    config = update_dataclass(ReconstructConfig(), task.config, "reconstruct config")
     check_config(config)
     model = _face_model(task.face_model)
     capture = Capture.from_raw(task.folder, task.recording)

@@ -208,18 +208,19 @@ def reconstruct_capture(
             record.cameras_with_landmarks = sum(m is not None for m in marks)
             observation = observe(frame.index, frame.colour, frame.depth, capture.calibrations,
                                   marks, config.scale).to(fitter.device)  # fmt: skip
-            params: FaceParameters | None = None
+            fit: _FrameFit | None = None
             if int((observation.depth > 0).sum()) < MIN_DEPTH_PIXELS:
                 record.status, record.reason = "failed", "no depth in any camera"
             elif last is None and record.cameras_with_landmarks == 0:
                 record.status, record.reason = "failed", "no face found to start from"
             else:
-                params = _fit_frame(fitter, last, observation, record)
-            if params is not None:
+                fit = _fit_frame(fitter, last, observation, record)
+            if fit is not None:
+                params = fit.params
                 if last is None:
-                    params, stages, snapshots = params  # type: ignore[misc]
+                    stages = fit.stages
                     stage_vertices = np.stack([fitter.world_vertices(p).detach().cpu().numpy()
-                                               for p in snapshots])  # fmt: skip
+                                               for p in fit.snapshots])  # fmt: skip
                     first = frame.index
                 last = params
                 with torch.no_grad():
@@ -252,14 +253,24 @@ def reconstruct_capture(
     )
 
 
+@dataclass
+class _FrameFit:
+    """A fitted frame: its parameters and, for the first frame, the stage reports and the
+    parameters after each stage."""
+
+    params: FaceParameters
+    stages: list[StageReport] = field(default_factory=list)
+    snapshots: list[FaceParameters] = field(default_factory=list)
+
+
 def _fit_frame(
     fitter: FaceFitter,
     last: FaceParameters | None,
     observation: FrameObservation,
     record: FrameRecord,
-) -> object:
-    """The first frame's (params, stage reports, snapshots) or a later frame's params; None
-    when it failed (``record`` updated)."""
+) -> _FrameFit | None:
+    """Fit a frame from scratch (``last`` None) or from the last good one; None when it
+    failed (``record`` updated)."""
     config = fitter.config
     try:
         for attempt in range(2):
@@ -268,10 +279,10 @@ def _fit_frame(
                     params, reports, snapshots = fitter.fit_first_frame(observation)
                     record.iterations = sum(r.iterations for r in reports)
                     record.loss = reports[-1].loss[1]
-                    return params, reports, snapshots
+                    return _FrameFit(params, reports, snapshots)
                 params, report = fitter.track(last, observation)
                 record.iterations, record.loss = report.iterations, report.loss[1]
-                return params
+                return _FrameFit(params)
             except FitDiverged as exc:
                 record.status, record.reason = ("failed" if attempt else "recovered"), str(exc)
                 fitter.config = replace(
