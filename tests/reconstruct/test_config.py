@@ -30,7 +30,7 @@ def test_defaults_are_the_papers():
     }
     assert all(getattr(config, name).plateau == 0.0 for name in stages)  # every iteration
     assert dataclasses.asdict(config.weights) == {
-        "colour": 1.0, "depth": 2.0, "landmark": 100.0, "prior": 0.001, "edge": 2.0,
+        "colour": 3.0, "depth": 2.0, "landmark": 300.0, "prior": 0.001, "edge": 2.0,
         "laplacian": 2.0, "offset": 0.01,
     }  # fmt: skip
     assert config.colour_sigma == 0.1 and config.depth_sigma_mm == 2.0

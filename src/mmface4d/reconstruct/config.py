@@ -6,12 +6,14 @@ iterations at lr 0.005 from the previous frame; weights depth 2, landmark 100, p
 offset 0.01; robust Geman-McClure penalties on colour (sigma 0.1) and depth (sigma 2 mm) as the
 official code. What each weight multiplies is defined in :mod:`mmface4d.reconstruct.losses`.
 
-Two departures, measured on a studio capture with surface detail (first frame, 960x540 working
-images; face / lip mean vertex error after the vertex-level stage): the paper's edge and
-Laplacian weights 20 with lr 0.01 hold the offsets back in this project's units (offsets in
-mm, losses as means; 1.17 / 1.57 mm at 480x270), weights 2 with lr 0.02 recover the relief
-(1.06 / 1.44 mm at 480x270; 0.92 / 1.16 mm at 960x540). The paper does not state the unit its
-weights apply to.
+Departures, measured on a tuning studio capture with surface detail (one frame, true cameras;
+face / lip mean vertex error after the vertex-level stage; the benchmark uses other subjects):
+the paper's edge and Laplacian weights 20 with lr 0.01 hold the offsets back in this project's
+units (offsets in mm, losses as means; 1.17 / 1.57 mm at 480x270 working images), weights 2
+with lr 0.02 recover the relief (1.06 / 1.44 mm at 480x270; 0.92 / 1.16 mm at 960x540); and
+colour 3 and landmark 300 instead of 1 and 100 keep the 3DMM stage from trading the lips for
+depth detail (0.75 / 0.75 mm at 960x540; lips after the 3DMM stage 1.07 instead of 1.38 mm).
+The paper does not state the units its weights apply to.
 
 Speed options that are not in the paper (each one's accuracy cost is measured by
 ``benchmarks/bench_reconstruct.py``): ``visibility_every`` (rasterize every k-th iteration and
@@ -52,9 +54,9 @@ class StageConfig:
 class LossWeights:
     """Weights of the loss terms (the paper's; see :mod:`mmface4d.reconstruct.losses`)."""
 
-    colour: float = 1.0
+    colour: float = 3.0
     depth: float = 2.0
-    landmark: float = 100.0
+    landmark: float = 300.0
     prior: float = 0.001
     edge: float = 2.0
     laplacian: float = 2.0

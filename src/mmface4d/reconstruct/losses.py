@@ -1,8 +1,9 @@
 """The loss terms of the three-stage fit, one function each (eq. 2-4 of the paper).
 
-Units are chosen so that the paper's weights (depth 2, landmark 100, prior 0.001, offset 0.01;
-edge and Laplacian 2 here, the paper's 20 over-smooth in these units:
-:class:`~mmface4d.reconstruct.config.LossWeights`) balance:
+Units are chosen so that the paper's weights (depth 2, prior 0.001, offset 0.01) balance; the
+colour, landmark, edge and Laplacian weights differ from the paper's (3, 300, 2, 2 against 1,
+100, 20, 20; measured: :mod:`mmface4d.reconstruct.config`,
+:class:`~mmface4d.reconstruct.config.LossWeights`):
 
 - :func:`colour_loss`, :func:`depth_loss`: the mean Geman-McClure penalty
   ``r^2 / (r^2 + sigma^2)`` (in [0, 1), so an outlier -- hair, a flying pixel, the background
