@@ -150,6 +150,12 @@ def main() -> None:
                         "images, the library default for 1080p recordings)")  # fmt: skip
     parser.add_argument("--detail-mm", type=float, default=1.0)
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--reconstruct-frames", type=int, default=None,
+                        help="reconstruct only the first N frames of each recording (default: "
+                        "all --frames)")  # fmt: skip
+    parser.add_argument("--merge-into", default=None,
+                        help="add these settings' results to an existing results JSON (each "
+                        "setting keeps the command that produced it)")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="1 subject, 4 frames, 'fast' only")
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
@@ -158,8 +164,12 @@ def main() -> None:
     work = Path(args.work)
     capture = _data(work, args.subjects, args.frames, args.capture_scale, args.detail_mm)
     results = {}
+    command = "python " + " ".join(sys.argv)
     for name in args.settings:
-        results[name] = run_setting(name, capture, work, args.frames, args.scale)
+        frames = args.reconstruct_frames or args.frames
+        results[name] = run_setting(name, capture, work, frames, args.scale)
+        results[name]["command"] = command
+        results[name]["frames_per_recording"] = frames
         print(name, json.dumps({k: v for k, v in results[name].items() if k != "recordings"}))
     width, height = round(1920 * args.capture_scale), round(1080 * args.capture_scale)
     record = {
