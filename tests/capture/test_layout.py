@@ -345,3 +345,25 @@ def test_writer_errors_leave_no_videos(tmp_path):
     odd = CameraCalibration(np.array([[50.0, 0, 20], [0, 50, 20], [0, 0, 1]]), 41, 40)
     with pytest.raises(InputError, match="even"):
         RawRecordingWriter(tmp_path, "odd", [odd])
+
+
+def test_capture_allows_a_camera_that_dropped_out(recording, tmp_path):
+    """allow_dropouts: a camera whose files end early gives blank frames from then on."""
+    raw, colour, depth, _, _ = recording
+    short = write_raw_recording(
+        tmp_path / "short", "000001", _calibrations()[:1], [colour[1][:4]], [depth[1][:4]]
+    )
+    for suffix in (".mp4", ".nut"):
+        (raw.folder / f"000001_1{suffix}").write_bytes(
+            (short.folder / f"000001_0{suffix}").read_bytes()
+        )
+    with pytest.raises(InputError, match="4 frames"):
+        Capture.from_raw(raw.folder, "000001")
+    capture = Capture.from_raw(raw.folder, "000001", allow_dropouts=True)
+    assert len(capture) == FRAMES and capture.ends == (FRAMES, 4, FRAMES)
+    frames = list(capture.frames())
+    assert len(frames) == FRAMES
+    np.testing.assert_array_equal(frames[3].depth[1], depth[1][3])  # still recording
+    assert not frames[4].colour[1].any() and not frames[4].depth[1].any()  # dropped out
+    np.testing.assert_array_equal(frames[4].depth[0], depth[0][4])  # the others go on
+    assert capture.with_extrinsics([np.eye(4)] * 3).ends == capture.ends

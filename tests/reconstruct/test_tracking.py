@@ -342,3 +342,23 @@ def test_frame_landmarks_detection(studio_capture):
         files = to_ibug68(recording.landmarks(camera)[0, :, :2], "hrnet98")
         assert np.median(np.linalg.norm(marks - files, axis=1)) < 6.0
     assert source._detectors == []  # closed on exit
+
+
+def test_a_camera_dropping_out_leaves_the_others_fitting(studio_capture, face_model,
+                                                         tracking_config):  # fmt: skip
+    """Camera 2 blank (black, no depth) from frame 1 on, as ``allow_dropouts`` delivers it."""
+
+    def edit(frame: CaptureFrame) -> CaptureFrame:
+        if frame.index == 0:
+            return frame
+        colour = (*frame.colour[:2], np.zeros_like(frame.colour[2]))
+        return CaptureFrame(frame.index, colour, (*frame.depth[:2], np.zeros_like(frame.depth[2])))
+
+    result = reconstruct_capture(EditedCapture(studio_capture.open(), edit), face_model,
+                                 tracking_config, progress=False)  # fmt: skip
+    assert [f.status for f in result.frames] == ["ok"] * STUDIO_FRAMES
+    truth = studio_capture.truth.vertices
+    face = face_model.regions["face"]
+    errors = [np.linalg.norm(result.raw_vertices[t] - truth[t], axis=1)[face].mean() * 1000
+              for t in range(STUDIO_FRAMES)]  # fmt: skip
+    assert errors[-1] < errors[0] + 1.0  # two cameras keep the fit where three left it

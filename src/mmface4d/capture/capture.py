@@ -54,6 +54,8 @@ class Capture:
         sources: C names (files) of the cameras, for messages.
         fps: frame rate.
         audio_path: the speech file, or None.
+        ends: per camera, the frame where its file ends (``len(capture)`` unless opened with
+            ``allow_dropouts``); later frames of that camera are blank (black, no depth).
     """
 
     def __init__(
@@ -65,8 +67,10 @@ class Capture:
         fps: float,
         audio_path: Path | None = None,
         raw: RawRecording | None = None,
+        ends: Sequence[int] | None = None,
     ) -> None:
         self._readers = tuple(readers)
+        self.ends = tuple(ends) if ends is not None else (frames,) * len(self._readers)
         self.calibrations = tuple(calibrations)
         self.sources = tuple(sources)
         self._frames = frames
@@ -81,8 +85,13 @@ class Capture:
         folder: str | os.PathLike[str],
         recording: str,
         cameras: Sequence[int] | None = None,
+        allow_dropouts: bool = False,
     ) -> Capture:
         """Open ``<folder>/<recording>_<cam>.{mp4,nut,json}`` (+ ``<recording>.wav``).
+
+        With ``allow_dropouts`` cameras may hold fewer frames than the longest one (a camera
+        that stopped mid-recording): the recording is as long as the longest camera, and a
+        shorter camera's missing frames are blank (black colour, no depth; see :attr:`ends`).
 
         Raises:
             InputError: a missing file, a video whose size differs from its json, or cameras
@@ -104,14 +113,19 @@ class Capture:
                     )
             calibrations.append(calibration)
             counts.append(raw.frame_count(camera))
-        _check_counts(counts, [raw.colour_path(c) for c in raw.cameras], raw.cameras)
+        paths = [raw.colour_path(c) for c in raw.cameras]
+        if allow_dropouts:
+            if max(counts) == 0:
+                raise InputError(f"{paths[0]}: no frames")
+        else:
+            _check_counts(counts, paths, raw.cameras)
         with av.open(str(raw.colour_path(raw.cameras[0]))) as container:
             rate = container.streams.video[0].average_rate
         readers = [_raw_reader(raw, camera) for camera in raw.cameras]
         audio = raw.audio_path if raw.audio_path.is_file() else None
         sources = [str(raw.colour_path(c)) for c in raw.cameras]
         fps = float(rate) if rate else 30.0
-        return cls(readers, calibrations, sources, counts[0], fps, audio, raw)
+        return cls(readers, calibrations, sources, max(counts), fps, audio, raw, counts)
 
     @classmethod
     def from_mkv(
@@ -160,6 +174,7 @@ class Capture:
             self.fps,
             self.audio_path,
             self._raw,
+            self.ends,
         )
 
     # ------------------------------------------------------------------ access
@@ -183,6 +198,10 @@ class Capture:
                 colours, depths = [], []
                 for camera, stream in enumerate(streams):
                     item = next(stream, None)
+                    if item is None and start + offset >= self.ends[camera]:  # dropped out
+                        calibration = self.calibrations[camera]
+                        size = (calibration.height, calibration.width)
+                        item = (np.zeros((*size, 3), np.uint8), np.zeros(size, np.uint16))
                     if item is None:
                         raise InputError(
                             f"{self.sources[camera]}: ended at frame {start + offset}, expected "

@@ -139,7 +139,8 @@ def reconstruct_recording(task: RecordingTask, progress: bool = False) -> dict[s
     config = update_dataclass(ReconstructConfig(), task.config, "reconstruct config")
     check_config(config)
     model = _face_model(task.face_model)
-    capture = Capture.from_raw(task.folder, task.recording)
+    # a camera that stopped early leaves blank frames: the others carry the fit on
+    capture = Capture.from_raw(task.folder, task.recording, allow_dropouts=True)
     capture, calibration = _calibrated(capture, task)
     result = reconstruct_capture(capture, model, config, landmarks=task.landmarks,  # type: ignore[arg-type]
                                  frames=task.frames, progress=progress)  # fmt: skip
@@ -163,6 +164,7 @@ def reconstruct_recording(task: RecordingTask, progress: bool = False) -> dict[s
         **result.summary(),
         "recording": f"{task.folder}/{task.recording}",
         "calibration": calibration,
+        "camera_frames": list(capture.ends),
         "face_model": task.face_model,
         "stages": [
             {
