@@ -188,9 +188,12 @@ def main() -> None:
         "targets": {"face_mean_mm": 1.0, "lip_mean_mm": 1.5, "seconds_per_tracked_frame": 10.0},
         "settings": results,
     }
-    output = args.output or (
-        None if args.quick else str(ROOT / "benchmarks/results/reconstruct.json")
-    )
+    if args.merge_into:  # the other settings' results and machine stay as they were
+        merged = json.loads(Path(args.merge_into).read_text())
+        merged["settings"].update(results)
+        record = {**merged, "machine_" + "_".join(args.settings): record["machine"]}
+    default = None if args.quick else str(ROOT / "benchmarks" / "results" / "reconstruct.json")
+    output = args.output or args.merge_into or default
     if output:
         Path(output).write_text(json.dumps(record, indent=1) + "\n")
         print("wrote", output)
