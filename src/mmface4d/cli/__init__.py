@@ -59,7 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mmface4d: interrupted", file=sys.stderr)
         return 130
-    return int(code or 0)
+    # a verb returns None (or whatever its library call gave) on success, an int status to
+    # report a partial failure
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,17 @@
+"""The exit status of ``mmface4d``: what a verb returns only counts when it is an int."""
+
+from __future__ import annotations
+
+import mmface4d.cli.demo as demo_cli
+from mmface4d.cli import main
+
+
+def test_a_verb_returning_a_value_exits_zero(monkeypatch, tmp_path):
+    # the demo verb returns the library call's dict of written files: not a status
+    monkeypatch.setattr(demo_cli, "demo", lambda *args, **kwargs: {"mp4": "out/demo.mp4"})
+    assert main(["demo", "-o", str(tmp_path)]) == 0
+
+
+def test_a_verb_returning_an_int_sets_the_status(monkeypatch, tmp_path):
+    monkeypatch.setattr(demo_cli, "demo", lambda *args, **kwargs: 1)
+    assert main(["demo", "-o", str(tmp_path)]) == 1
