@@ -421,15 +421,12 @@ class FaceFitter:
             The final parameters, one report per stage, and the parameters after each stage
             (for per-stage error maps).
         """
-        params = self.initial_parameters(observation)
-        reports, snapshots = [], []
-        for stage in (self.fit_landmarks, self.fit_model, self.fit_offsets):
-            params, report = stage(params, observation)
-            reports.append(report)
-            snapshots.append(params)
-            if stage == self.fit_landmarks:
-                observation = self.around_face(params, observation)
-        return params, reports, snapshots
+        landmarks, landmark_report = self.fit_landmarks(self.initial_parameters(observation),
+                                                        observation)  # fmt: skip
+        observation = self.around_face(landmarks, observation)  # the face is placed now
+        model, model_report = self.fit_model(landmarks, observation)
+        final, vertex_report = self.fit_offsets(model, observation)
+        return final, [landmark_report, model_report, vertex_report], [landmarks, model, final]
 
     def track(
         self, previous: FaceParameters, observation: FrameObservation

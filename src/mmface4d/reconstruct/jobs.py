@@ -262,7 +262,7 @@ def reconstruct(
         raise InputError(f"{calibration}: calibration file not found")
     if frames is not None and frames < 1:
         raise InputError(f"--frames must be >= 1, got {frames}")
-    load_face_model(face_model)  # fails early on a bad spec
+    _face_model(face_model)  # fails early on a bad spec (and in-process jobs reuse it)
     out = Path(output)
     jobs = []
     for key, folder, recording in find_tasks(input_folder):

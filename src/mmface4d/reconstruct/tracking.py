@@ -96,7 +96,6 @@ class Reconstruction:
     stage_vertices: np.ndarray
     first_frame: int
     fps: float
-    extra: dict[str, object] = field(default_factory=dict)
 
     def summary(self) -> dict[str, object]:
         """Counts and medians, JSON-able."""
