@@ -73,8 +73,9 @@ from mmface4d.capture.calibration_frames import select_frames, spread_frames  # 
 from mmface4d.data.nut import decode_nut  # noqa: E402
 from mmface4d.facemodel import load_face_model  # noqa: E402
 from mmface4d.facemodel.landmark_maps import HRNET98_OF_IBUG68  # noqa: E402
+from mmface4d.geometry.frames import to_camera_frame  # noqa: E402
 from mmface4d.synth.corpus import corpus  # noqa: E402
-from mmface4d.synth.performance import NECK_PIVOT, to_camera_frame  # noqa: E402
+from mmface4d.synth.performance import NECK_PIVOT  # noqa: E402
 from mmface4d.synth.studio import (  # noqa: E402
     CENTRE_CAMERA,
     LANDMARK_NOISE_PX,

@@ -21,7 +21,7 @@ import torch
 
 from mmface4d.data.store import Store
 from mmface4d.facemodel.sources import load_face_model
-from mmface4d.synth.performance import to_camera_frame
+from mmface4d.geometry.frames import to_camera_frame
 
 
 def main() -> None:

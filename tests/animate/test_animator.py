@@ -14,7 +14,7 @@ from mmface4d.animate.api import animate, speech_samples
 from mmface4d.animate.checkpoint import load_run
 from mmface4d.animate.packaging import package_animator
 from mmface4d.errors import InputError
-from mmface4d.synth.performance import from_camera_frame, to_camera_frame
+from mmface4d.geometry.frames import from_camera_frame, to_camera_frame
 
 
 def test_camera_frame_round_trip() -> None:

@@ -33,7 +33,7 @@ from mmface4d.errors import InputError
 from mmface4d.facemodel import load_face_model
 from mmface4d.facemodel.landmark_maps import HRNET98_OF_IBUG68, to_ibug68
 from mmface4d.geometry import vertex_normals
-from mmface4d.synth.performance import to_camera_frame
+from mmface4d.geometry.frames import to_camera_frame
 from mmface4d.synth.studio import (
     CENTRE_CAMERA,
     LANDMARK_NOISE_PX,

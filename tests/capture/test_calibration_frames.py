@@ -18,7 +18,7 @@ from mmface4d.capture.calibration_frames import (
 )
 from mmface4d.errors import InputError
 from mmface4d.facemodel import load_face_model
-from mmface4d.synth.performance import to_camera_frame
+from mmface4d.geometry.frames import to_camera_frame
 
 
 @pytest.fixture(scope="module")

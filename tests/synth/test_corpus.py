@@ -9,8 +9,8 @@ from mmface4d.audio.io import load_audio
 from mmface4d.data.nut import decode_nut
 from mmface4d.errors import InputError
 from mmface4d.facemodel import load_face_model
+from mmface4d.geometry.frames import to_camera_frame
 from mmface4d.synth.corpus import MANIFEST_COLUMNS, corpus, say
-from mmface4d.synth.performance import to_camera_frame
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,9 @@ from mmface4d.emotions import EMOTIONS
 from mmface4d.errors import InputError
 from mmface4d.facemodel import load_face_model
 from mmface4d.facemodel.arkit import ARKIT_52
+from mmface4d.geometry.frames import to_camera_frame
 from mmface4d.synth import expressive
-from mmface4d.synth.performance import perform, performance_vertices, to_camera_frame
+from mmface4d.synth.performance import perform, performance_vertices
 from mmface4d.synth.style import SpeakingStyle, sample_subjects
 from mmface4d.synth.visemes import TimedClass
 

@@ -7,9 +7,9 @@ from scipy import ndimage
 
 from mmface4d.errors import InputError
 from mmface4d.facemodel import load_face_model
+from mmface4d.geometry.frames import to_camera_frame
 from mmface4d.render.camera import PinholeCamera
 from mmface4d.synth.depth_noise import DepthNoise
-from mmface4d.synth.performance import to_camera_frame
 from mmface4d.synth.studio import (
     CENTRE_CAMERA,
     SAMPLE_INTRINSICS,

@@ -45,7 +45,7 @@ from mmface4d.animate.checkpoint import (
 from mmface4d.audio.sync import frame_to_sample
 from mmface4d.errors import InputError
 from mmface4d.facemodel.model import FaceModel
-from mmface4d.synth.performance import from_camera_frame, to_camera_frame
+from mmface4d.geometry.frames import from_camera_frame, to_camera_frame
 
 ANIMATOR_FORMAT = "mmface4d-animator"
 DEFAULT_MODEL = "default"

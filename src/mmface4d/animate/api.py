@@ -16,6 +16,7 @@ import torch
 from mmface4d import __version__
 from mmface4d.animate.animator import DEFAULT_MODEL, SAMPLE_RATE, AnimationResult, Animator
 from mmface4d.errors import InputError
+from mmface4d.geometry.frames import flip_axes
 
 #: Longest speech animated in one call (the result is held in memory: ~4.7 GB per hour of
 #: 10,794-vertex frames); split longer recordings.
@@ -137,11 +138,11 @@ def load_style(style: str, animator: Animator) -> tuple[np.ndarray, str]:
             raise InputError(f"--style {path}: expected an array 'vertices' (T_s, V, 3)")
         frames = np.asarray(data["vertices"], dtype=np.float32)
         if "frame" in data and str(data["frame"]) == "camera":
-            frames = frames * np.array([1.0, -1.0, -1.0], dtype=np.float32)
+            frames = flip_axes(frames)
         return animator.style_reference(frames), str(path)
     if Path(f"{style}_0.nut").is_file():  # MMFace4D convention: centre-camera frame
         frames = decode_nut(style, animator.num_vertices)
-        return animator.style_reference(frames * np.array([1.0, -1.0, -1.0], np.float32)), style
+        return animator.style_reference(flip_axes(frames)), style
     known = ", ".join(animator.styles) or "none"
     raise InputError(f"--style {style!r}: not a built-in style ({known}), an .npz or a .nut "
                      "prefix")  # fmt: skip

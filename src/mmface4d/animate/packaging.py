@@ -28,7 +28,7 @@ from mmface4d.data.store import Store
 from mmface4d.errors import InputError
 from mmface4d.facemodel.arkit import arkit_to_model_weights
 from mmface4d.facemodel.sources import load_face_model
-from mmface4d.synth.performance import CAMERA_DISTANCE
+from mmface4d.geometry.frames import CAMERA_DISTANCE
 
 
 def corpus_styles(

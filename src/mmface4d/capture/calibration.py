@@ -57,6 +57,7 @@ from mmface4d.capture.icp import (
 from mmface4d.capture.landmarks import FrameLandmarks
 from mmface4d.errors import InputError
 from mmface4d.geometry.align import fit_similarity
+from mmface4d.geometry.frames import MM_PER_M
 
 if TYPE_CHECKING:
     from mmface4d.capture.capture import Capture
@@ -171,7 +172,9 @@ def lift_landmarks(
     cols = pixel[:, 0, None, None] + offsets[None, None, :]
     in_image = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
     samples = depth[np.clip(rows, 0, height - 1), np.clip(cols, 0, width - 1)]
-    samples = np.where(in_image & (samples > 0), samples / 1000.0, np.nan).reshape(len(points), -1)
+    samples = np.where(in_image & (samples > 0), samples / MM_PER_M, np.nan).reshape(
+        len(points), -1
+    )
     count = np.isfinite(samples).sum(axis=1)
     enough = inside & (count * 3 >= samples.shape[1]) & (count > 0)
     z = np.full(len(points), np.nan)
@@ -348,7 +351,7 @@ def _icp(
     if turned > config.max_refinement_degrees:
         return icp, f"turned {turned:.2f} degrees from the landmark fit"
     if moved > config.max_refinement_m:
-        return icp, f"moved the face {moved * 1000:.1f} mm from the landmark fit"
+        return icp, f"moved the face {moved * MM_PER_M:.1f} mm from the landmark fit"
     return icp, ""
 
 

@@ -17,11 +17,12 @@ from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from mmface4d.errors import InputError
+from mmface4d.geometry.frames import M_PER_MM
 
 #: A generic face's rigid iBUG-68 landmarks (nose 27-35, eye corners 36, 39, 42, 45) in camera
 #: axes (x right, y down, z away from the camera), metres, centred: the synth face model's mean.
 RIGID_LANDMARKS = (*range(27, 36), 36, 39, 42, 45)
-RIGID_TEMPLATE = 0.001 * np.array(
+RIGID_TEMPLATE = M_PER_MM * np.array(
     [[0.0, -25.6, 1.4], [0.0, -12.9, -4.0], [0.0, 1.3, -12.7], [0.0, 14.1, -21.5],
      [-12.4, 21.7, -10.2], [-6.1, 23.3, -11.2], [0.0, 23.3, -12.8], [6.1, 23.3, -11.2],
      [12.4, 21.7, -10.2], [-45.7, -22.4, 32.0], [-17.8, -22.7, 14.3], [17.8, -22.7, 14.3],

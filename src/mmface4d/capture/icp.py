@@ -33,6 +33,7 @@ from scipy.spatial.transform import Rotation
 
 from mmface4d.capture.cameras import CameraCalibration
 from mmface4d.errors import InputError
+from mmface4d.geometry.frames import MM_PER_M
 
 #: Fewest ICP correspondences per refinement step.
 MIN_ICP_PAIRS = 100
@@ -165,7 +166,7 @@ def face_point_cloud(
         raise InputError(f"box: expected 0 <= u0 < u1 <= {width}, 0 <= v0 < v1 <= {height}")
     if int(max_points) < 1:
         raise InputError(f"max_points must be >= 1, got {max_points}")
-    z = depth[v0:v1, u0:u1].astype(np.float64) / 1000.0
+    z = depth[v0:v1, u0:u1].astype(np.float64) / MM_PER_M
     keep = (z > 0) & (z <= max_distance)
     if mask is not None:
         mask = np.asarray(mask)

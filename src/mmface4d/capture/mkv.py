@@ -41,6 +41,7 @@ import numpy as np
 
 from mmface4d.capture.cameras import CameraCalibration
 from mmface4d.errors import InputError
+from mmface4d.geometry.frames import MM_PER_M
 
 CALIBRATION_TAG = "K4A_CALIBRATION_FILE"
 DEFAULT_METRIC_RADIUS = 1.7
@@ -247,7 +248,7 @@ class DepthRegistration:
             self._pitch_y = np.abs(np.gradient(grid[..., 1], axis=0)).ravel()
         colour_from_depth = colour_camera.camera_from_reference @ depth_camera.extrinsics
         self._rotation = colour_from_depth[:3, :3]
-        self._translation_mm = colour_from_depth[:3, 3] * 1000.0
+        self._translation_mm = colour_from_depth[:3, 3] * MM_PER_M
 
     def _footprint(
         self, keep: np.ndarray, u: np.ndarray, v: np.ndarray, scale: np.ndarray

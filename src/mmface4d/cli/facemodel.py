@@ -8,6 +8,7 @@ import json
 from mmface4d import facemodel
 from mmface4d.facemodel.api import parse_expression_weights
 from mmface4d.facemodel.sources import SPEC_HELP
+from mmface4d.render.picture import show_face_model
 
 
 def add_parsers(verbs: argparse._SubParsersAction) -> None:
@@ -40,7 +41,7 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     q.add_argument("--view", choices=("front", "three-quarter"), default="front")
     q.set_defaults(
         run=lambda a: print(
-            facemodel.show(
+            show_face_model(
                 a.spec,
                 a.output,
                 expression=parse_expression_weights(a.expression),

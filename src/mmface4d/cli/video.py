@@ -32,7 +32,7 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     def run(a: argparse.Namespace) -> None:
-        from mmface4d.render.video import video
+        from mmface4d.export.video import video
 
         info = video(
             a.sequence, a.output, audio=a.audio, fps=a.fps, size=_size(a.size), view=a.view,

@@ -13,11 +13,12 @@ import numpy as np  # noqa: E402
 
 from mmface4d.atomic import save_figure  # noqa: E402
 from mmface4d.data.stats import DatasetStats  # noqa: E402
+from mmface4d.geometry.frames import MM_PER_M  # noqa: E402
 
 
 def plot_lip_velocity(stats: DatasetStats, path: Path, highlight: int = 6) -> Path:
     """Fig. 4(a): v(lip) of every sequence in 3D; a few subjects coloured, the rest grey."""
-    v = stats.velocity["lip"] * 1000.0  # mm per frame
+    v = stats.velocity["lip"] * MM_PER_M  # mm per frame
     subjects = np.array(stats.subjects)
     counts = Counter(stats.subjects)
     chosen = [s for s, _ in counts.most_common(highlight)]

@@ -15,6 +15,7 @@ import scipy.io
 
 from mmface4d.atomic import atomic_path
 from mmface4d.errors import InputError
+from mmface4d.geometry.frames import flip_axes
 
 FRAMES = ("model", "camera")
 
@@ -73,7 +74,7 @@ class MeshSequence:
         """(T, V, 3) vertices with y up and z out of the face (camera-frame data flipped)."""
         if self.frame == "model":
             return self.vertices
-        return self.vertices * np.array([1.0, -1.0, -1.0], dtype=np.float32)
+        return flip_axes(self.vertices)
 
 
 def load_topology(source: str | Path) -> tuple[np.ndarray, np.ndarray | None]:

@@ -1,6 +1,6 @@
 """Face models: the linear morphable-model abstraction and its sources (synth, BFM09, ICT)."""
 
-from mmface4d.facemodel.api import export, fetch, info, show
+from mmface4d.facemodel.api import export, fetch, info
 from mmface4d.facemodel.arkit import ARKIT_52, canonical_arkit_name
 from mmface4d.facemodel.lighting import sh_basis, sh_shade
 from mmface4d.facemodel.model import FaceModel
@@ -16,5 +16,4 @@ __all__ = [
     "load_face_model",
     "sh_basis",
     "sh_shade",
-    "show",
 ]

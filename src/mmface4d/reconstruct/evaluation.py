@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from mmface4d.errors import InputError
+from mmface4d.geometry.frames import MM_PER_M
 
 #: Regions reported (those of the face model that exist).
 REGIONS = ("face", "lip", "upper_face", "eyes", "nose", "cheeks", "chin", "forehead")
@@ -22,7 +23,7 @@ def vertex_distances_mm(vertices: np.ndarray, truth: np.ndarray) -> np.ndarray:
         raise InputError(
             f"reconstruction {vertices.shape} and truth {truth.shape} must both be (T, V, 3)"
         )
-    return np.linalg.norm(vertices.astype(np.float64) - truth, axis=-1) * 1000.0
+    return np.linalg.norm(vertices.astype(np.float64) - truth, axis=-1) * MM_PER_M
 
 
 def vertex_errors(

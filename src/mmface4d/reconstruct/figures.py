@@ -22,6 +22,7 @@ import torch  # noqa: E402
 from mmface4d.atomic import save_figure  # noqa: E402
 from mmface4d.capture.capture import Capture  # noqa: E402
 from mmface4d.facemodel.model import FaceModel  # noqa: E402
+from mmface4d.geometry.frames import MM_PER_M  # noqa: E402
 from mmface4d.reconstruct.config import ReconstructConfig  # noqa: E402
 from mmface4d.reconstruct.evaluation import vertex_distances_mm  # noqa: E402
 from mmface4d.reconstruct.observation import observe  # noqa: E402
@@ -99,7 +100,7 @@ def stage_figure(
             mask = render.mask[0, 0].numpy()
             base = (observation.colour[c].clamp(0, 1).numpy() * 255).astype(np.uint8)
             blend = np.where(mask[..., None], overlay, base)
-            residual = np.abs(render.depth[0, 0].numpy() - depth[c]) * 1000.0
+            residual = np.abs(render.depth[0, 0].numpy() - depth[c]) * MM_PER_M
             residual[~mask | (depth[c] <= 0)] = np.nan
             name = STAGE_NAMES.get(stages[s], stages[s])
             axes[c, 2 + 2 * s].imshow(blend[box])

@@ -41,14 +41,16 @@ from mmface4d.facemodel.lighting import SH_COEFFS
 from mmface4d.facemodel.model import FaceModel
 from mmface4d.geometry import uniform_laplacian, unique_edges
 from mmface4d.geometry.align import axis_angle_matrix
+from mmface4d.geometry.frames import MM_PER_M, axis_flip_matrix
 from mmface4d.reconstruct import losses
 from mmface4d.reconstruct.config import ReconstructConfig, StageConfig
 from mmface4d.reconstruct.observation import FrameObservation
 from mmface4d.render.rasterize import get_rasterizer
 from mmface4d.render.shade import RenderOutput, render_rgbd
 
-#: Model frame (x left of the subject, y up, z out of the face) -> OpenCV camera axes.
-FACING_CAMERA = np.diag([1.0, -1.0, -1.0])
+#: Rotation of a face that faces the camera: model-frame axes (x left of the subject, y up, z out
+#: of the face) -> OpenCV camera axes, ``diag(1, -1, -1)``.
+FACING_CAMERA = axis_flip_matrix()
 #: Half-width of the depth band about the landmarks' median depth when lifting them, metres.
 LIFT_BAND_M = 0.05
 #: Metres per unit of :attr:`FaceParameters.translation`.
@@ -163,7 +165,7 @@ def initial_pose(
         for camera, pinhole in enumerate(observation.cameras):
             calibration = CameraCalibration.from_pinhole(pinhole)
             points = np.where(valid[camera][:, None], landmarks[camera], np.nan)[inner]
-            millimetres = np.round(depth[camera] * 1000.0).astype(np.uint16)
+            millimetres = np.round(depth[camera] * MM_PER_M).astype(np.uint16)
             lifted, ok = lift_landmarks(points, millimetres, calibration, window=depth_window,
                                         band_m=LIFT_BAND_M)  # fmt: skip
             world = lifted[ok] @ calibration.extrinsics[:3, :3].T + calibration.extrinsics[:3, 3]
@@ -307,7 +309,7 @@ class FaceFitter:
             if "colour" in terms:
                 coefficients.append(params.albedo)
             values["prior"] = weights.prior * losses.prior_loss(*coefficients)
-        offsets_mm = 1000.0 * OFFSET_UNIT * params.offsets
+        offsets_mm = MM_PER_M * OFFSET_UNIT * params.offsets
         if "edge" in terms:
             values["edge"] = weights.edge * losses.edge_loss(offsets_mm, self.edges)
         if "laplacian" in terms:

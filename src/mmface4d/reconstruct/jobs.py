@@ -36,6 +36,7 @@ from mmface4d.atomic import atomic_path
 from mmface4d.batch import BatchReport, Job, run_batch
 from mmface4d.capture.calibration import calibrate, load_calibration, save_calibration
 from mmface4d.capture.capture import Capture
+from mmface4d.capture.ground_truth import ground_truth_path, read_ground_truth
 from mmface4d.capture.layout import find_recordings
 from mmface4d.data.nut import encode_nut
 from mmface4d.errors import InputError
@@ -45,8 +46,6 @@ from mmface4d.reconstruct.config import ReconstructConfig, check_config
 from mmface4d.reconstruct.evaluation import vertex_errors
 from mmface4d.reconstruct.tracking import Reconstruction, reconstruct_capture, records_as_dicts
 from mmface4d.settings import update_dataclass
-
-GT_SUFFIX = "_gt_capture.npz"
 
 
 @dataclass(frozen=True)
@@ -192,12 +191,10 @@ def reconstruct_recording(task: RecordingTask, progress: bool = False) -> dict[s
 def _truth_vertices(task: RecordingTask, model: FaceModel) -> np.ndarray | None:
     """(T, V, 3) the studio's true meshes beside the input (``REC_gt_capture.npz``), when
     there are some of the fitted model's topology."""
-    path = Path(task.folder) / f"{task.recording}{GT_SUFFIX}"
+    path = ground_truth_path(task.folder, task.recording)
     if not path.is_file():
         return None
-    from mmface4d.synth.studio import load_ground_truth
-
-    vertices = load_ground_truth(path).vertices
+    vertices = read_ground_truth(path).vertices
     return vertices if vertices.shape[1] == model.num_vertices else None
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 
 from mmface4d.errors import InputError
+from mmface4d.geometry.frames import MM_PER_M
 
 
 def geman_mcclure(residual: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -61,7 +62,7 @@ def depth_loss(
         mask: (C, H, W) bool, pixels rendered and measured.
         sigma_mm: Geman-McClure scale, millimetres.
     """
-    return _masked_mean(geman_mcclure((rendered_m - observed_m) * 1000.0, sigma_mm), mask)
+    return _masked_mean(geman_mcclure((rendered_m - observed_m) * MM_PER_M, sigma_mm), mask)
 
 
 def landmark_loss(

@@ -21,6 +21,7 @@ import torch
 
 from mmface4d.capture.cameras import CameraCalibration
 from mmface4d.errors import InputError
+from mmface4d.geometry.frames import MM_PER_M
 from mmface4d.render.camera import PinholeCamera
 
 #: Depths at or beyond this are treated as not measured (saturated or invalid codes), metres.
@@ -147,7 +148,7 @@ def reduce_colour(colour: np.ndarray, factor: int) -> np.ndarray:
 
 def reduce_depth(depth_mm: np.ndarray, factor: int) -> np.ndarray:
     """(H, W) uint16 millimetres -> (H/k, W/k) float32 metres (see the module doc)."""
-    metres = depth_mm.astype(np.float32) / 1000.0
+    metres = depth_mm.astype(np.float32) / MM_PER_M
     metres[metres >= MAX_DEPTH_M] = 0.0
     if factor == 1:
         return metres

@@ -27,6 +27,7 @@ from mmface4d.capture.capture import Capture
 from mmface4d.capture.landmarks import FrameLandmarks, LandmarkMode
 from mmface4d.errors import InputError
 from mmface4d.facemodel.model import FaceModel
+from mmface4d.geometry.frames import MM_PER_M
 from mmface4d.reconstruct.config import ReconstructConfig, StageConfig
 from mmface4d.reconstruct.fitting import FaceFitter, FaceParameters, FitDiverged, StageReport
 from mmface4d.reconstruct.observation import FrameObservation, observe, reduction_factor
@@ -140,7 +141,7 @@ def frame_residuals(
         render = fitter.render(params, observation)
         mask = render.mask[0]
         measured = mask & (observation.depth > 0)
-        residual = (render.depth[0] - observation.depth)[measured] * 1000.0
+        residual = (render.depth[0] - observation.depth)[measured] * MM_PER_M
         residual = residual[residual.abs() < 20.0]
         out: dict[str, float | None] = {
             "depth_rmse_mm": float(residual.square().mean().sqrt()) if len(residual) else None,

@@ -1,6 +1,7 @@
 """Rendering: a differentiable rasterizer (pure PyTorch or nvdiffrast), cameras and shading."""
 
 from mmface4d.render.camera import VIEWS, PinholeCamera, frame_mesh
+from mmface4d.render.picture import show_face_model
 from mmface4d.render.rasterize import (
     BACKENDS,
     Fragments,
@@ -31,5 +32,6 @@ __all__ = [
     "rasterize",
     "render_preview",
     "render_rgbd",
+    "show_face_model",
     "view_depth",
 ]

@@ -2,9 +2,9 @@
 
 SH lighting frame (:func:`render_rgbd`): normals are rotated into each camera and expressed in the
 face-model axis convention -- x image-right, y image-up, z towards the camera -- i.e.
-``n_sh = diag(1, -1, -1) @ R @ n_world``. That is the frame of Deep3DFaceRecon's rotated normals,
-so its 27 SH coefficients mean the same here; for a front camera (``R = diag(1, -1, -1)``) it is
-the world frame itself.
+``n_sh = diag(1, -1, -1) @ R @ n_world`` (:func:`mmface4d.geometry.frames.flip_axes`). That is
+the frame of Deep3DFaceRecon's rotated normals, so its 27 SH coefficients mean the same here; for
+a front camera (``R = diag(1, -1, -1)``) it is the world frame itself.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import torch
 from mmface4d.errors import InputError
 from mmface4d.facemodel.lighting import SH_COEFFS, sh_shade
 from mmface4d.geometry import vertex_normals
+from mmface4d.geometry.frames import flip_axes
 from mmface4d.geometry.mesh import vertex_normals_by_coordinate
 from mmface4d.render.camera import PinholeCamera, frame_mesh
 from mmface4d.render.rasterize import (
@@ -35,7 +36,6 @@ from mmface4d.render.rasterize import (
     view_depth,
 )
 
-_CV_TO_FACE = (1.0, -1.0, -1.0)  # OpenCV camera axes -> x right, y up, z towards the camera
 DEFAULT_SKIN = (0.78, 0.66, 0.60)
 
 
@@ -126,11 +126,11 @@ def render_rgbd(
                 f"{tuple(sh_lighting.shape)}"
             )
         normals = vertex_normals(vertices, faces)
-        flip = torch.tensor(_CV_TO_FACE, device=vertices.device, dtype=vertices.dtype)
         rotations = torch.stack(
             [torch.as_tensor(cam.R, device=vertices.device).to(vertices.dtype) for cam in cameras]
         )  # (C, 3, 3)
-        cam_normals = torch.einsum("cij,bvj->bcvi", rotations, normals) * flip
+        # OpenCV camera axes -> x right, y up, z towards the camera (the SH lighting frame)
+        cam_normals = flip_axes(torch.einsum("cij,bvj->bcvi", rotations, normals))
         colour = sh_shade(
             colour[:, None].expand(-1, num_cams, -1, -1).reshape(batch * num_cams, -1, 3),
             cam_normals.reshape(batch * num_cams, -1, 3),

@@ -61,12 +61,13 @@ from mmface4d import __version__
 from mmface4d.atomic import atomic_path
 from mmface4d.audio.io import DEFAULT_SAMPLE_RATE, load_audio
 from mmface4d.capture.cameras import CameraCalibration
+from mmface4d.capture.ground_truth import GT_SUFFIX
 from mmface4d.capture.layout import RawRecordingWriter
 from mmface4d.errors import InputError
 from mmface4d.facemodel.landmark_maps import HRNET98_OF_IBUG68, landmark_vertices
 from mmface4d.facemodel.model import FaceModel
 from mmface4d.facemodel.sources import load_face_model
-from mmface4d.synth.performance import to_camera_frame
+from mmface4d.geometry.frames import to_camera_frame
 from mmface4d.synth.studio import (
     LANDMARK_NOISE_PX,
     StudioGroundTruth,
@@ -82,8 +83,6 @@ SKIN_TONE = (0.76, 0.57, 0.48)
 #: Lower-brow-edge offset from the upper edge, as a fraction of the outer-eye-corner distance:
 #: 0.071-0.087 (mean 0.082) on the real MMFace4D sample 000337, 3 cameras x 67 frames.
 BROW_THICKNESS = 0.08
-#: Suffix of the capture's ground truth beside each recording (``<rec>_gt_capture.npz``).
-GT_SUFFIX = "_gt_capture"
 CONFIG_NAME = "capture.json"
 _CAMERAS = 3
 

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from mmface4d.geometry.frames import MM_PER_M
+
 
 @dataclass(frozen=True)
 class DepthNoise:
@@ -153,4 +155,4 @@ def degrade_depth(
     dropped = _sensor_field(rng, z.shape, cell, normal=False) < noise.dropout_rate
     valid &= ~holes & ~dropped & in_fov
     valid &= (measured >= noise.min_range_m) & (measured <= noise.max_range_m)
-    return np.where(valid, np.round(measured * 1000.0), 0).astype(np.uint16)
+    return np.where(valid, np.round(measured * MM_PER_M), 0).astype(np.uint16)

@@ -3,7 +3,8 @@
 Composes the speech-driven mouth (visemes and coarticulation, scaled by the subject's speaking
 style), the emotion overlay, blinks, prosody-driven brows and head motion into per-frame ARKit
 weights and a head pose; then into face-model vertices, in the model frame or in the MMFace4D
-camera frame (OpenCV axes, metres, the face ~0.72 m in front of the centre camera).
+camera frame (OpenCV axes, metres, the face ~0.72 m in front of the centre camera; see
+:mod:`mmface4d.geometry.frames`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from scipy.spatial.transform import Rotation
 
 from mmface4d.facemodel.arkit import ARKIT_52, arkit_to_model_weights
 from mmface4d.facemodel.model import FaceModel
+from mmface4d.geometry.frames import to_camera_frame
 from mmface4d.synth import expressive
 from mmface4d.synth.style import Subject
 from mmface4d.synth.visemes import (
@@ -30,8 +32,6 @@ from mmface4d.synth.visemes import (
 _IDX = {name: i for i, name in enumerate(ARKIT_52)}
 #: Pivot of head rotations in the model frame (about the upper neck), metres.
 NECK_PIVOT = np.array([0.0, -0.07, -0.03])
-#: Distance of the face from the MMFace4D centre camera, metres.
-CAMERA_DISTANCE = 0.72
 
 
 @dataclass
@@ -160,20 +160,3 @@ def performance_vertices(
     if camera_frame:
         posed = to_camera_frame(posed)
     return posed.astype(np.float32)
-
-
-def to_camera_frame(vertices: np.ndarray, distance: float = CAMERA_DISTANCE) -> np.ndarray:
-    """Model frame (x subject's left, y up, z out of the face) -> centre camera (OpenCV).
-
-    The camera looks at the face from ``distance`` metres: x stays, y and z flip, z shifts.
-    """
-    out = np.asarray(vertices) * np.array([1.0, -1.0, -1.0], dtype=np.float32)
-    out[..., 2] += distance
-    return out
-
-
-def from_camera_frame(vertices: np.ndarray, distance: float = CAMERA_DISTANCE) -> np.ndarray:
-    """Inverse of :func:`to_camera_frame`: centre camera (OpenCV) -> model frame."""
-    out = np.array(vertices)
-    out[..., 2] -= distance
-    return out * np.array([1.0, -1.0, -1.0], dtype=np.float32)

@@ -38,7 +38,6 @@ antialiased edges, and hair, ears and neck (the face models are front-face masks
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -51,10 +50,11 @@ import torch
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
-from mmface4d.atomic import atomic_path
+from mmface4d.capture.ground_truth import GroundTruthFile, read_ground_truth, write_ground_truth
 from mmface4d.errors import InputError
 from mmface4d.facemodel.lighting import SH_COEFFS
 from mmface4d.geometry import face_normals
+from mmface4d.geometry.frames import CAMERA_DISTANCE, axis_flip_matrix
 from mmface4d.render.camera import PinholeCamera
 from mmface4d.render.rasterize import Backend, check_faces
 from mmface4d.render.shade import render_rgbd
@@ -64,7 +64,6 @@ from mmface4d.synth.depth_noise import (
     depth_field_of_view,
     sensor_cell,
 )
-from mmface4d.synth.performance import CAMERA_DISTANCE
 
 #: Index of the centre (master) camera, whose frame is the world, as in the MMFace4D release.
 CENTRE_CAMERA = 1
@@ -85,7 +84,6 @@ CAMERA_YAW_SIGN = (1.0, 0.0, -1.0)
 #: Representation Learning for Visual Recognition", TPAMI 2020); frontal studio frames are easier,
 #: so 2 px.
 LANDMARK_NOISE_PX = 2.0
-_FORMAT = "mmface4d-studio-gt/1"
 
 
 @dataclass(frozen=True)
@@ -253,7 +251,7 @@ def sample_lighting(
     key = np.array([-0.4, 0.5, 1.0])  # centre camera face axes: image left, up, to the camera
     key = Rotation.from_rotvec(rng.normal(0.0, colour.key_direction_std, 3)).apply(key)
     key /= np.linalg.norm(key)
-    flip = np.diag([1.0, -1.0, -1.0])  # OpenCV <-> face axes (x right, y up, z to the camera)
+    flip = axis_flip_matrix()  # OpenCV <-> face axes (x right, y up, z to the camera)
     sh = np.zeros((num, 3, 9))
     for cam, pose in enumerate(rig.camera_from_world()):
         light = flip @ pose[:3, :3] @ flip @ key
@@ -639,18 +637,11 @@ class StudioGroundTruth:
         ]
 
 
-def _json_path(path: Path) -> Path:
-    return path.with_suffix(".json")
-
-
 def save_ground_truth(path: str | os.PathLike[str], truth: StudioGroundTruth) -> Path:
     """Write ``path`` (.npz: poses, intrinsics, meshes, lighting) and the .json beside it
-    (configuration, conventions), both atomically. Returns the .npz path."""
-    path = Path(path)
-    if path.suffix != ".npz":
-        raise InputError(f"ground truth path must end in .npz, got {path}")
+    (configuration, conventions), both atomically, in the format of
+    :mod:`mmface4d.capture.ground_truth`. Returns the .npz path."""
     meta = {
-        "format": _FORMAT,
         "world": "centre camera frame (camera 1), OpenCV axes (x right, y down, z forward), m",
         "poses": "camera_from_world 4x4: p_cam = T @ p_world",
         "image_size": list(truth.image_size),
@@ -659,44 +650,31 @@ def save_ground_truth(path: str | os.PathLike[str], truth: StudioGroundTruth) ->
         "depth_noise": asdict(truth.depth_noise),
         "colour_noise": asdict(truth.colour_noise),
     }
-    with atomic_path(path) as tmp:
-        np.savez_compressed(
-            tmp,
-            camera_from_world=truth.camera_from_world,
-            intrinsics=truth.intrinsics,
-            vertices=truth.vertices.astype(np.float32),
-            faces=truth.faces.astype(np.int64),
-            sh=truth.lighting.sh,
-            white_balance=truth.lighting.white_balance,
-            exposure=truth.lighting.exposure,
-        )
-    with atomic_path(_json_path(path)) as tmp:
-        tmp.write_text(json.dumps(meta, indent=1) + "\n")
-    return path
+    arrays = {
+        "camera_from_world": truth.camera_from_world,
+        "intrinsics": truth.intrinsics,
+        "vertices": truth.vertices.astype(np.float32),
+        "faces": truth.faces.astype(np.int64),
+        "sh": truth.lighting.sh,
+        "white_balance": truth.lighting.white_balance,
+        "exposure": truth.lighting.exposure,
+    }
+    return write_ground_truth(path, GroundTruthFile(arrays, meta))
 
 
 def load_ground_truth(path: str | os.PathLike[str]) -> StudioGroundTruth:
     """Read what :func:`save_ground_truth` wrote."""
-    path = Path(path)
-    if not path.is_file() or not _json_path(path).is_file():
-        raise InputError(f"{path}: studio ground truth needs the .npz and its .json beside it")
-    try:
-        meta = json.loads(_json_path(path).read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{_json_path(path)}: not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
-        raise InputError(f"{_json_path(path)}: not a studio ground truth ({_FORMAT})")
+    stored = read_ground_truth(path)
+    arrays, meta = stored.arrays, stored.metadata
 
     def tuples(value: Any) -> Any:
         return tuple(tuples(v) for v in value) if isinstance(value, list) else value
 
-    with np.load(path) as data:
-        arrays = {key: data[key] for key in data.files}
     rig = StudioRig(**{k: tuples(v) for k, v in meta["rig"].items()})
     return StudioGroundTruth(
         camera_from_world=arrays["camera_from_world"],
         intrinsics=arrays["intrinsics"],
-        image_size=(int(meta["image_size"][0]), int(meta["image_size"][1])),
+        image_size=stored.image_size,
         vertices=arrays["vertices"],
         faces=arrays["faces"],
         lighting=StudioLighting(arrays["sh"], arrays["white_balance"], arrays["exposure"]),
