@@ -1,5 +1,5 @@
 # Two commands do all the set-up: `make demo` and `make test`. Each bootstraps .venv first
-# (idempotent: it reinstalls only when pyproject.toml changed).
+# (idempotent: it reinstalls only when pyproject.toml or setup.py changed).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_SRC) "torch==2.13.0"

@@ -4,7 +4,7 @@
 
 Models, built through the registry with random weights, in eval mode under inference_mode:
 ``ours`` at the paper's width (latent 256, style channels 64-128-256-512) and at the shipped
-CPU size (latent 64, style channels 64-64-128-128, benchmarks/table2/ours.toml), and
+CPU size (latent 64, style channels 64-64-128-128, configs/train/table2_ours.toml), and
 ``faceformer`` at its defaults (width 64, one layer; autoregressive loop at inference). Vertex
 counts: 35,709 (BFM front, random template) and the synth face model's.
 

@@ -12,10 +12,10 @@ calibrated from the face (landmarks + ICP) as a user would, and reads every reco
 ``REC_fit.json``: per-region vertex errors (mm, same-topology vertex distances) of the first
 frame after each stage and of the tracked sequence, seconds per stage and per tracked frame.
 
-Settings:
+Settings (the presets of ``configs/reconstruct/``, ``mmface4d reconstruct --config NAME``):
 - ``paper``: the paper's iterations, every iteration re-rasterized, whole images (no crop).
 - ``default``: the shipped defaults (the paper's iterations; visibility every 5 iterations,
-  images cut to the face).
+  images cut to the face); no preset.
 - ``fast``: ``default`` with early stopping on a loss plateau and 60 tracking iterations.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_reconstruct.py     # ~1 h on 2 cores
@@ -42,15 +42,8 @@ from mmface4d.cli import main as cli  # noqa: E402
 from mmface4d.reconstruct import reconstruct, resolve_config  # noqa: E402
 from mmface4d.synth.studio import load_ground_truth  # noqa: E402
 
-SETTINGS = {
-    "paper": ["visibility_every=1", "crop_margin=null"],
-    "default": [],
-    "fast": [
-        "tracking_stage.iterations=60", "model_stage.plateau=0.002", "vertex_stage.plateau=0.002",
-        "tracking_stage.plateau=0.002", "model_stage.patience=25", "vertex_stage.patience=25",
-        "tracking_stage.patience=10",
-    ],
-}  # fmt: skip
+#: setting -> its preset (configs/reconstruct/NAME.toml), None for the defaults
+SETTINGS = {"paper": "paper", "default": None, "fast": "fast"}
 
 
 def _data(work: Path, subjects: int, frames: int, scale: float, detail: float) -> Path:
@@ -83,8 +76,8 @@ def _mean(values: list[float]) -> float:
 
 
 def run_setting(name: str, capture: Path, work: Path, frames: int, scale: float) -> dict:
-    overrides = [*SETTINGS[name], f"scale={scale}"]
-    config = resolve_config(None, overrides)
+    overrides = [f"scale={scale}"]
+    config = resolve_config(SETTINGS[name], overrides)
     output = work / f"out_{name}"
     start = time.perf_counter()
     report = reconstruct(capture, output, config, frames=frames, figures=True, progress=True)
@@ -108,6 +101,7 @@ def run_setting(name: str, capture: Path, work: Path, frames: int, scale: float)
         return _mean(values)
 
     return {
+        "config": SETTINGS[name],
         "overrides": overrides,
         "wall_seconds": round(time.perf_counter() - start, 1),
         "failed_recordings": report.failed,

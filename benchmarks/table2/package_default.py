@@ -26,7 +26,7 @@ def main() -> None:
         "corpus": "mmface4d synth corpus --subjects 32 --sentences 20 --no-head-motion: 2,000 "
         "steps, then 1,000 steps on the same corpus with --pad-silence, then 1,000 with "
         "neutral templates (benchmarks/table2/neutral_templates.py)",
-        "config": "benchmarks/table2/ours.toml",
+        "config": "configs/train/table2_ours.toml",
     }
     path = package_animator(args.run, args.output, args.corpus, args.store, args.subjects,
                             info=info)  # fmt: skip

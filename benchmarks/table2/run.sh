@@ -15,19 +15,19 @@ $MM synth corpus -o "$WORK/corpus" --subjects 32 --sentences 20 --no-head-motion
   $MM data pack "$WORK/corpus" -o "$WORK/store" --workers 2
   $MM data split "$WORK/store" --test-fraction 0.125 --val-fraction 0.0625
 }
-train() {  # name, config, extra arguments
+train() {  # name, preset (configs/train/), extra arguments
   local name=$1 config=$2; shift 2
-  $MM train --data "$WORK/store" -o "$WORK/runs/$name" --config "$OUT/$config.toml" \
-    train.progress=false "$@" > "$WORK/$name.log" 2>&1
+  $MM train --data "$WORK/store" -o "$WORK/runs/$name" --config "$config" \
+    --set train.progress=false "$@" > "$WORK/$name.log" 2>&1
 }
 mkdir -p "$WORK/runs"
-train ours ours --model ours &
-train wo_composite ours --model ours --ablation composite &
-train wo_regional ours --model ours --ablation regional &
+train ours table2_ours --model ours &
+train wo_composite table2_ours --model ours --ablation composite &
+train wo_regional table2_ours --model ours --ablation regional &
 wait
 # the baselines, same data, augmentation, windows, batch and step budget (~2.5 h side by side)
-train faceformer faceformer --model faceformer &
-train meshtalk meshtalk --model meshtalk &
+train faceformer table2_faceformer --model faceformer &
+train meshtalk table2_meshtalk --model meshtalk &
 wait
 
 RUNS=("$WORK/runs/ours" "$WORK/runs/wo_composite" "$WORK/runs/wo_regional"
@@ -48,11 +48,12 @@ $MM synth corpus -o "$WORK/corpus_pauses" --subjects 32 --sentences 20 --no-head
 }
 [ -d "$WORK/runs/shipped" ] || cp -r "$WORK/runs/ours" "$WORK/runs/shipped"
 OMP_NUM_THREADS=2 $MM train --data "$WORK/store_pauses" -o "$WORK/runs/shipped" \
-  --config "$OUT/ours.toml" optim.steps=3000 train.progress=false > "$WORK/shipped.log" 2>&1
+  --config table2_ours --set optim.steps=3000 --set train.progress=false > "$WORK/shipped.log" 2>&1
 # ... then 1,000 more with each subject's neutral face as its template (as at inference)
 $PY "$OUT/neutral_templates.py" "$WORK/corpus_pauses" "$WORK/store_pauses"
 OMP_NUM_THREADS=2 $MM train --data "$WORK/store_pauses" -o "$WORK/runs/shipped" \
-  --config "$OUT/ours.toml" optim.steps=4000 train.progress=false >> "$WORK/shipped.log" 2>&1
+  --config table2_ours --set optim.steps=4000 --set train.progress=false \
+  >> "$WORK/shipped.log" 2>&1
 mkdir -p "$OUT/runs/shipped" && cp "$WORK/runs/shipped/log.csv" "$OUT/runs/shipped/"
 $PY "$OUT/package_default.py" "$WORK/runs/shipped" "$WORK/corpus_pauses" "$WORK/store_pauses" \
   -o src/mmface4d/assets/default_animator.pt

@@ -22,6 +22,11 @@ TINY = [
 ]
 
 
+def set_args(*settings: str) -> list[str]:
+    """``key=value`` settings as the command line's ``--set key=value`` pairs."""
+    return [arg for setting in settings for arg in ("--set", setting)]
+
+
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory) -> Path:
     """Packed store of 6 synthetic sequences (60-124 frames, V = 10794), split 2 train / 1 test
@@ -40,8 +45,8 @@ def tiny_store(tmp_path_factory) -> Path:
 def tiny_run(tiny_store, tmp_path_factory) -> Path:
     """A run of 10 steps trained through the command line (log every 2, checkpoint every 5)."""
     run = tmp_path_factory.mktemp("animate_run") / "run"
-    argv = ["train", "--model", "ours", "--data", str(tiny_store), "-o", str(run), *TINY]
-    argv += ["optim.steps=10", "train.log_every=2", "train.checkpoint_every=5"]
+    argv = ["train", "--model", "ours", "--data", str(tiny_store), "-o", str(run), *set_args(*TINY)]
+    argv += set_args("optim.steps=10", "train.log_every=2", "train.checkpoint_every=5")
     assert cli.main(argv) == 0
     return run
 

@@ -11,7 +11,7 @@ from mmface4d.animate.distributed import DistContext, ResumableSampler, select_d
 from mmface4d.animate.train import train
 from mmface4d.errors import InputError
 
-from .conftest import TINY
+from .conftest import TINY, set_args
 
 
 def test_resumable_sampler_skips_the_start_of_the_epoch():
@@ -56,7 +56,7 @@ def torchrun(store, run, *overrides):
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
                "2", "-m", "mmface4d", "train", "--data", str(store), "-o", str(run),
-               *overrides]  # fmt: skip
+               *set_args(*overrides)]  # fmt: skip
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         start_new_session=True,

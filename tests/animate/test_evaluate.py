@@ -16,14 +16,14 @@ from mmface4d.data.splits import load_splits
 from mmface4d.data.store import Store
 from mmface4d.errors import InputError
 
-from .conftest import TINY
+from .conftest import TINY, set_args
 
 
 @pytest.fixture(scope="module")
 def ablation_run(tiny_store, tmp_path_factory):
     run = tmp_path_factory.mktemp("evaluate") / "no_composite"
     argv = ["train", "--ablation", "composite", "--data", str(tiny_store), "-o", str(run)]
-    assert cli.main([*argv, *TINY, "optim.steps=2"]) == 0
+    assert cli.main([*argv, *set_args(*TINY, "optim.steps=2")]) == 0
     return run
 
 

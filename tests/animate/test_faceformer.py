@@ -254,8 +254,9 @@ def test_registered():
 def test_train_and_evaluate_through_the_cli(tiny_store, tmp_path):
     run, report = tmp_path / "run", tmp_path / "report.json"
     argv = ["train", "--model", "faceformer", "--data", str(tiny_store), "-o", str(run)]
-    argv += ["model.width=32", "data.window=16", "data.batch_size=2", "train.progress=false"]
-    assert cli.main([*argv, "optim.steps=4", "train.log_every=2"]) == 0
+    argv += ["--set", "model.width=32", "--set", "data.window=16", "--set", "data.batch_size=2"]
+    argv += ["--set", "train.progress=false"]
+    assert cli.main([*argv, "--set", "optim.steps=4", "--set", "train.log_every=2"]) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["model_name"] == "faceformer" and config["model"]["width"] == 32
     assert config["model"]["audio_dim"] == 80 and config["model"]["period"] == 30

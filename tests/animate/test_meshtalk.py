@@ -344,7 +344,8 @@ MESHTALK_TINY = [
 def test_trains_through_the_command_line_and_evaluates(tiny_store, tmp_path):
     run = tmp_path / "meshtalk"
     argv = ["train", "--model", "meshtalk", "--data", str(tiny_store), "-o", str(run)]
-    assert cli.main([*argv, *MESHTALK_TINY, "optim.steps=4", "train.log_every=2"]) == 0
+    settings = [*MESHTALK_TINY, "optim.steps=4", "train.log_every=2"]
+    assert cli.main([*argv, *(arg for item in settings for arg in ("--set", item))]) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["model_name"] == "meshtalk" and config["model"]["heads"] == 4
     assert config["model"]["audio_dim"] == 80  # the mel encoder's channels

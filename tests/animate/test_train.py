@@ -13,7 +13,7 @@ from mmface4d.animate.config import resolve_config
 from mmface4d.animate.train import batch_loss, train
 from mmface4d.data.dataset import FaceSequenceDataset
 
-from .conftest import TINY
+from .conftest import TINY, set_args
 
 
 def read_log(run):
@@ -110,8 +110,8 @@ def test_killed_checkpoint_write_keeps_the_last_good_one(tiny_store, tmp_path, m
 @pytest.mark.parametrize("ablation, field", [("composite", "composite"), ("regional", "regional")])
 def test_ablation_flags_reach_the_saved_config(tiny_store, tmp_path, ablation, field):
     run = tmp_path / ablation
-    argv = ["train", "--ablation", ablation, "--data", str(tiny_store), "-o", str(run), *TINY]
-    assert cli.main([*argv, "optim.steps=1"]) == 0
+    argv = ["train", "--ablation", ablation, "--data", str(tiny_store), "-o", str(run)]
+    assert cli.main([*argv, *set_args(*TINY, "optim.steps=1")]) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["ablation"] == ablation and config["model"][field] is False
     other = "regional" if field == "composite" else "composite"
@@ -137,17 +137,18 @@ def run_cli(argv, capsys):
 
 
 def test_errors(tiny_store, tiny_run, tmp_path, capsys):
-    base = ["train", "--data", str(tiny_store), *TINY, "optim.steps=1"]
+    common = ["train", "--data", str(tiny_store), *set_args(*TINY)]
+    base = [*common, "--set", "optim.steps=1"]
     code, err = run_cli([*base, "--model", "nope", "-o", str(tmp_path / "a")], capsys)
     assert code == 2 and "unknown name 'nope'" in err and "ours" in err
-    code, err = run_cli([*base, "data.split=val", "-o", str(tmp_path / "b")], capsys)
+    code, err = run_cli([*base, "--set", "data.split=val", "-o", str(tmp_path / "b")], capsys)
     assert code == 2 and "no 'val' split (it has test, train)" in err
     corrupt = tmp_path / "corrupt"
     shutil.copytree(tiny_run, corrupt)
     (corrupt / "checkpoint.pt").write_bytes(b"\x00garbage" * 100)
-    code, err = run_cli([*base[:-1], "optim.steps=20", "-o", str(corrupt)], capsys)
+    code, err = run_cli([*common, "--set", "optim.steps=20", "-o", str(corrupt)], capsys)
     assert code == 2 and "not a readable checkpoint" in err
-    code, err = run_cli([*base, "model.latent_dim=16", "-o", str(tiny_run)], capsys)
+    code, err = run_cli([*base, "--set", "model.latent_dim=16", "-o", str(tiny_run)], capsys)
     assert code == 2 and "another model config" in err  # resuming with another architecture
     code, err = run_cli([*base, "-o", str(tiny_run)], capsys)
     assert code == 2 and "beyond optim.steps=1" in err
@@ -155,10 +156,10 @@ def test_errors(tiny_store, tiny_run, tmp_path, capsys):
     (tmp_path / "other" / "notes.txt").write_text("mine")
     code, err = run_cli([*base, "-o", str(tmp_path / "other")], capsys)
     assert code == 2 and "not a training run" in err
-    code, err = run_cli([*base, "data.batch_size=5", "-o", str(tmp_path / "c")], capsys)
+    code, err = run_cli([*base, "--set", "data.batch_size=5", "-o", str(tmp_path / "c")], capsys)
     assert code == 2 and "fewer than data.batch_size=5" in err
     assert not any((tmp_path / name).exists() for name in "abc")  # nothing written
-    code, err = run_cli([*base, "train.tensorboard=on", "-o", str(tmp_path / "d")], capsys)
+    code, err = run_cli([*base, "--set", "train.tensorboard=on", "-o", str(tmp_path / "d")], capsys)
     try:
         import torch.utils.tensorboard  # noqa: F401
     except ImportError:
@@ -220,7 +221,7 @@ def test_a_fine_tuned_encoder_is_trained_and_saved(tiny_store, tiny_run, tmp_pat
 
 def test_print_config(capsys, tmp_path):
     argv = ["train", "--data", "x", "-o", str(tmp_path / "r"), "--ablation", "regional"]
-    assert cli.main([*argv, "--print-config", "optim.steps=5"]) == 0
+    assert cli.main([*argv, "--print-config", "json", "--set", "optim.steps=5"]) == 0
     config = json.loads(capsys.readouterr().out)
     assert config["optim"]["steps"] == 5 and config["model"]["regional"] is False
     assert not (tmp_path / "r").exists()

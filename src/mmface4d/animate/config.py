@@ -1,7 +1,8 @@
 """Training configuration: nested dataclasses, ``section.key=value`` overrides, JSON round trip.
 
 Precedence, lowest first: the defaults (the model's from the registry), a config file (JSON or
-TOML, e.g. another run's ``config.json``), the ``--ablation``, then command-line overrides such
+TOML, e.g. another run's ``config.json``, or a preset of ``configs/train/`` such as
+``table2_ours``), the ``--ablation``, then command-line overrides such
 as ``model.latent_dim=128 optim.lr=3e-4 optim.steps=200 data.window=32``. Values are converted
 to each field's type (``true/false`` for booleans, ``none`` for optional fields, ``8,8,16,16``
 or ``[8,8,16,16]`` for tuples). Every run saves the resolved configuration with the package
@@ -24,6 +25,8 @@ from mmface4d.audio.augment import AugmentConfig
 from mmface4d.errors import InputError
 from mmface4d.settings import (
     apply_dataclass_overrides,
+    coerce,
+    find_config,
     load_config_file,
     update_dataclass,
 )
@@ -147,12 +150,13 @@ def resolve_config(
     Args:
         model: registered model name; default the file's ``model_name``, else ``ours``.
         ablation: the model's ablation; default the file's ``ablation``, else none.
-        config_file: JSON or TOML file of nested sections.
+        config_file: JSON or TOML file of nested sections, or a preset name.
         overrides: ``section.key=value`` strings.
     """
-    values = load_config_file(config_file) if config_file is not None else {}
+    values = load_config_file(find_config(config_file, "train")) if config_file is not None else {}
     model = model or values.get("model_name") or DEFAULT_MODEL
-    ablation = ablation if ablation is not None else values.get("ablation")
+    if ablation is None:  # "none" where a TOML file (no null) has no ablation
+        ablation = coerce(values.get("ablation"), str | None, "ablation")
     get_model(model)
     config = TrainConfig(model_name=model, ablation=None, model=default_model_config(model))
     config = update_config(config, values, str(config_file))

@@ -28,7 +28,7 @@ Real HuBERT-large weights (the paper's encoder: HuBERT-large, last layer, 1024 c
     # on a machine with internet (older huggingface_hub: huggingface-cli download ...)
     hf download facebook/hubert-large-ls960-ft --local-dir hubert-large-ls960-ft
     # copy the folder here, then
-    mmface4d train ... --encoder hubert:path=hubert-large-ls960-ft
+    mmface4d train ... --set encoder.spec=hubert:path=hubert-large-ls960-ft
 
 or leave ``path`` out to use the local Hugging Face cache (``HF_HOME``) entry of ``model``
 (default ``facebook/hubert-large-ls960-ft``). The checkpoint's ``preprocessor_config.json``
@@ -40,12 +40,10 @@ without that file, checkpoints with a layer-normalised convolutional front end
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -53,6 +51,7 @@ from mmface4d.audio.io import DEFAULT_SAMPLE_RATE
 from mmface4d.audio.mel import centred_window, log_mel_spectrogram, mel_filterbank
 from mmface4d.audio.sync import frames_to_samples, resample_to_frames
 from mmface4d.errors import InputError
+from mmface4d.settings import coerce, parse_options
 
 DEFAULT_MODELS = {
     "hubert": "facebook/hubert-large-ls960-ft",
@@ -230,42 +229,17 @@ def parse_encoder_spec(spec: str) -> EncoderSpec:
     name, _, rest = spec.strip().partition(":")
     if not name:
         raise InputError(f"encoder spec {spec!r}: expected name[:key=value,...]")
-    options: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in rest.split(","))):
-        key, equals, value = item.partition("=")
-        if not equals or not key.strip():
-            raise InputError(f"encoder spec {spec!r}: expected key=value, found {item!r}")
-        if key.strip() in options:
-            raise InputError(f"encoder spec {spec!r}: option {key.strip()!r} given twice")
-        options[key.strip()] = value.strip()
-    return EncoderSpec(name=name.strip(), options=options)
+    return EncoderSpec(name=name.strip(), options=parse_options(rest, f"encoder spec {spec!r}"))
 
 
 def _coerce(name: str, key: str, value: Any, option: EncoderOption) -> Any:
-    expected = option.kind.__name__
-    if value is None or (isinstance(value, str) and value.lower() == "none" and option.optional):
-        if option.optional:
-            return None
-        raise InputError(f"{name}: option {key} expects {expected}, found None")
-    if isinstance(value, str) and option.kind is not str:
-        text = value.strip().lower()
-        if option.kind is bool:
-            if text in ("true", "1", "yes", "on"):
-                return True
-            if text in ("false", "0", "no", "off"):
-                return False
-            raise InputError(f"{name}: option {key} expects true/false, found {value!r}")
-        try:
-            return option.kind(text)
-        except ValueError:
-            raise InputError(f"{name}: option {key} expects {expected}, found {value!r}") from None
-    if option.kind is float and isinstance(value, int | np.integer) and not isinstance(value, bool):
-        return float(value)
-    if option.kind is str and isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if not isinstance(value, option.kind) or (option.kind is int and isinstance(value, bool)):
-        raise InputError(f"{name}: option {key} expects {expected}, found {value!r}")
-    return value
+    """An option's value (text from a spec, or a keyword's value) as its type: the settings'
+    conversion (:func:`mmface4d.settings.coerce`), with the message naming the option."""
+    try:
+        return coerce(value, option.kind | None if option.optional else option.kind, key)
+    except InputError:
+        expected = "true/false" if option.kind is bool else option.kind.__name__
+        raise InputError(f"{name}: option {key} expects {expected}, found {value!r}") from None
 
 
 def _pretrained() -> Any:

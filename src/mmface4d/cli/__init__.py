@@ -1,5 +1,7 @@
 """``mmface4d <verb>``: the command line. Each verb parses arguments and calls one library
-function of the same name; a user mistake prints one line and exits with status 2."""
+function of the same name; a user mistake prints one line and exits with status 2. The verbs
+with settings (``train``, ``reconstruct``) get ``--config``, ``--set`` and ``--print-config``
+from one helper, :mod:`mmface4d.cli.config`."""
 
 from __future__ import annotations
 
@@ -43,9 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from mmface4d.cli.config import reject_unrecognized
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     try:
+        reject_unrecognized(parser, args, extra)  # a positional key=value: use --set
         code = args.run(args)  # a verb may return a non-zero status (e.g. failed batch jobs)
     except InputError as exc:
         print(f"mmface4d: error: {exc}", file=sys.stderr)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+from mmface4d.cli.config import ConfigSurface, add_config_verb
 
 _DESCRIPTION = """\
 Reconstruct the face of every recording in INPUT (one MMFace4D raw recording folder,
@@ -15,23 +18,42 @@ REC_fit.npz (coefficients), REC_fit.json (per-frame residuals, timings, errors a
 of studio captures) and OUT/manifest.json. Finished recordings are skipped on re-run; a failed
 one is recorded and the batch goes on.
 
-Settings (the paper's defaults) are changed with --set KEY=VALUE, e.g.
-  --set scale=0.5 --set tracking_stage.iterations=100 --set weights.depth=4
-Keys: landmark_stage / model_stage / vertex_stage / tracking_stage .iterations .lr .plateau
-.patience; weights.colour .depth .landmark .prior .edge .laplacian .offset; colour_sigma,
-depth_sigma_mm, scale (working resolution), visibility_every, smoothing_hz (null: off),
-track_coefficients, identity_dims, expression_dims, albedo_dims, backend, device."""
+Settings (the paper's defaults; every key is listed below) come from --config, a file or a
+preset (paper: every iteration re-rasterized, whole images; fast: early stopping, 60 tracking
+iterations), then --set KEY=VALUE, e.g.
+  --config fast --set scale=0.5 --set tracking_stage.iterations=100 --set weights.depth=4"""
+
+
+def _resolve(args: argparse.Namespace) -> Any:
+    from mmface4d.reconstruct.config import resolve_config
+
+    return resolve_config(args.config, args.overrides)
+
+
+def _keys_help() -> str:
+    from mmface4d.reconstruct.config import ReconstructConfig
+    from mmface4d.settings import describe_keys, keys_help
+
+    return keys_help(describe_keys(ReconstructConfig()))
 
 
 def add_parsers(verbs: argparse._SubParsersAction) -> None:
-    p = verbs.add_parser(
+    surface = ConfigSurface(
+        "reconstruct", _resolve, lambda config: config.to_dict(), _keys_help, example="scale=0.25"
+    )
+    p = add_config_verb(
+        verbs,
         "reconstruct",
+        surface,
+        lambda a, config: run(a, config),  # defined below
+        required=("input", "output"),
         help="fit and track the face model through raw multi-view RGB-D recordings",
         description=_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("input", metavar="INPUT", help="a raw recording folder or a folder of them")
-    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument(
+        "input", metavar="INPUT", nargs="?", help="a raw recording folder or a folder of them"
+    )
+    p.add_argument("-o", "--output", help="output folder (required)")
     p.add_argument(
         "--face-model",
         default="synth",
@@ -51,15 +73,6 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
         "(default): the files when every camera has one",
     )
     p.add_argument("--frames", type=int, default=None, help="at most this many frames each")
-    p.add_argument("--config", default=None, help="JSON/TOML file of settings")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change one setting (repeatable)",
-    )
     p.add_argument(
         "--figures",
         action="store_true",
@@ -79,11 +92,9 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    def run(a: argparse.Namespace) -> int:
-        from mmface4d.reconstruct.config import resolve_config
+    def run(a: argparse.Namespace, config: Any) -> int:
         from mmface4d.reconstruct.jobs import reconstruct
 
-        config = resolve_config(a.config, a.overrides)
         report = reconstruct(
             a.input,
             a.output,
@@ -103,5 +114,3 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
                 if result.status == "failed":
                     print(f"  {result.key}: {result.reason}")
         return 1 if report.failed else 0
-
-    p.set_defaults(run=run)

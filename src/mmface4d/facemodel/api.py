@@ -15,6 +15,7 @@ from mmface4d.errors import InputError
 from mmface4d.facemodel.model import FaceModel
 from mmface4d.facemodel.regions import save_region_indices
 from mmface4d.facemodel.sources import load_face_model
+from mmface4d.settings import coerce, split_assignment
 
 ICT_REPOSITORY = "https://github.com/ICT-VGL/ICT-FaceKit.git"
 
@@ -45,13 +46,14 @@ def parse_expression_weights(items: list[str] | None) -> dict[str, float]:
     """``["jawOpen=0.8", "eyeBlinkLeft=1"]`` -> ``{"jawOpen": 0.8, ...}`` with clear errors."""
     weights: dict[str, float] = {}
     for item in items or []:
-        name, sep, value = item.partition("=")
+        message = f"--expression {item!r}: expected NAME=WEIGHT with a finite number"
         try:
-            weight = float(value)
-        except ValueError:
-            weight = float("nan")
-        if not sep or not name or not np.isfinite(weight):
-            raise InputError(f"--expression {item!r}: expected NAME=WEIGHT with a finite number")
+            name, value = split_assignment(item, "--expression", "NAME=WEIGHT")
+            weight = coerce(value, float, f"--expression {name}")
+        except InputError:
+            raise InputError(message) from None
+        if not np.isfinite(weight):
+            raise InputError(message)
         weights[name] = weight
     return weights
 

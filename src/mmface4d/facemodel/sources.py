@@ -14,18 +14,9 @@ from pathlib import Path
 
 from mmface4d.errors import InputError
 from mmface4d.facemodel.model import FaceModel
+from mmface4d.settings import parse_options
 
 SPEC_HELP = "synth[:key=value,...], bfm:DIR, ict:DIR, or a saved model .npz path"
-
-
-def _options(text: str, spec: str) -> dict[str, str]:
-    options = {}
-    for item in filter(None, text.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise InputError(f"face model spec {spec!r}: option {item!r} must be key=value")
-        options[key.strip()] = value.strip()
-    return options
 
 
 def load_face_model(spec: str | Path | FaceModel) -> FaceModel:
@@ -37,7 +28,8 @@ def load_face_model(spec: str | Path | FaceModel) -> FaceModel:
     if kind == "synth":
         from mmface4d.facemodel.synth import SynthFaceConfig, build_synth_face
 
-        return build_synth_face(SynthFaceConfig.from_options(_options(rest, text)))
+        options = parse_options(rest, f"face model spec {text!r}")
+        return build_synth_face(SynthFaceConfig.from_options(options))
     if kind == "bfm" and sep:
         from mmface4d.facemodel.bfm import load_bfm
 

@@ -22,6 +22,7 @@ import numpy as np
 from mmface4d.errors import InputError
 from mmface4d.facemodel.model import AXES, FaceModel
 from mmface4d.facemodel.regions import landmark_regions
+from mmface4d.settings import coerce
 
 # Feature heights (m): the face's vertical thirds and the features on them.
 Y_TOP, Y_BOTTOM = 0.112, -0.106
@@ -66,10 +67,7 @@ class SynthFaceConfig:
         known = {f.name for f in fields(cls)}
         config = cls()
         for key, value in options.items():
-            try:
-                number = int(value)
-            except ValueError:
-                raise InputError(f"synth option {key}={value!r}: expected an integer") from None
+            number = coerce(value, int, f"synth option {key}")
             if key == "vertices":
                 if not 5000 <= number <= 15000:
                     raise InputError(f"synth option vertices={number}: expected 5000..15000")

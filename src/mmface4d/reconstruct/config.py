@@ -32,7 +32,12 @@ from typing import Any
 
 from mmface4d.errors import InputError
 from mmface4d.render.rasterize import BACKENDS
-from mmface4d.settings import apply_dataclass_overrides, load_config_file, update_dataclass
+from mmface4d.settings import (
+    apply_dataclass_overrides,
+    find_config,
+    load_config_file,
+    update_dataclass,
+)
 
 
 @dataclass
@@ -55,12 +60,19 @@ class LossWeights:
     """Weights of the loss terms (the paper's; see :mod:`mmface4d.reconstruct.losses`)."""
 
     colour: float = 3.0
+    """Robust colour residual of the render against the images (the paper: 1)."""
     depth: float = 2.0
+    """Robust depth residual of the render against the depth maps, mm (the paper: 2)."""
     landmark: float = 300.0
+    """Squared 2D landmark distance, in image heights (the paper: 100)."""
     prior: float = 0.001
+    """Mean squared model coefficient (the paper: 0.001)."""
     edge: float = 2.0
+    """Edge regulariser of the vertex offsets (the paper: 20)."""
     laplacian: float = 2.0
+    """Laplacian regulariser of the vertex offsets (the paper: 20)."""
     offset: float = 0.01
+    """Squared vertex offsets, mm (the paper: 0.01)."""
 
 
 @dataclass
@@ -84,6 +96,7 @@ class ReconstructConfig:
     expressions (BFM) stay unbounded. Without the bounds the rig's correlated shapes explain
     surface detail and noise with wild weights."""
     weights: LossWeights = field(default_factory=LossWeights)
+    """Weights of the loss terms."""
     colour_sigma: float = 0.1
     """Geman-McClure scale of the colour residual (linear RGB in [0, 1])."""
     depth_sigma_mm: float = 2.0
@@ -118,12 +131,13 @@ def resolve_config(
     config_file: str | Path | None = None, overrides: Sequence[str] = ()
 ) -> ReconstructConfig:
     """The defaults, then a JSON/TOML file of nested sections (e.g. a saved
-    ``reconstruct.json``), then ``section.key=value`` overrides such as
-    ``vertex_stage.iterations=200 scale=0.5``; checked."""
+    ``reconstruct.json``) or a preset (``paper``, ``fast``: ``configs/reconstruct/``), then
+    ``section.key=value`` overrides such as ``vertex_stage.iterations=200 scale=0.5``;
+    checked."""
     config = ReconstructConfig()
     if config_file is not None:
-        config = update_dataclass(config, load_config_file(config_file), str(config_file),
-                                  skip=("version",))  # fmt: skip
+        values = load_config_file(find_config(config_file, "reconstruct"))
+        config = update_dataclass(config, values, str(config_file), skip=("version",))
     config = apply_dataclass_overrides(config, overrides)
     check_config(config)
     return config
