@@ -10,7 +10,7 @@ import torch
 
 import mmface4d
 from mmface4d.animate.animator import Animator
-from mmface4d.animate.api import animate, speech_samples
+from mmface4d.animate.api import SilentAudioWarning, animate, speech_samples
 from mmface4d.animate.checkpoint import load_run
 from mmface4d.animate.packaging import package_animator
 from mmface4d.errors import InputError
@@ -72,8 +72,11 @@ def test_animate_api_inputs(packaged: Path, animator: Animator) -> None:
     assert not np.allclose(other.template, result.template)  # the subject's own face
     spoken = animate(text="hello there", model=packaged)
     assert spoken.vertices.shape[0] == round(spoken.audio.size * 30 / 16_000)
-    with pytest.raises(InputError, match="silent"):
-        animate(np.zeros(16_000, np.float32), sample_rate=16_000, model=packaged)
+    with pytest.warns(SilentAudioWarning, match="silent"):
+        rest = animate(np.zeros(16_000, np.float32), sample_rate=16_000, model=packaged,
+                       liveliness=None)  # fmt: skip
+    np.testing.assert_array_equal(rest.vertices, np.repeat(rest.template[None], 30, axis=0))
+    assert rest.metadata["silent"] is True
     with pytest.raises(InputError, match="at least 0.1 s"):
         animate(np.ones(100, np.float32), sample_rate=16_000, model=packaged)
     with pytest.raises(InputError, match="not a built-in style"):

@@ -8,7 +8,7 @@ import pytest
 from mmface4d import cli
 from mmface4d.animate.checkpoint import load_run
 from mmface4d.animate.evaluate import METRIC_DEFINITIONS, evaluate
-from mmface4d.animate.metrics import ALL_METRICS, sequence_metrics
+from mmface4d.animate.metrics import ALL_METRICS, LIP_SYNC_METRICS, sequence_metrics
 from mmface4d.data import split
 from mmface4d.data.analysis import resolve_regions
 from mmface4d.data.dataset import FaceSequenceDataset
@@ -35,17 +35,21 @@ def test_cli_report_and_table(tiny_run, ablation_run, tiny_store, tmp_path, caps
     report = json.loads(report_path.read_text())
     test_ids = load_splits(Store(tiny_store)).ids("test")
     assert report["split"] == "test" and report["sequences"] == len(test_ids) == 2
-    assert report["unit"] == "m" and set(report["metrics"]) == set(ALL_METRICS)
+    assert report["unit"] == "m"
+    assert set(report["metrics"]) == {*ALL_METRICS, *LIP_SYNC_METRICS}
+    assert report["phones"].startswith("phoneme recogniser")
     assert report["metrics"]["lve"]["unit"] == "m^2"
     assert report["regions"]["lip"] > 0 and report["regions"]["face"] > report["regions"]["lip"]
     names = [r["name"] for r in report["runs"]]
     assert names == ["run", "no_composite"]
     for run in report["runs"]:
         assert sorted(run["per_sequence"]) == test_ids
-        values = [*run["overall"].values()] + [
-            v for m in run["per_sequence"].values() for v in m.values()
+        values = [run["overall"][k] for k in ALL_METRICS] + [
+            m[k] for m in run["per_sequence"].values() for k in ALL_METRICS
         ]
         assert all(isinstance(v, float) and math.isfinite(v) for v in values)
+        lip_sync = [run["overall"][k] for k in LIP_SYNC_METRICS]
+        assert all(v is None or math.isfinite(v) for v in lip_sync)  # None: no bilabial heard
         assert 0 < run["overall"]["lip_mean"] <= run["overall"]["lip_max"] < 0.1  # metres
         assert run["overall"]["lip_max"] <= run["overall"]["face_max"]
         for metric in ALL_METRICS:  # overall = mean over sequences
@@ -55,7 +59,8 @@ def test_cli_report_and_table(tiny_run, ablation_run, tiny_store, tmp_path, caps
     table = table_path.read_text().splitlines()
     assert table[0] == (
         "| Run | Model | Step | Lip max (mm) | Lip mean (mm) | Upper max (mm) | Face max (mm) "
-        "| LVE (mm²) | FDD (mm²) |"
+        "| LVE (mm²) | FDD (mm²) | Closure (%) | Gap err (mm) | Gap corr | Range ratio "
+        "| Jitter ratio |"
     )
     assert table[3].startswith("| no_composite | ours w/o composite | 2 |")
     lip_max_mm = float(table[2].split("|")[4])
@@ -76,11 +81,11 @@ def test_metrics_match_a_direct_computation(tiny_run, tiny_store, tmp_path):
         ).numpy()
         expected = sequence_metrics(prediction, truth, regions, item["template"].numpy())
         got = result.runs[0].report.per_sequence[item["sequence_id"]]
-        assert got == pytest.approx(expected, rel=1e-5)
+        assert {k: got[k] for k in expected} == pytest.approx(expected, rel=1e-5)
 
 
 def test_definitions_cover_every_metric():
-    assert set(METRIC_DEFINITIONS) == set(ALL_METRICS)
+    assert set(METRIC_DEFINITIONS) == {*ALL_METRICS, *LIP_SYNC_METRICS}
 
 
 def test_errors(tiny_run, tiny_store, tmp_path, capsys):

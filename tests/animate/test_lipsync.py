@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from mmface4d.animate.lipsync import (
-    INNER_LIP_PAIRS,
     mouth_opening,
     plot_speech_pause,
     speech_pause_motion,
     voice_activity,
 )
 from mmface4d.errors import InputError
+from mmface4d.facemodel.regions import INNER_LIP_PAIRS
 
 FPS, RATE = 30.0, 16_000
 LANDMARKS = np.arange(68)  # vertex i is landmark i

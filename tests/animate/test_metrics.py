@@ -81,3 +81,49 @@ def test_report_means_and_errors():
         sequence_metrics(a[:2], gt, REGIONS)
     with pytest.raises(InputError, match="missing"):
         sequence_metrics(a, gt, {"lip": [0]})
+
+
+def _talking(gaps_mm: np.ndarray) -> np.ndarray:
+    """(T, 68, 3) faces whose inner-lip pairs are ``gaps_mm`` apart (landmark i = vertex i)."""
+    frames = np.zeros((len(gaps_mm), 68, 3))
+    for upper in (61, 62, 63):
+        frames[:, upper, 1] = gaps_mm * 1e-3
+    return frames
+
+
+def test_lip_sync_closure_counts_bilabials_where_the_truth_closes() -> None:
+    from mmface4d.animate.metrics import lip_sync_metrics, phone_frames
+
+    truth_gap = np.array([5, 5, 0.2, 0.2, 5, 5, 5, 5, 5, 0.3, 6, 6], dtype=float)
+    never = np.full(12, 4.0)  # a mouth that never closes
+    late = np.array([5, 5, 5, 5, 0.5, 5, 5, 5, 5, 5, 0.5, 6], dtype=float)  # 1 frame late
+    events = phone_frames(np.array([[2 / 30, 4 / 30], [9 / 30, 10 / 30], [6 / 30, 7 / 30]]), 30,
+                          12)  # fmt: skip
+    np.testing.assert_array_equal(events, [[2, 3], [9, 9], [6, 6]])
+    landmarks = np.arange(68)
+    truth = _talking(truth_gap)
+    no = lip_sync_metrics(_talking(never), landmarks, events, 30, truth)
+    assert no["closure"] == 0.0 and no["bilabials"] == 2  # the third: truth open there
+    yes = lip_sync_metrics(_talking(late), landmarks, events, 30, truth)
+    assert yes["closure"] == 1.0  # within +-1 frame
+    same = lip_sync_metrics(truth, landmarks, events, 30, truth)
+    assert same["gap_error"] == 0 and same["gap_corr"] == pytest.approx(1.0)
+    assert same["range_ratio"] == pytest.approx(1.0) and same["jitter_ratio"] == pytest.approx(1)
+    assert no["range_ratio"] == 0.0 and np.isnan(no["gap_corr"])
+    real = lip_sync_metrics(_talking(never), landmarks, events, 30)  # no truth: all bilabials
+    assert real["bilabials"] == 3 and set(real) == {"closure", "bilabials", "closed_bilabials"}
+
+
+def test_evaluate_sequences_pools_closure_over_bilabials() -> None:
+    from mmface4d.animate.metrics import LipSyncInputs
+
+    truth = _talking(np.array([5, 0.1, 5, 5, 0.1, 5, 5, 5.0]))
+    pred = _talking(np.array([5, 0.1, 5, 5, 4, 5, 5, 5.0]))
+    regions = {"lip": np.arange(60, 68), "upper_face": np.arange(10), "face": np.arange(68)}
+    events = {"a": np.array([[1, 1], [4, 4]]), "b": np.array([[1, 1]])}
+    report = evaluate_sequences(
+        [("a", pred, truth, None), ("b", truth, truth, None)], regions,
+        LipSyncInputs(np.arange(68), events, 30.0),
+    )  # fmt: skip
+    assert report.overall["closure"] == pytest.approx(2 / 3)  # not the mean of 1/2 and 1
+    assert report.overall["bilabials"] == 3

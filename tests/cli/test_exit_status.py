@@ -15,3 +15,17 @@ def test_a_verb_returning_a_value_exits_zero(monkeypatch, tmp_path):
 def test_a_verb_returning_an_int_sets_the_status(monkeypatch, tmp_path):
     monkeypatch.setattr(demo_cli, "demo", lambda *args, **kwargs: 1)
     assert main(["demo", "-o", str(tmp_path)]) == 1
+
+
+def test_silent_audio_is_a_one_line_warning_not_an_error(tmp_path, capsys):
+    import numpy as np
+    import scipy.io.wavfile
+
+    silence = tmp_path / "quiet.wav"
+    scipy.io.wavfile.write(silence, 16_000, np.zeros(16_000, np.int16))
+    assert main(["animate", str(silence), "-o", str(tmp_path / "out"), "--formats", "npz",
+                 "--quiet"]) == 0  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"mmface4d: warning: {silence}: the audio is silent (peak below -60 dBFS); "
+                   "the face stays at rest"]  # fmt: skip
+    assert (tmp_path / "out" / "quiet.npz").is_file()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import torch
 
 from mmface4d import __version__
 from mmface4d.animate.animator import DEFAULT_MODEL, SAMPLE_RATE, AnimationResult, Animator
+from mmface4d.animate.liveliness import LivelinessConfig, add_liveliness
 from mmface4d.errors import InputError
 from mmface4d.geometry.frames import flip_axes
 
@@ -24,6 +26,14 @@ MAX_SECONDS = 1800.0
 #: Peak level (dBFS) below which audio counts as silent.
 SILENCE_DBFS = -60.0
 _ANIMATORS: dict[tuple[str, str | None, str], Animator] = {}
+
+
+#: Blinks and saccades on, seed 0.
+DEFAULT_LIVELINESS = LivelinessConfig()
+
+
+class SilentAudioWarning(UserWarning):
+    """The audio given to :func:`animate` is silent: the face was left at rest."""
 
 
 def load_animator(
@@ -79,18 +89,17 @@ def speech_samples(
     return load_audio(path, SAMPLE_RATE), path.stem
 
 
-def _check_speech(samples: np.ndarray, source: str, max_seconds: float) -> None:
+def _check_speech(samples: np.ndarray, source: str, max_seconds: float) -> bool:
+    """Check the audio; True when it is silent (peak below :data:`SILENCE_DBFS`)."""
     seconds = samples.size / SAMPLE_RATE
     if samples.size < SAMPLE_RATE // 10:
         raise InputError(f"{source}: {seconds:.3f} s of audio; expected at least 0.1 s of speech")
     if not np.isfinite(samples).all():
         raise InputError(f"{source}: audio holds NaN or infinite samples")
-    peak = float(np.abs(samples).max())
-    if peak <= 10 ** (SILENCE_DBFS / 20):
-        raise InputError(f"{source}: the audio is silent (peak below {SILENCE_DBFS:g} dBFS)")
     if seconds > max_seconds:
         raise InputError(f"{source}: {seconds:.0f} s of audio, more than max_seconds="
                          f"{max_seconds:g}; split it or raise the limit")  # fmt: skip
+    return float(np.abs(samples).max()) <= 10 ** (SILENCE_DBFS / 20)
 
 
 def load_template(path: str | os.PathLike[str], num_vertices: int) -> np.ndarray:
@@ -164,6 +173,7 @@ def animate(
     window_s: float = 20.0,
     max_seconds: float = MAX_SECONDS,
     progress: bool = False,
+    liveliness: LivelinessConfig | None = DEFAULT_LIVELINESS,
 ) -> AnimationResult:
     """Animate speech with a trained model.
 
@@ -187,6 +197,11 @@ def animate(
         window_s: longest stretch synthesised in one pass (longer speech is windowed).
         max_seconds: refuse longer speech (the result is held in memory).
         progress: show progress bars.
+        liveliness: blinks and saccades added on top (:mod:`mmface4d.animate.liveliness`);
+            None adds nothing.
+
+    Silent audio (peak below :data:`SILENCE_DBFS`) is not an error: the face stays at rest
+    (with its blinks), and a :class:`SilentAudioWarning` says so.
 
     Returns:
         An :class:`AnimationResult` in the face model's frame.
@@ -194,7 +209,14 @@ def animate(
     started = time.perf_counter()
     samples, name = speech_samples(audio, sample_rate, text, lang)
     source = str(audio) if isinstance(audio, str | os.PathLike) else ("text" if text else "audio")
-    _check_speech(samples, source, max_seconds)
+    silent = _check_speech(samples, source, max_seconds)
+    if silent:
+        warnings.warn(
+            f"{source}: the audio is silent (peak below {SILENCE_DBFS:g} dBFS); the face stays "
+            "at rest",
+            SilentAudioWarning,
+            stacklevel=2,
+        )
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device {device}: CUDA is not available on this machine")
     animator = load_animator(model, face_model, device)
@@ -221,9 +243,17 @@ def animate(
         reference, style_label = animator.style_reference(None), str(animator.default_style)
     else:
         reference, style_label = load_style(style, animator)
-    vertices = animator.synthesise(samples, neutral, reference, window_s=window_s,
-                                   progress=progress)  # fmt: skip
+    if silent:
+        frames = max(1, int(round(samples.size * animator.fps / SAMPLE_RATE)))
+        vertices = np.repeat(np.asarray(neutral, dtype=np.float32)[None], frames, axis=0)
+    else:
+        vertices = animator.synthesise(
+            samples, neutral, reference, window_s=window_s, progress=progress
+        )
     fm = animator.face_model
+    lively: dict[str, object] = {"skipped": "switched off"}
+    if liveliness is not None:
+        vertices, lively = add_liveliness(vertices, neutral, fm, animator.fps, liveliness)
     colors = None
     if fm is not None:
         colors = np.clip(fm.albedo_mean, 0.0, 1.0)
@@ -240,5 +270,6 @@ def animate(
             "subject": subject, "template": None if template is None else str(template)
             if not isinstance(template, np.ndarray) else "array",
             "mmface4d_version": __version__, "seconds": time.perf_counter() - started,
+            "silent": silent, "liveliness": lively,
         },
     )  # fmt: skip

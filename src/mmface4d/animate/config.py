@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mmface4d import __version__
+from mmface4d.animate.losses import LossConfig
 from mmface4d.animate.registry import default_model_config, get_model
 from mmface4d.atomic import atomic_path
 from mmface4d.audio.augment import AugmentConfig
@@ -112,6 +113,8 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(enabled=False))
     """Speech augmentation of the training windows (off by default, as in the paper; on for
     models meant to hear real speech after training on synthetic voices)."""
+    loss: LossConfig = field(default_factory=LossConfig)
+    """Lip-sync terms added to the model's own loss (all off: the paper's eq. 8)."""
     optim: OptimConfig = field(default_factory=OptimConfig)
     """Optimiser."""
     train: LoopConfig = field(default_factory=LoopConfig)
@@ -214,3 +217,4 @@ def validate_config(config: TrainConfig) -> None:
         if not ok:
             raise InputError(f"{key}: invalid value {value}")
     config.augment.validate()
+    config.loss.validate()

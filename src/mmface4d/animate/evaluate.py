@@ -28,11 +28,18 @@ import torch
 from mmface4d import __version__
 from mmface4d.animate.checkpoint import TrainedRun, load_run
 from mmface4d.animate.distributed import DistContext, select_device
-from mmface4d.animate.metrics import EvaluationReport, evaluate_sequences
+from mmface4d.animate.metrics import (
+    EvaluationReport,
+    LipSyncInputs,
+    evaluate_sequences,
+    phone_frames,
+)
 from mmface4d.animate.train import require_split
 from mmface4d.atomic import atomic_path
-from mmface4d.data.analysis import resolve_regions
+from mmface4d.audio.phonetic import BILABIAL_PHONES, align_phones
+from mmface4d.data.analysis import resolve_landmarks, resolve_regions
 from mmface4d.data.dataset import FaceSequenceDataset
+from mmface4d.data.manifest import SequenceRecord
 from mmface4d.data.store import Store
 from mmface4d.errors import InputError
 
@@ -51,6 +58,17 @@ METRIC_DEFINITIONS: dict[str, tuple[str, str]] = {
     "fdd": ("upper-face dynamics deviation: per upper-face vertex the std over time of the "
             "squared displacement norm from the template, ground truth minus prediction; mean "
             "over vertices and sequences", "m^2"),
+    "closure": ("share of the bilabials (p, b, m) where the truth's lips close (inner-lip gap "
+                "< 1 mm within the phone's frames +-1) at which the prediction's close too; "
+                "pooled over sequences", "1"),
+    "gap_error": ("mean absolute error of the inner-lip gap (mean distance of the three facing "
+                  "inner-lip landmark pairs)", "m"),
+    "gap_corr": ("Pearson correlation over frames of the predicted and true inner-lip gaps; mean "
+                 "over sequences", "1"),
+    "range_ratio": ("mouth-opening range (95th - 5th percentile of the inner-lip gap), "
+                    "prediction over truth", "1"),
+    "jitter_ratio": ("mean norm of the lip vertices' second difference (x fps^2), prediction "
+                     "over truth", "1"),
 }  # fmt: skip
 
 _REGIONS = ("lip", "upper_face", "face")
@@ -63,6 +81,11 @@ TABLE_COLUMNS = (
     ("face_max", "Face max (mm)", 1e3, ".3f"),
     ("lve", "LVE (mm²)", 1e6, ".4g"),
     ("fdd", "FDD (mm²)", 1e6, ".4g"),
+    ("closure", "Closure (%)", 100, ".1f"),
+    ("gap_error", "Gap err (mm)", 1e3, ".3f"),
+    ("gap_corr", "Gap corr", 1, ".3f"),
+    ("range_ratio", "Range ratio", 1, ".2f"),
+    ("jitter_ratio", "Jitter ratio", 1, ".2f"),
 )
 
 
@@ -123,6 +146,36 @@ class _Predictions(Sequence):
         return item["sequence_id"], prediction.numpy(), truth.numpy(), item["template"].numpy()
 
 
+def bilabial_events(
+    store: Store, records: Sequence[SequenceRecord], phones: str | os.PathLike[str] | None
+) -> dict[str, np.ndarray]:
+    """Frames of each sequence's bilabials (p, b, m): sequence id -> (K, 2) first/last frames.
+
+    Args:
+        store: the store.
+        records: its sequences to time.
+        phones: a synthetic corpus folder (the timing its generator wrote: ``<recording>_gt.npz``
+            beside each recording), or None to align the speech with the phoneme recogniser
+            (:func:`mmface4d.audio.phonetic.align_phones`; real recordings).
+    """
+    events = {}
+    for record in records:
+        if phones is None:
+            found = align_phones(store.read_audio(record.sequence_id))
+            times = [(p.start, p.end) for p in found if p.label in BILABIAL_PHONES]
+        else:
+            path = Path(phones) / f"{record.source}_gt.npz"
+            if not path.is_file():
+                raise InputError(f"{path}: no phone timing for {record.sequence_id} (--phones)")
+            with np.load(path) as truth:
+                classes, spans = truth["phoneme_classes"], truth["phoneme_times"]
+            times = spans[classes == "bilabial"]
+        events[record.sequence_id] = phone_frames(
+            np.asarray(times, dtype=np.float64).reshape(-1, 2), record.fps, record.num_frames
+        )
+    return events
+
+
 def _names(runs: list[Path]) -> list[str]:
     names = [run.name or str(run) for run in runs]
     return names if len(set(names)) == len(names) else [str(run) for run in runs]
@@ -140,7 +193,7 @@ def format_table(runs: list[RunEvaluation], split: str, store: str, regions: str
         model = run.model + (f" w/o {run.ablation}" if run.ablation else "")
         cells = [run.name, model, str(run.step)]
         for metric, _, factor, spec in TABLE_COLUMNS:
-            value = run.report.overall[metric] * factor
+            value = run.report.overall.get(metric, math.nan) * factor
             cells.append("n/a" if not math.isfinite(value) else format(value, spec))
         lines.append("| " + " | ".join(cells) + " |")
     count = len(runs[0].report.per_sequence) if runs else 0
@@ -150,7 +203,11 @@ def format_table(runs: list[RunEvaluation], split: str, store: str, regions: str
         "upper max and face max: per frame the max (mean) Euclidean vertex distance over the "
         "region, averaged over frames and sequences, in millimetres (the paper's Table II gives "
         "them in metres: 1.52 mm = 0.00152 m). LVE: per frame the max squared lip-vertex "
-        "distance, mm². FDD: upper-face dynamics deviation (ground truth minus prediction), mm².",
+        "distance, mm². FDD: upper-face dynamics deviation (ground truth minus prediction), mm². "
+        "Closure: share of the bilabials where the truth's lips close (inner-lip gap < 1 mm, "
+        "phone +-1 frame) at which the prediction's close too. Gap err / corr: inner-lip gap "
+        "error and correlation. Range and jitter ratios: mouth-opening range and lip "
+        "acceleration, prediction over truth (1 is right).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -164,6 +221,7 @@ def evaluate(
     regions: str | None = None,
     device: str = "auto",
     seed: int = 0,
+    phones: str | os.PathLike[str] | None = None,
 ) -> EvaluateResult:
     """Evaluate trained runs on a store's split with the canonical metrics.
 
@@ -178,6 +236,9 @@ def evaluate(
             synthetic face model when the vertex count matches.
         device: ``auto``, ``cpu``, ``cuda``, ...
         seed: seed of the style-reference draw (the same for every run).
+        phones: where the lip-sync metrics' phone timing comes from: a synthetic corpus folder
+            (its generator's timing), or None to align each sequence's speech with the phoneme
+            recogniser (:func:`bilabial_events`).
 
     Returns:
         An :class:`EvaluateResult`.
@@ -191,6 +252,12 @@ def evaluate(
     num_vertices = dataset.records[0].num_vertices
     template = store.read_template(dataset.records[0].subject)
     region_sets = resolve_regions(regions, template)
+    landmark_source = None if regions is None or Path(regions).is_dir() else regions
+    lip_sync = LipSyncInputs(
+        resolve_landmarks(landmark_source, template),
+        bilabial_events(store, dataset.records, phones),
+        dataset.records[0].fps,
+    )
     target = select_device(device, DistContext())
     results = []
     for name, path in zip(_names(run_paths), run_paths, strict=True):
@@ -200,7 +267,7 @@ def evaluate(
                 f"{path} was trained on {trained.num_vertices} vertices, {store.url} has "
                 f"{num_vertices}"
             )
-        report = evaluate_sequences(_Predictions(trained, dataset), region_sets)
+        report = evaluate_sequences(_Predictions(trained, dataset), region_sets, lip_sync)
         results.append(
             RunEvaluation(
                 name,
@@ -223,6 +290,7 @@ def evaluate(
         "sequences": len(dataset),
         "style_seed": seed,
         "regions": {"source": source, **{k: len(region_sets[k]) for k in _REGIONS}},
+        "phones": str(phones) if phones is not None else "phoneme recogniser (hama)",
         "unit": "m",
         "metrics": {k: {"definition": d, "unit": u} for k, (d, u) in METRIC_DEFINITIONS.items()},
         "runs": [

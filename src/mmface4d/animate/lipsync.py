@@ -28,9 +28,8 @@ import numpy as np
 from mmface4d.atomic import save_figure
 from mmface4d.audio.sync import frame_to_sample, frames_to_samples
 from mmface4d.errors import InputError
-
-#: Inner-lip landmark pairs (upper, lower) of the iBUG 68 scheme, 0-based.
-INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
+from mmface4d.facemodel.regions import inner_lip_pairs
+from mmface4d.geometry.checks import check_vertices
 
 
 def mouth_opening(vertices: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -43,14 +42,8 @@ def mouth_opening(vertices: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     Returns:
         (T,) mean distance between the inner-lip landmark pairs, metres.
     """
-    vertices = np.asarray(vertices, dtype=np.float64)
-    landmarks = np.asarray(landmarks)
-    if vertices.ndim != 3 or vertices.shape[2] != 3:
-        raise InputError(f"vertices: expected (T, V, 3), got {vertices.shape}")
-    if landmarks.shape != (68,):
-        raise InputError(f"landmarks: expected 68 vertex indices, got shape {landmarks.shape}")
-    upper = landmarks[[a for a, _ in INNER_LIP_PAIRS]]
-    lower = landmarks[[b for _, b in INNER_LIP_PAIRS]]
+    vertices = check_vertices(vertices, min_frames=0, finite=False).astype(np.float64)
+    upper, lower = inner_lip_pairs(landmarks)
     return np.linalg.norm(vertices[:, upper] - vertices[:, lower], axis=2).mean(axis=1)
 
 
@@ -222,3 +215,42 @@ def plot_speech_pause(
     top.set_title(title or "mouth opening; pauses shaded")
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+#: How far each recognised phone opens the mouth, 0 (lips shut) to 1 (wide open): vowels by
+#: height (open 1.0, open-mid 0.75, mid 0.55, close 0.35; diphthongs by their first part),
+#: bilabials 0, labiodentals 0.1, other consonants 0.25. A coarse articulatory scale for checking
+#: that an animation's mouth follows the phones, not a model of any speaker.
+OPENNESS = {
+    **dict.fromkeys(("a", "ɑ", "æ", "ɒ", "ɐ", "aɪ", "aʊ", "ä", "ã", "å", "ja", "wa"), 1.0),
+    **dict.fromkeys(("ɛ", "ɔ", "ʌ", "ɜ", "œ", "ɔɪ", "ɝ", "eə", "jʌ", "wʌ", "we"), 0.75),
+    **dict.fromkeys(("ə", "e", "o", "eɪ", "oʊ", "ɚ", "ø", "ɤ", "ɵ", "ɘ", "je", "jo", "ẽ", "õ"),
+                    0.55),
+    **dict.fromkeys(("i", "u", "ɪ", "ʊ", "y", "ɨ", "ɯ", "ʉ", "ʏ", "ɯi", "ɪə", "ju", "wi", "ĩ",
+                     "ũ"), 0.35),
+    **dict.fromkeys(("p", "b", "m", "pʰ", "p͈", "ɓ", "ʙ"), 0.0),
+    **dict.fromkeys(("f", "v", "ɱ", "ʋ"), 0.1),
+}  # fmt: skip
+#: Openness of a phone not in :data:`OPENNESS` (other consonants).
+CONSONANT_OPENNESS = 0.25
+
+
+def openness_curve(
+    phones: list[tuple[str, float, float]], fps: float, num_frames: int, smooth_s: float = 0.04
+) -> np.ndarray:
+    """(T,) phone-based mouth openness per frame: each phone's :data:`OPENNESS` over its span,
+    0 outside phones (pauses), smoothed with a Gaussian of ``smooth_s`` (coarticulation).
+
+    Args:
+        phones: (label, start s, end s) in time order.
+        fps: frame rate.
+        num_frames: T.
+    """
+    from scipy.ndimage import gaussian_filter1d
+
+    curve = np.zeros(num_frames)
+    centres = (np.arange(num_frames) + 0.5) / fps
+    for label, start, end in phones:
+        inside = (centres >= start) & (centres < end)
+        curve[inside] = OPENNESS.get(label, CONSONANT_OPENNESS)
+    return gaussian_filter1d(curve, smooth_s * fps) if smooth_s > 0 else curve

@@ -49,8 +49,10 @@ from mmface4d.animate.distributed import (
     reduce_means,
     select_device,
 )
+from mmface4d.animate.losses import LossConfig, inner_lip_pairs, lip_sync_loss
 from mmface4d.animate.registry import ModelLoss
 from mmface4d.animate.runlog import CsvLog, tensorboard_writer
+from mmface4d.data.analysis import resolve_landmarks
 from mmface4d.data.dataset import FaceSequenceDataset
 from mmface4d.data.splits import load_splits
 from mmface4d.data.store import Store
@@ -107,8 +109,30 @@ def require_split(store: Store, split: str) -> list[str]:
     return ids
 
 
+@dataclass
+class LipPairs:
+    """Inner-lip landmark vertices of the store's topology (for the ``loss`` section)."""
+
+    upper: torch.Tensor
+    lower: torch.Tensor
+
+
+def lip_pairs(config: TrainConfig, store: Store, subject: str) -> LipPairs | None:
+    """The inner-lip pairs when a lip-sync term is on, else None."""
+    if not config.loss.enabled:
+        return None
+    landmarks = resolve_landmarks(config.loss.landmarks, store.read_template(subject))
+    upper, lower = inner_lip_pairs(landmarks)
+    return LipPairs(torch.from_numpy(upper), torch.from_numpy(lower))
+
+
 def batch_loss(
-    trainer: torch.nn.Module, pipeline: SpeechToFace, batch: dict, device: torch.device
+    trainer: torch.nn.Module,
+    pipeline: SpeechToFace,
+    batch: dict,
+    device: torch.device,
+    loss: LossConfig | None = None,
+    pairs: LipPairs | None = None,
 ) -> ModelLoss:
     """Forward a dataset batch through the (possibly DDP-wrapped) pipeline and its loss.
 
@@ -117,6 +141,8 @@ def batch_loss(
         pipeline: the unwrapped encoder + model.
         batch: collated :class:`~mmface4d.data.dataset.FaceSample` items: ``audio`` (B, N),
             ``vertices`` (B, L, V, 3), ``template`` (B, V, 3), ``style_vertices`` (B, L, V, 3).
+        loss, pairs: the lip-sync terms and the inner-lip vertices (:func:`lip_pairs`); added
+            to the model's loss when given.
     """
     rates = batch["fps"]
     fps = float(rates[0])
@@ -131,7 +157,12 @@ def batch_loss(
         batch["style_vertices"].to(device, non_blocking=True),
         target,
     )
-    return pipeline.model.loss(prediction, target)
+    losses = pipeline.model.loss(prediction, target)
+    if loss is None or pairs is None:
+        return losses
+    extra = lip_sync_loss(loss, prediction, target, pairs.upper.to(device), pairs.lower.to(device))
+    total = losses.total + sum(extra.values())
+    return ModelLoss(total, {**losses.terms, **{k: v.detach() for k, v in extra.items()}})
 
 
 def _check_run_folder(output: Path) -> None:
@@ -219,6 +250,7 @@ def _train(
         raise InputError(f"{store.url}: sequences of several vertex counts {sorted(counts)}")
     _seed_everything(seed)
     pipeline = build_pipeline(config, counts.pop())
+    pairs = lip_pairs(config, store, dataset.records[0].subject)
     checkpoint_path, final_path = output / CHECKPOINT_NAME, output / FINAL_NAME
     state = load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
     if state is not None:
@@ -313,7 +345,7 @@ def _train(
             dataset.set_epoch(epoch)
             sampler.skip = offset * config.data.batch_size
             for batch in loader:
-                losses = batch_loss(trainer, pipeline, batch, device)
+                losses = batch_loss(trainer, pipeline, batch, device, config.loss, pairs)
                 value = float(losses.total.detach())
                 finite = finite and math.isfinite(value)
                 if not ctx.enabled:  # under DDP every rank stops together, at the next sync

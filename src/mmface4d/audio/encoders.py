@@ -10,10 +10,12 @@ features to a mesh frame rate with the project's one sync function
     encoder = build_encoder("hubert", path=weights_dir, layer=12, trainable=True)
     frames = encoder.encode_to_frames(audio, fps=30, num_frames=T)  # (B, T, C)
 
-Names: ``mel`` (fixed log-mel features, no weights), ``hubert`` and ``wav2vec2`` (transformers
-``HubertModel`` / ``Wav2Vec2Model`` from LOCAL files, never downloaded), ``random-hubert`` (a
-seeded, randomly initialised HuBERT of a size preset, to benchmark the encoder's cost). The
-transformers-backed encoders live in :mod:`mmface4d.audio.pretrained`.
+Names: ``mel`` (fixed log-mel features, no weights), ``phonetic`` (phoneme posteriorgram of the
+recogniser shipped in the ``hama`` package: :mod:`mmface4d.audio.phonetic`), ``hubert`` and
+``wav2vec2`` (transformers ``HubertModel`` / ``Wav2Vec2Model`` from LOCAL files, never
+downloaded), ``random-hubert`` (a seeded, randomly initialised HuBERT of a size preset, to
+benchmark the encoder's cost). The transformers-backed encoders live in
+:mod:`mmface4d.audio.pretrained`.
 
 Audio: mono float samples in [-1, 1] at 16 kHz, shape (B, N) or (N,) (treated as B = 1); other
 rates must be resampled first, e.g. ``mmface4d.audio.io.load_audio(path, 16000)``. Batched
@@ -249,6 +251,13 @@ def _pretrained() -> Any:
     return pretrained
 
 
+def _phonetic() -> Any:
+    # imported on use, like the transformers encoders
+    from mmface4d.audio import phonetic
+
+    return phonetic
+
+
 _TRANSFORMER_OPTIONS = {
     "layer": EncoderOption(int, -1, "hidden layer to return; -1 = last"),
     "trainable": EncoderOption(bool, False, "fine-tune the transformer (default frozen)"),
@@ -277,6 +286,17 @@ ENCODERS: dict[str, EncoderEntry] = {
             "normalize": EncoderOption(bool, False, "per-utterance mean/std per band"),
         },
         "log-mel spectrogram, 100 Hz, no weights",
+    ),
+    "phonetic": EncoderEntry(
+        lambda options: _phonetic().PhoneticEncoder(**options),
+        {
+            "level": EncoderOption(bool, True, "append the speech level channel"),
+            "chunk_s": EncoderOption(float, 20.0, "longest audio recognised at once, s"),
+            "overlap_s": EncoderOption(float, 2.0, "overlap of consecutive chunks, s"),
+            "threads": EncoderOption(int, 2, "chunks or clips recognised at once"),
+        },
+        "phoneme posteriorgram of a recogniser trained on real speech (hama, shipped "
+        "weights) + speech level, 50 Hz",
     ),
     "hubert": EncoderEntry(
         lambda options: _pretrained().build_pretrained("hubert", options),

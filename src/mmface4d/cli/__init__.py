@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from mmface4d import __version__
@@ -44,7 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Library warnings (e.g. silent audio) as one ``mmface4d: warning: ...`` line."""
+    print(f"mmface4d: warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.showwarning = _one_line_warning
     from mmface4d.cli.config import reject_unrecognized
 
     parser = build_parser()

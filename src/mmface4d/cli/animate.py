@@ -10,6 +10,7 @@ FORMAT_HELP = "comma-separated outputs: mp4, glb, csv (ARKit curves), npz, ply, 
 
 def _animate(args: argparse.Namespace) -> None:
     from mmface4d.animate.api import animate
+    from mmface4d.animate.liveliness import LivelinessConfig
     from mmface4d.animate.outputs import DEFAULT_FORMATS, parse_formats, write_animation
 
     formats = parse_formats(args.formats or ",".join(DEFAULT_FORMATS))
@@ -25,6 +26,9 @@ def _animate(args: argparse.Namespace) -> None:
         face_model=args.face_model,
         device=args.device,
         progress=not args.quiet,
+        liveliness=LivelinessConfig(
+            blinks=not args.no_blinks, saccades=not args.no_saccades, seed=args.seed
+        ),
     )
     written = write_animation(
         result, args.output, formats, name=args.name, progress=not args.quiet, size=args.size
@@ -59,4 +63,7 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=512, help="video width and height (default 512)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-blinks", action="store_true", help="do not add blinks")
+    p.add_argument("--no-saccades", action="store_true", help="do not add eye saccades")
+    p.add_argument("--seed", type=int, default=0, help="seed of the blink and gaze timing")
     p.set_defaults(run=_animate)

@@ -17,6 +17,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         regions=args.regions,
         device=args.device,
         seed=args.seed,
+        phones=args.phones,
     )
     print(result.markdown, end="")
     print(f"report: {result.report}" + (f", table: {result.table}" if result.table else ""))
@@ -25,7 +26,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 def add_parsers(verbs: argparse._SubParsersAction) -> None:
     p = verbs.add_parser(
         "evaluate",
-        help="lip/face metrics (paper, LVE, FDD) of trained runs on a store's test split",
+        help="lip/face metrics (paper, LVE, FDD, lip sync) of trained runs on a store's test split",
     )
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folders (mmface4d train -o)")
     p.add_argument("--data", required=True, help="packed store with splits.json")
@@ -39,4 +40,10 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--seed", type=int, default=0, help="seed of the style-reference draw")
+    p.add_argument(
+        "--phones",
+        metavar="CORPUS",
+        help="phone timing of the lip-sync metrics from this synthetic corpus (its generator's "
+        "ground truth); default: align each sequence's speech with the phoneme recogniser",
+    )
     p.set_defaults(run=_evaluate)

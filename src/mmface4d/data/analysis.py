@@ -62,6 +62,39 @@ def resolve_regions(source: str | Path | None, template: np.ndarray) -> dict[str
     return regions
 
 
+def resolve_landmarks(source: str | Path | None, template: np.ndarray) -> np.ndarray:
+    """The 68 iBUG landmark vertex indices of a store's topology.
+
+    Args:
+        source: a face model spec of the same topology or a Deep3DFaceRecon
+            ``facemodel_info.mat`` (its ``keypoints``); None: the default face model when the
+            vertex count matches.
+        template: (V, 3) a template of the store.
+
+    Returns:
+        (68,) int64 vertex indices.
+    """
+    V = len(template)
+    if source is not None and Path(str(source)).suffix == ".mat":
+        mat = scipy.io.loadmat(str(source), variable_names=["keypoints"])
+        if "keypoints" not in mat:
+            raise InputError(f"{source}: no 'keypoints' field (expected facemodel_info.mat)")
+        landmarks = mat["keypoints"].ravel().astype(np.int64) - 1
+    else:
+        from mmface4d.facemodel.sources import load_face_model
+
+        model = load_face_model(source or "synth")
+        if model.num_vertices != V:
+            raise InputError(
+                f"face model {source or 'synth'} has {model.num_vertices} vertices, the store "
+                f"{V}; name a face model or facemodel_info.mat of the store's topology"
+            )
+        landmarks = np.asarray(model.landmarks, dtype=np.int64)
+    if landmarks.shape != (68,) or landmarks.min() < 0 or landmarks.max() >= V:
+        raise InputError(f"landmarks from {source}: expected 68 vertex indices below {V}")
+    return landmarks
+
+
 def local_regions(regions: dict[str, np.ndarray], frontal: np.ndarray) -> dict[str, np.ndarray]:
     """The Fig. 4(d) partition: :data:`LOCAL_REGIONS`, bilateral ones split at the midline.
 

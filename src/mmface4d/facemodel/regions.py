@@ -41,6 +41,22 @@ OUTER_LIP = np.arange(48, 60)
 INNER_LIP = np.arange(60, 68)
 BROWS = np.arange(17, 27)
 JAW = np.arange(0, 17)
+#: Facing inner-lip landmark pairs (upper, lower): the inner-lip gap is their distance.
+INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
+
+
+def inner_lip_pairs(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(P,) upper and (P,) lower vertex indices of :data:`INNER_LIP_PAIRS`.
+
+    Args:
+        landmarks: (68,) landmark vertex indices of a face model.
+    """
+    landmarks = np.asarray(landmarks)
+    if landmarks.shape != (68,):
+        raise InputError(f"landmarks: expected 68 vertex indices, found shape {landmarks.shape}")
+    upper = landmarks[[a for a, _ in INNER_LIP_PAIRS]]
+    lower = landmarks[[b for _, b in INNER_LIP_PAIRS]]
+    return upper.astype(np.int64), lower.astype(np.int64)
 
 
 def face_frame(landmarks_3d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:

@@ -1,6 +1,8 @@
-"""Speech-independent and paralinguistic motion: emotions, blinks, brows and head motion.
+"""Paralinguistic motion of the synthetic speakers: emotions and prosody-driven brows.
 
-All functions return per-frame ARKit-52 weights (T, 52) or head poses; frame t is at t / fps.
+All functions return per-frame ARKit-52 weights (T, 52); frame t is at t / fps. Blinks and head
+motion come from :mod:`mmface4d.facemodel.procedural` (shared with ``mmface4d animate``), the
+prosody features from :mod:`mmface4d.audio.prosody`; both are re-exported here.
 """
 
 from __future__ import annotations
@@ -8,9 +10,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from mmface4d.audio.prosody import prosody
 from mmface4d.emotions import resolve_emotion
 from mmface4d.errors import InputError
 from mmface4d.facemodel.arkit import ARKIT_52
+from mmface4d.facemodel.procedural import blink_weights, head_motion
 
 _IDX = {name: i for i, name in enumerate(ARKIT_52)}
 
@@ -59,66 +63,6 @@ def emotion_weights(emotion: str, intensity: float, num_frames: int, fps: float)
     return envelope[:, None] * vec[None, :]
 
 
-def blink_weights(
-    num_frames: int, fps: float, rate_per_minute: float, rng: np.random.Generator
-) -> tuple[np.ndarray, list[float]]:
-    """Random blinks: a Poisson process with a refractory gap, each ~0.1-0.3 s long.
-
-    Returns:
-        (T, 52) weights (eyeBlink channels) and the blink onset times in seconds.
-    """
-    duration = num_frames / fps
-    t = np.arange(num_frames) / fps
-    onsets: list[float] = []
-    clock = rng.uniform(0.2, 60.0 / max(rate_per_minute, 1e-3))
-    while clock < duration:
-        onsets.append(clock)
-        clock += 0.4 + rng.exponential(60.0 / rate_per_minute)
-    closed = np.zeros(num_frames)
-    for onset in onsets:
-        close, hold, reopen = 0.06, rng.uniform(0.0, 0.05), rng.uniform(0.09, 0.16)
-        u = t - onset
-        shape = np.where(
-            u < close, u / close,
-            np.where(u < close + hold, 1.0, 1.0 - (u - close - hold) / reopen),
-        )  # fmt: skip
-        closed = np.maximum(closed, np.clip(np.where(u >= 0, shape, 0.0), 0.0, 1.0))
-    weights = np.zeros((num_frames, len(ARKIT_52)))
-    weights[:, _IDX["eyeBlinkLeft"]] = closed
-    weights[:, _IDX["eyeBlinkRight"]] = closed
-    return weights, onsets
-
-
-def prosody(audio: np.ndarray, sample_rate: int, num_frames: int, fps: float) -> np.ndarray:
-    """(T, 2) per-frame [energy, pitch] features in [0, 1] from the waveform.
-
-    Energy: smoothed RMS normalised by its 95th percentile. Pitch: autocorrelation peak in
-    70-400 Hz, normalised within the utterance (0 where unvoiced).
-    """
-    hop = sample_rate / fps
-    win = int(round(2 * hop))
-    feats = np.zeros((num_frames, 2))
-    for i in range(num_frames):
-        seg = audio[int(i * hop) : int(i * hop) + win]
-        if len(seg) < 16:
-            continue
-        feats[i, 0] = np.sqrt(np.mean(seg**2))
-        seg = seg - seg.mean()
-        ac = np.correlate(seg, seg, mode="full")[len(seg) - 1 :]
-        lo, hi = int(sample_rate / 400), min(int(sample_rate / 70), len(ac) - 1)
-        if hi > lo and ac[0] > 0:
-            lag = lo + int(np.argmax(ac[lo:hi]))
-            if ac[lag] / ac[0] > 0.4:
-                feats[i, 1] = sample_rate / lag
-    feats[:, 0] = gaussian_filter1d(feats[:, 0], 1.5)
-    feats[:, 0] /= max(np.percentile(feats[:, 0], 95), 1e-9)
-    voiced = feats[:, 1] > 0
-    if voiced.sum() > 2:
-        p = feats[voiced, 1]
-        feats[voiced, 1] = (p - p.min()) / max(np.ptp(p), 1e-9)
-    return np.clip(feats, 0.0, 1.0)
-
-
 def brow_weights(prosody_features: np.ndarray, activity: float) -> np.ndarray:
     """(T, 52) brow raises that loosely follow energy and pitch accents."""
     energy, pitch = prosody_features[:, 0], prosody_features[:, 1]
@@ -130,25 +74,11 @@ def brow_weights(prosody_features: np.ndarray, activity: float) -> np.ndarray:
     return weights
 
 
-def head_motion(
-    prosody_features: np.ndarray, fps: float, amplitude_deg: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Small head motion: smoothed noise plus nods on energy peaks.
-
-    Returns:
-        rotation (T, 3) Euler angles in radians (pitch about x, yaw about y, roll about z) and
-        translation (T, 3) in metres, both in the face model's frame.
-    """
-    num_frames = len(prosody_features)
-    sigma = 0.6 * fps  # slow drift
-    noise = gaussian_filter1d(rng.normal(size=(num_frames + 1, 3)), sigma, axis=0)[:num_frames]
-    noise /= max(np.abs(noise).max(), 1e-9)
-    energy = prosody_features[:, 0]
-    nods = gaussian_filter1d(np.clip(np.diff(energy, prepend=energy[0]), 0, None), 2.0)
-    nods /= max(nods.max(), 1e-9)
-    amp = np.deg2rad(amplitude_deg)
-    rotation = np.stack([0.5 * amp * noise[:, 0] + 0.4 * amp * nods, amp * noise[:, 1],
-                         0.4 * amp * noise[:, 2]], axis=1)  # fmt: skip
-    translation = gaussian_filter1d(rng.normal(size=(num_frames, 3)), sigma, axis=0)
-    translation *= 0.002 / max(np.abs(translation).max(), 1e-9)
-    return rotation, translation
+__all__ = [
+    "blink_weights",
+    "brow_weights",
+    "check_emotion",
+    "emotion_weights",
+    "head_motion",
+    "prosody",
+]
