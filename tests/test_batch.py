@@ -16,9 +16,12 @@ from mmface4d.atomic import atomic_path
 from mmface4d.batch import (
     MANIFEST_NAME,
     WORKER_DIED,
+    BatchFailed,
     BatchReport,
     Job,
     _start_ray,
+    check_executor,
+    read_manifest,
     run_batch,
 )
 from mmface4d.errors import InputError
@@ -34,8 +37,9 @@ def work(payload: dict) -> dict:
 
     ``payload``: key, out (folder), n, and optionally action: ``fail`` (raise InputError),
     ``kill`` (SIGKILL its own process), ``kill_once`` (the same, the first time only: a marker
-    file tells), ``interrupt`` (raise KeyboardInterrupt), ``read_manifest`` (count the done
-    jobs of the manifest), ``bad_summary`` (return something that is not JSON-able).
+    file tells), ``interrupt`` (raise KeyboardInterrupt), ``disk_full`` (raise OSError),
+    ``read_manifest`` (count the done jobs of the manifest), ``bad_summary`` (return something
+    that is not JSON-able).
     """
     out = Path(payload["out"])
     with open(out / "calls.log", "a") as log:
@@ -49,6 +53,8 @@ def work(payload: dict) -> dict:
         os.kill(os.getpid(), signal.SIGKILL)
     if action == "interrupt":
         raise KeyboardInterrupt
+    if action == "disk_full":
+        raise OSError(f"{payload['key']}: disk full")
     if action == "read_manifest":
         manifest = json.loads((out / MANIFEST_NAME).read_text())
         summary["done_before"] = manifest["totals"]["done"]
@@ -179,6 +185,62 @@ def test_progress_bar_shows_counts(tmp_path, capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_an_error_outside_job_errors_stops_the_batch_after_recording_it(tmp_path):
+    jobs = make_jobs(tmp_path, 4, {1: "fail", 2: "disk_full"})
+    with pytest.raises(OSError, match="r2: disk full"):
+        run_batch(jobs, work, tmp_path, job_errors=InputError, progress=False)
+    assert calls(tmp_path) == ["r0", "r1", "r2"]  # r3 never started
+    entries = read_manifest(tmp_path)
+    assert {key: entry["status"] for key, entry in entries.items()} == {
+        "r0": "done",
+        "r1": "failed",  # an InputError: its own job only
+        "r2": "failed",
+    }
+    assert entries["r2"]["reason"] == "OSError: r2: disk full"
+    report = run_batch(
+        make_jobs(tmp_path, 4),
+        work,
+        tmp_path,
+        is_done=finished(tmp_path),
+        job_errors=InputError,
+        progress=False,
+    )
+    assert statuses(report) == dict(r0="skipped", r1="done", r2="done", r3="done")
+
+
+def test_failure_report_names_the_failed_jobs(tmp_path):
+    report = run_batch(
+        make_jobs(tmp_path, 8, dict.fromkeys(range(1, 8), "fail")), work, tmp_path, progress=False
+    )
+    assert report.failure_lines()[0] == "r1: InputError: r1: bad recording, expected a face"
+    with pytest.raises(BatchFailed) as info:
+        report.check("recordings")
+    message = str(info.value)
+    assert message.startswith("7 of 8 recordings failed, the others are done (fix and re-run")
+    assert str(tmp_path / MANIFEST_NAME) in message and "\n" not in message
+    assert "r1: r1: bad recording, expected a face; r2: " in message  # no type for user errors
+    assert message.endswith("(and 2 more)") and isinstance(info.value, InputError)
+    assert info.value.report is report
+    run_batch(make_jobs(tmp_path, 2), work, tmp_path, progress=False).check()  # no failure
+
+
+def test_without_an_output_folder_the_manifest_stays_in_memory(tmp_path):
+    jobs = make_jobs(tmp_path / "work", 2, {1: "fail"})
+    report = run_batch(jobs, work, None, progress=False)
+    assert statuses(report) == {"r0": "done", "r1": "failed"} and report.manifest is None
+    assert report.summary_line() == "1 done, 0 skipped, 1 failed"
+    assert not (tmp_path / "work" / MANIFEST_NAME).exists()
+    assert read_manifest(tmp_path / "work") == {}
+
+
+def test_check_executor_refuses_before_anything_runs():
+    check_executor("ray", 3)
+    with pytest.raises(InputError, match="executor: expected one of local, ray, found 'dask'"):
+        check_executor("dask", 1)
+    with pytest.raises(InputError, match="workers: expected a positive integer, found 0"):
+        check_executor("local", 0)
+
+
 # ---------------------------------------------------------------------- local, process pool
 def test_pool_gives_the_in_process_results(tmp_path):
     serial = run_batch(make_jobs(tmp_path / "a", 5, {3: "fail"}), work, tmp_path / "a",
@@ -207,6 +269,15 @@ def test_pool_job_killed_once_is_retried(tmp_path):
                        progress=False)  # fmt: skip
     assert report.done == 4
     assert calls(tmp_path).count("r2") == 2
+
+
+def test_pool_error_outside_job_errors_stops_the_batch(tmp_path):
+    jobs = make_jobs(tmp_path, 6, {0: "disk_full"})
+    with pytest.raises(OSError, match="r0: disk full"):
+        run_batch(jobs, work, tmp_path, workers=2, job_errors=InputError, progress=False)
+    entries = read_manifest(tmp_path)
+    assert entries["r0"]["status"] == "failed" and entries["r0"]["reason"].startswith("OSError")
+    assert len(entries) < 6  # the jobs not started yet never ran
 
 
 def test_pool_interrupt_stops_the_batch(tmp_path):
@@ -305,6 +376,15 @@ def test_ray_runs_jobs_and_records_failures(ray_session, tmp_path):
     assert calls(tmp_path).count("r1") == 1  # exceptions are not retried
     assert manifest_of(tmp_path)["totals"] == {"done": 3, "skipped": 0, "failed": 1}
     assert ray_session.is_initialized()  # reused, not shut down
+
+
+def test_ray_error_outside_job_errors_stops_the_batch(ray_session, tmp_path):
+    jobs = make_jobs(tmp_path, 3, {0: "disk_full"})
+    with pytest.raises(OSError, match="r0: disk full"):
+        run_batch(
+            jobs, work, tmp_path, executor="ray", workers=1, job_errors=InputError, progress=False
+        )
+    assert read_manifest(tmp_path)["r0"]["status"] == "failed"
 
 
 def test_ray_retries_a_killed_worker(ray_session, tmp_path):

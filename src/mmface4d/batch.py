@@ -1,10 +1,12 @@
 """Resumable batch jobs over many recordings, in local processes or on a Ray cluster.
 
 ``run_batch(jobs, function, OUT)`` calls ``function(job.payload)`` once for every :class:`Job`
-and keeps a manifest of what happened in ``OUT/manifest.json``. The stages that process a whole
-dataset (reconstruction, and later others) build their jobs and hand them to it; the runner owns
-the scheduling, the failure handling, the progress bar and the manifest, the job function owns
-the work.
+and keeps a manifest of what happened in ``OUT/manifest.json``. Every stage that processes a
+whole dataset -- ``synth corpus``, ``synth capture``, ``data pack`` and ``reconstruct`` --
+builds its jobs and hands them to it; the runner owns the scheduling, the failure handling, the
+progress bar and the manifest, the job function owns the work. On the command line these verbs
+share ``--workers N`` and ``--executor local|ray`` (:mod:`mmface4d.cli._batch`), and a batch
+with failed jobs lists them and exits with status 1.
 
 The contract of a job function:
 
@@ -12,14 +14,17 @@ The contract of a job function:
   receive it pickled by reference), takes the job's payload (a picklable value) and returns a
   small JSON-able dict, its summary (anything else fails the job);
 - it is pure and idempotent: it depends on its payload only, and running it again rewrites the
-  same outputs, so a job that was interrupted, retried or run twice does no harm;
+  same outputs, so a job that was interrupted, retried or run twice does no harm; what it needs
+  in every job (a face model) it loads once per process into a module-level cache;
 - it writes every output atomically (:func:`mmface4d.atomic.atomic_path`), the one that marks a
   finished recording last, so that ``is_done`` never mistakes a half-written recording for a
   finished one;
-- it raises on failure (:class:`~mmface4d.errors.InputError` for bad input). Any exception fails
-  its own job only: the reason (one line, the exception type and message) goes to the manifest
-  and the batch goes on. ``KeyboardInterrupt`` (and ``SystemExit``) stops the batch, after the
-  manifest is saved.
+- it raises on failure (:class:`~mmface4d.errors.InputError` for bad input). An exception of
+  ``job_errors`` (default: any ``Exception``) fails its own job only: the reason (one line, the
+  exception type and message) goes to the manifest and the batch goes on. Any other exception
+  (e.g. a full disk, for a stage that says only bad input is a job's own failure) is recorded
+  the same way, then stops the batch and is raised again; so does ``KeyboardInterrupt`` (and
+  ``SystemExit``), after the manifest is saved.
 
 Manifest ``OUT/manifest.json``, rewritten atomically after every finished job, so a killed
 batch always leaves a valid one::
@@ -35,20 +40,28 @@ batch always leaves a valid one::
                               "summary": {...},       what the job function returned
                               "finished": "2026-05-10T21:05:16Z"}, ...}}
 
+With no ``OUT`` (a ``data pack`` into a remote store) the manifest is kept in memory only.
+
 Resumption: re-running the same batch into the same folder keeps the manifest's entries and
-updates those of this run's jobs. Jobs for which ``is_done(key)`` is true are skipped without
-calling the function (status ``skipped``; a summary from an earlier run is kept); all others
-run, previously failed ones included. Without ``is_done`` every job runs again.
+updates those of this run's jobs. Jobs for which ``is_done(key)`` is true (the stage looks at
+its output files) are skipped without calling the function (status ``skipped``; a summary from
+an earlier run is kept); all others run, previously failed ones included. Without ``is_done``
+every job runs again.
+
+Failure report: :meth:`BatchReport.summary_line` and :meth:`BatchReport.failure_lines` (what
+the CLI prints), :meth:`BatchReport.check` (raises :class:`BatchFailed`, one line naming the
+failed jobs, for the library functions that return their outputs rather than the report).
 
 Executors (``workers``: jobs running at once):
 
 - ``local``, 1 worker: in this process, in order.
 - ``local``, N workers: a :class:`~concurrent.futures.ProcessPoolExecutor` of N processes with
-  one torch thread each. A process that dies (killed, out of memory, a crash in native code)
-  breaks the pool and loses every job in flight with it; the pool is recreated and those jobs
-  run again one at a time, which tells the job that kills its worker from the ones that only
-  shared the pool with it. A job is failed with "worker died" once its worker died more than
-  ``retries`` times, the last time while running alone, so no job fails for another's crash.
+  one torch thread each (forked, or started as ``start_method`` says). A process that dies
+  (killed, out of memory, a crash in native code) breaks the pool and loses every job in flight
+  with it; the pool is recreated and those jobs run again one at a time, which tells the job
+  that kills its worker from the ones that only shared the pool with it. A job is failed with
+  "worker died" once its worker died more than ``retries`` times, the last time while running
+  alone, so no job fails for another's crash.
 - ``ray``: one Ray task per job (1 CPU each), results collected as they finish. With the
   environment variable ``RAY_ADDRESS`` set (``auto``, ``ray://head:10001``, ...) the batch
   attaches to that cluster, otherwise it starts a local Ray instance with ``workers`` CPUs; a
@@ -61,6 +74,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import signal
 import time
@@ -68,7 +82,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -90,6 +104,9 @@ WORKER_DIED = "worker died"
 JobStatus = Literal["done", "skipped", "failed"]
 _STATUSES = ("done", "skipped", "failed")
 JobFunction = Callable[[Any], dict[str, Any]]
+ErrorTypes = type[Exception] | tuple[type[Exception], ...]
+#: Failed jobs named in the one-line message of :class:`BatchFailed`.
+SHOWN_FAILURES = 5
 
 
 @dataclass(frozen=True)
@@ -119,6 +136,8 @@ class JobResult:
             unless failed.
         summary: the dict the job function returned; for a skipped job the summary of the run
             that did it, when the manifest has one.
+        error: the exception that stops the batch (one not in ``job_errors``), raised again
+            once the failure is recorded; None otherwise.
     """
 
     key: str
@@ -126,6 +145,7 @@ class JobResult:
     seconds: float = 0.0
     reason: str | None = None
     summary: dict[str, Any] | None = None
+    error: BaseException | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -134,12 +154,12 @@ class BatchReport:
 
     Attributes:
         results: one result per job that finished in this run, in the order of the jobs.
-        manifest: path of the manifest.
+        manifest: path of the manifest (None: kept in memory only).
         seconds: wall time of the run.
     """
 
     results: list[JobResult]
-    manifest: Path
+    manifest: Path | None
     seconds: float
 
     def count(self, status: JobStatus) -> int:
@@ -160,9 +180,43 @@ class BatchReport:
 
     def summary_line(self) -> str:
         """One line for the CLI, e.g. ``12 done, 3 skipped, 1 failed (see OUT/manifest.json)``."""
-        return (
-            f"{self.done} done, {self.skipped} skipped, {self.failed} failed (see {self.manifest})"
+        see = "" if self.manifest is None else f" (see {self.manifest})"
+        return f"{self.done} done, {self.skipped} skipped, {self.failed} failed{see}"
+
+    def failure_lines(self) -> list[str]:
+        """``key: reason`` of every failed job, in the order of the jobs."""
+        return [f"{r.key}: {r.reason}" for r in self.results if r.status == "failed"]
+
+    def check(self, what: str = "jobs") -> None:
+        """Raise :class:`BatchFailed` when a job failed (``what``: the jobs' noun, plural)."""
+        if self.failed:
+            raise BatchFailed(self, what)
+
+
+class BatchFailed(InputError):
+    """Some jobs of a batch failed; the others are finished and a re-run resumes.
+
+    One line: ``2 of 40 recordings failed, the others are done (fix and re-run to resume):
+    S001/210003: reason; ...`` (a user error's reason without its type name).
+
+    Attributes:
+        report: the batch's report.
+    """
+
+    def __init__(self, report: BatchReport, what: str = "jobs") -> None:
+        failed = [
+            f"{r.key}: {r.reason.removeprefix(f'{InputError.__name__}: ')}"
+            for r in report.results
+            if r.status == "failed" and r.reason is not None
+        ]
+        shown = "; ".join(failed[:SHOWN_FAILURES])
+        more = f" (and {len(failed) - SHOWN_FAILURES} more)" if len(failed) > SHOWN_FAILURES else ""
+        see = "" if report.manifest is None else f", see {report.manifest}"
+        super().__init__(
+            f"{report.failed} of {len(report.results)} {what} failed, the others are done "
+            f"(fix and re-run to resume{see}): {shown}{more}"
         )
+        self.report = report
 
 
 # ---------------------------------------------------------------------- the job, in its worker
@@ -175,17 +229,25 @@ def _reason(exc: BaseException, first_line: bool = False) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
-def _run_job(key: str, function: JobFunction, payload: Any) -> JobResult:
-    """Call ``function(payload)``; an exception becomes a failed result (an exit does not)."""
+def _run_job(
+    key: str, function: JobFunction, payload: Any, job_errors: ErrorTypes = Exception
+) -> JobResult:
+    """Call ``function(payload)``; an exception becomes a failed result (an exit does not),
+    which carries the exception when it is not one of ``job_errors`` (it stops the batch)."""
     started = time.perf_counter()
     try:
         summary = function(payload)
+    except Exception as exc:
+        error = None if isinstance(exc, job_errors) else exc
+        return JobResult(key, "failed", time.perf_counter() - started, _reason(exc), error=error)
+    seconds = time.perf_counter() - started
+    try:
         if not isinstance(summary, dict):
             raise TypeError(f"the job function returned {type(summary).__name__}, expected a dict")
         json.dumps(summary)  # the manifest must be able to hold it
-    except Exception as exc:
-        return JobResult(key, "failed", time.perf_counter() - started, _reason(exc))
-    return JobResult(key, "done", time.perf_counter() - started, None, summary)
+    except (TypeError, ValueError) as exc:
+        return JobResult(key, "failed", seconds, _reason(exc))
+    return JobResult(key, "done", seconds, None, summary)
 
 
 def _init_worker() -> None:
@@ -204,26 +266,38 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class _Manifest:
-    """The manifest file: earlier entries, updated job by job, saved atomically."""
+def read_manifest(output: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """The job entries (key -> status, seconds, reason, summary, finished) of the manifest in
+    the folder ``output``; empty when there is none.
 
-    def __init__(self, path: Path, desc: str, jobs: int) -> None:
-        self.path = path
-        self.entries: dict[str, dict[str, Any]] = {}
-        if path.is_file():
-            try:
-                entries = json.loads(path.read_text())["jobs"]
-                if not isinstance(entries, dict):
-                    raise TypeError(f"'jobs' is a {type(entries).__name__}, expected an object")
-                for key, entry in entries.items():
-                    if not isinstance(entry, dict) or entry.get("status") not in _STATUSES:
-                        raise ValueError(f"job {key!r} has no status done, skipped or failed")
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise InputError(
-                    f"{path}: not a batch manifest ({_reason(exc)}); move it away or choose "
-                    "another output folder"
-                ) from None
-            self.entries = entries
+    Raises:
+        InputError: the file is not a batch manifest.
+    """
+    path = Path(output) / MANIFEST_NAME
+    if not path.is_file():
+        return {}
+    try:
+        entries = json.loads(path.read_text())["jobs"]
+        if not isinstance(entries, dict):
+            raise TypeError(f"'jobs' is a {type(entries).__name__}, expected an object")
+        for key, entry in entries.items():
+            if not isinstance(entry, dict) or entry.get("status") not in _STATUSES:
+                raise ValueError(f"job {key!r} has no status done, skipped or failed")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(
+            f"{path}: not a batch manifest ({_reason(exc)}); move it away or choose "
+            "another output folder"
+        ) from None
+    return entries
+
+
+class _Manifest:
+    """The manifest file (None: in memory): earlier entries, updated job by job, saved
+    atomically."""
+
+    def __init__(self, output: Path | None, desc: str, jobs: int) -> None:
+        self.path = None if output is None else output / MANIFEST_NAME
+        self.entries = {} if output is None else read_manifest(output)
         self.head = {"desc": desc, "started": _now(), "updated": None, "remaining": jobs}
 
     def previous_summary(self, key: str) -> dict[str, Any] | None:
@@ -240,6 +314,8 @@ class _Manifest:
         self.head["remaining"] -= 1
 
     def save(self) -> None:
+        if self.path is None:
+            return
         totals = dict.fromkeys(_STATUSES, 0)
         for entry in self.entries.values():
             totals[entry["status"]] += 1
@@ -256,22 +332,55 @@ def _worker_died(key: str, seconds: float, detail: str) -> JobResult:
     return JobResult(key, "failed", seconds, f"{WORKER_DIED}: {detail}")
 
 
-def _run_pool(
-    todo: list[Job], function: JobFunction, workers: int, retries: int, finish: Finish
-) -> None:
+@dataclass(frozen=True)
+class _Plan:
+    """How a batch runs its jobs (run_batch's arguments, checked)."""
+
+    function: JobFunction
+    workers: int
+    retries: int
+    job_errors: ErrorTypes
+    start_method: str | None
+
+
+def _after_deaths(
+    lost: list[tuple[Job, float]], deaths: dict[str, int], retries: int, finish: Finish
+) -> list[Job]:
+    """Count a death for each job in flight when the pool broke; fail a job that was alone
+    and has died more than ``retries`` times; return the others, to run again one at a time."""
+    again = []
+    for job, started in lost:
+        deaths[job.key] += 1
+        if len(lost) == 1 and deaths[job.key] > retries:
+            count = deaths[job.key]
+            times = "once" if count == 1 else f"{count} times"
+            detail = f"its process ended abruptly {times} (killed, out of memory or a crash)"
+            finish(_worker_died(job.key, time.perf_counter() - started, detail))
+        else:
+            again.append(job)
+    return again
+
+
+def _run_pool(todo: list[Job], plan: _Plan, finish: Finish) -> None:
     """Run the jobs in a process pool; recreate it when a worker dies (see the module doc)."""
+    function, workers = plan.function, plan.workers
     queue = deque(todo)
     alone: deque[Job] = deque()  # jobs in flight when a worker died: re-run one at a time
     deaths = dict.fromkeys((job.key for job in todo), 0)
     running: dict[Future[JobResult], tuple[Job, float]] = {}
     size = min(workers, len(todo))
-    pool = ProcessPoolExecutor(size, initializer=_init_worker)
+    context = multiprocessing.get_context(plan.start_method)
+
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(size, mp_context=context, initializer=_init_worker)
+
+    pool = new_pool()
 
     def submit(source: deque[Job]) -> bool:
         """Submit the next job of ``source``; False (job kept) when the pool is broken."""
         job = source.popleft()
         try:
-            future = pool.submit(_run_job, job.key, function, job.payload)
+            future = pool.submit(_run_job, job.key, function, job.payload, plan.job_errors)
         except BrokenProcessPool:  # a worker died before we saw it in a future
             source.appendleft(job)
             return False
@@ -293,29 +402,21 @@ def _run_pool(
                 for future in finished:
                     job, started = running.pop(future)
                     try:
-                        finish(future.result())
+                        result = future.result()
                     except BrokenProcessPool:
                         lost.append((job, started))
+                        continue
                     except Exception as exc:  # the payload or result did not pickle
-                        finish(JobResult(job.key, "failed", 0.0, _reason(exc)))
+                        result = JobResult(job.key, "failed", 0.0, _reason(exc))
+                    finish(result)
                 # a broken pool fails every job in flight: collect them all before going on
                 broken = broken or bool(lost)
                 finished = wait(running)[0] if broken else set()
             if not broken:
                 continue
             pool.shutdown(wait=True)
-            pool = ProcessPoolExecutor(size, initializer=_init_worker)
-            for job, started in lost:
-                deaths[job.key] += 1
-                if len(lost) == 1 and deaths[job.key] > retries:
-                    count = deaths[job.key]
-                    times = "once" if count == 1 else f"{count} times"
-                    detail = (
-                        f"its process ended abruptly {times} (killed, out of memory or a crash)"
-                    )
-                    finish(_worker_died(job.key, time.perf_counter() - started, detail))
-                else:
-                    alone.append(job)
+            pool = new_pool()
+            alone.extend(_after_deaths(lost, deaths, plan.retries, finish))
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise
@@ -335,24 +436,23 @@ def _start_ray(ray: ModuleType, workers: int) -> bool:
     return True
 
 
-def _run_ray(
-    todo: list[Job], function: JobFunction, workers: int, retries: int, finish: Finish
-) -> None:
+def _run_ray(todo: list[Job], plan: _Plan, finish: Finish) -> None:
     """Run the jobs as Ray tasks, at most ``workers`` at once, collected as they finish."""
     ray = require("ray", "ray")
     exceptions = ray.exceptions
     died = (exceptions.WorkerCrashedError, exceptions.NodeDiedError, exceptions.OutOfMemoryError)
+    workers = plan.workers
     started_ray = _start_ray(ray, workers)
     try:
-        task = ray.remote(num_cpus=1, max_retries=retries, retry_exceptions=False)(_run_job)
-        function_ref = ray.put(function)
+        task = ray.remote(num_cpus=1, max_retries=plan.retries, retry_exceptions=False)(_run_job)
+        function_ref = ray.put(plan.function)
         queue = deque(todo)
         running: dict[Any, tuple[Job, float]] = {}
         try:
             while queue or running:
                 while queue and len(running) < workers:
                     job = queue.popleft()
-                    ref = task.remote(job.key, function_ref, job.payload)
+                    ref = task.remote(job.key, function_ref, job.payload, plan.job_errors)
                     running[ref] = (job, time.perf_counter())
                 ready, _ = ray.wait(list(running), num_returns=1)
                 for ref in ready:
@@ -395,10 +495,43 @@ def _check_count(name: str, value: object, least: int) -> None:
         raise InputError(f"{name}: expected {kind}, found {value!r}")
 
 
+def check_executor(executor: str, workers: int) -> None:
+    """Check an executor and worker count before a stage writes anything.
+
+    Raises:
+        InputError: an unknown executor or a worker count below 1.
+    """
+    if executor not in EXECUTORS:
+        raise InputError(f"executor: expected one of {', '.join(EXECUTORS)}, found {executor!r}")
+    _check_count("workers", workers, 1)
+
+
+def _output_folder(output: str | os.PathLike[str] | None) -> Path | None:
+    if output is None:
+        return None
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: is a file, expected an output folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _execute(todo: list[Job], plan: _Plan, executor: str, finish: Finish) -> None:
+    if not todo:
+        return
+    if executor == "ray":
+        _run_ray(todo, plan, finish)
+    elif plan.workers == 1:
+        for job in todo:
+            finish(_run_job(job.key, plan.function, job.payload, plan.job_errors))
+    else:
+        _run_pool(todo, plan, finish)
+
+
 def run_batch(
     jobs: Iterable[Job],
     function: JobFunction,
-    output: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None,
     *,
     is_done: Callable[[str], bool] | None = None,
     executor: str = "local",
@@ -406,6 +539,8 @@ def run_batch(
     retries: int = 1,
     progress: bool = True,
     desc: str = "batch",
+    job_errors: ErrorTypes = Exception,
+    start_method: str | None = None,
 ) -> BatchReport:
     """Run ``function(job.payload)`` for every job, resumably, keeping ``OUT/manifest.json``.
 
@@ -415,7 +550,8 @@ def run_batch(
     Args:
         jobs: the jobs; their keys must be unique.
         function: module-level ``function(payload) -> dict`` (a JSON-able summary).
-        output: the batch's output folder; created if missing; holds the manifest.
+        output: the batch's output folder; created if missing; holds the manifest (None: the
+            manifest is kept in memory only).
         is_done: ``is_done(key) -> bool``: true for a job whose outputs are complete; such jobs
             are skipped. None: every job runs.
         executor: ``local`` (this process or a process pool) or ``ray``.
@@ -423,6 +559,10 @@ def run_batch(
         retries: times a job whose worker process died is run again (not for exceptions).
         progress: show a progress bar.
         desc: the batch's name, for the progress bar and the manifest.
+        job_errors: the exceptions that fail their own job only; any other is recorded, then
+            stops the batch and is raised.
+        start_method: how a local pool starts its processes (``fork``, ``spawn``, ...; None:
+            the platform's default).
 
     Returns:
         The results of this run's jobs and the manifest's path.
@@ -435,15 +575,10 @@ def run_batch(
     jobs = _check_jobs(jobs)
     if not callable(function):
         raise InputError(f"function: expected a callable, found {type(function).__name__}")
-    if executor not in EXECUTORS:
-        raise InputError(f"executor: expected one of {', '.join(EXECUTORS)}, found {executor!r}")
-    _check_count("workers", workers, 1)
+    check_executor(executor, workers)
     _check_count("retries", retries, 0)
-    out = Path(output)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: is a file, expected an output folder")
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = _Manifest(out / MANIFEST_NAME, desc, len(jobs))
+    plan = _Plan(function, workers, retries, job_errors, start_method)
+    manifest = _Manifest(_output_folder(output), desc, len(jobs))
     results: dict[str, JobResult] = {}
     bar = None
     try:
@@ -467,16 +602,10 @@ def run_batch(
             counts[result.status] += 1
             bar.set_postfix(counts, refresh=False)
             bar.update()
+            if result.error is not None:
+                raise result.error
 
-        if not todo:
-            pass
-        elif executor == "ray":
-            _run_ray(todo, function, workers, retries, finish)
-        elif workers == 1:
-            for job in todo:
-                finish(_run_job(job.key, function, job.payload))
-        else:
-            _run_pool(todo, function, workers, retries, finish)
+        _execute(todo, plan, executor, finish)
     finally:
         if bar is not None:
             bar.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -173,3 +174,51 @@ def test_memory_store_and_argument_errors(faceformer_src: Path) -> None:
         pack(faceformer_src, "memory://pack-test-2", fps=30, workers=2, progress=False)
     with pytest.raises(InputError, match="workers"):
         pack(faceformer_src, "memory://pack-test-3", fps=30, workers=0, progress=False)
+
+
+# ---------------------------------------------------------------------- the batch (mmface4d.batch)
+def _pack_argv(src: Path, store: Path, *extra: str) -> list[str]:
+    return ["data", "pack", str(src), "-o", str(store), "--fps", "30", *extra]
+
+
+def test_cli_lists_a_failed_sequence_and_a_rerun_resumes(
+    faceformer_src: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mmface4d import cli
+
+    bad = faceformer_src / "vertices_npy" / "SubjB_sentence02.npy"
+    good = bad.read_bytes()
+    bad.write_bytes(b"\x93NUMPY garbage")
+    store = tmp_path / "store"
+    capsys.readouterr()
+    assert cli.main(_pack_argv(faceformer_src, store)) == 1  # the failure report, not a crash
+    stdout = capsys.readouterr().out
+    assert stdout.startswith("5 done, 0 skipped, 1 failed")
+    assert "\n  SubjB_sentence02: InputError: " in stdout
+    batch = json.loads((store / "manifest.json").read_text())  # beside manifest.parquet
+    assert batch["desc"] == "data pack" and batch["jobs"]["SubjB_sentence02"]["status"] == "failed"
+    assert len(Store(store).sequence_ids) == 5
+    first = file_times(store / "sequences" / "SubjA_sentence01")
+    bad.write_bytes(good)
+    assert cli.main(_pack_argv(faceformer_src, store)) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["packed"] == ["SubjB_sentence02"] and len(result["skipped"]) == 5
+    assert file_times(store / "sequences" / "SubjA_sentence01") == first
+    assert Store(store).verify().ok
+
+
+@pytest.mark.slow  # starting Ray takes ~14 s on a busy core
+def test_ray_executor_packs_the_same_store(
+    faceformer_src: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("ray", exc_type=ImportError)
+    from mmface4d import cli
+
+    argv = _pack_argv(faceformer_src, tmp_path / "ray", "--executor", "ray", "--workers", "2")
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    assert len(json.loads(capsys.readouterr().out)["packed"]) == 6
+    pack(faceformer_src, tmp_path / "local", fps=30, progress=False)
+    mine, theirs = Store(tmp_path / "ray").records, Store(tmp_path / "local").records
+    assert {k: r.checksum for k, r in mine.items()} == {k: r.checksum for k, r in theirs.items()}
+    with pytest.raises(InputError, match="memory:// store lives in one process"):
+        pack(faceformer_src, "memory://pack-ray", fps=30, executor="ray", progress=False)

@@ -4,6 +4,7 @@ reader (:meth:`Capture.from_raw`) and scored against the studio's ground truth."
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 import numpy as np
@@ -277,3 +278,77 @@ def test_parallel_workers_film_the_same_recordings(tmp_path):
     poses = [load_ground_truth(parallel / f"{k}_gt_capture.npz").camera_from_world for k in keys]
     assert not np.allclose(poses[0][0], poses[1][0])
     np.testing.assert_allclose(poses[0][1], poses[1][1])
+
+
+# ---------------------------------------------------------------------- the batch (mmface4d.batch)
+@pytest.fixture(scope="module")
+def two_subjects(tmp_path_factory):
+    """A corpus of two one-sentence subjects."""
+    source = tmp_path_factory.mktemp("two") / "corpus"
+    corpus(source, subjects=2, sentences=1, lang="en", seed=1, workers=1, progress=False)
+    return source
+
+
+def _capture_argv(source, out, *extra: str) -> list[str]:
+    return [
+        "synth",
+        "capture",
+        str(source),
+        "-o",
+        str(out),
+        "--scale",
+        "0.125",
+        "--frames",
+        "2",
+        "--seed",
+        "1",
+        *extra,
+    ]
+
+
+def test_a_failed_recording_fails_alone_is_listed_and_a_rerun_resumes(
+    two_subjects, tmp_path, capsys
+):
+    source = tmp_path / "corpus"
+    shutil.copytree(two_subjects, source)
+    first, bad = (job.key for job in plan_capture(source)[0])
+    broken = source / f"{bad}_1.nut"
+    good = broken.read_bytes()
+    broken.write_bytes(b"not a video")
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert cli.main(_capture_argv(source, out)) == 1  # the failure report, not a crash
+    stdout = capsys.readouterr().out
+    assert stdout.startswith("1 done, 0 skipped, 1 failed") and f"\n  {bad}: " in stdout
+    assert is_complete(out, first) and not is_complete(out, bad)
+    jobs = json.loads((out / "manifest.json").read_text())["jobs"]
+    assert (jobs[first]["status"], jobs[bad]["status"]) == ("done", "failed")
+    files = sorted((out / first.split("/")[0]).iterdir())
+    stamps = [path.stat().st_mtime_ns for path in files]
+    broken.write_bytes(good)  # fixed: a re-run films the failed recording only
+    assert cli.main(_capture_argv(source, out)) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    assert is_complete(out, bad) and [path.stat().st_mtime_ns for path in files] == stamps
+    batch = json.loads((out / "manifest.json").read_text())
+    assert batch["desc"] == "synth capture"
+    assert batch["totals"] == {"done": 1, "skipped": 1, "failed": 0}
+
+
+@pytest.mark.slow  # starting Ray takes ~14 s on a busy core
+def test_ray_executor_films_the_same_recordings(two_subjects, tmp_path, capsys):
+    pytest.importorskip("ray", exc_type=ImportError)
+    ray_out, local_out = tmp_path / "ray", tmp_path / "local"
+    assert (
+        cli.main(_capture_argv(two_subjects, ray_out, "--executor", "ray", "--workers", "2")) == 0
+    )
+    assert cli.main(_capture_argv(two_subjects, local_out)) == 0
+    keys = [job.key for job in plan_capture(two_subjects)[0]]
+    for key in keys:
+        assert is_complete(ray_out, key)
+        np.testing.assert_array_equal(
+            read_landmarks(ray_out / f"{key}_0.pkl"), read_landmarks(local_out / f"{key}_0.pkl")
+        )
+        truth = [load_ground_truth(out / f"{key}_gt_capture.npz") for out in (ray_out, local_out)]
+        np.testing.assert_array_equal(truth[0].vertices, truth[1].vertices)
+    jobs = json.loads((ray_out / "manifest.json").read_text())["jobs"]
+    assert {jobs[key]["status"] for key in keys} == {"done"}

@@ -1,5 +1,7 @@
 import csv
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -167,3 +169,131 @@ def test_pad_silence_and_still_head(tmp_path, synth):
     gt = np.load(tmp_path / "c" / f"{row['recording']}_gt.npz")
     assert not gt["head_rotation"].any() and not gt["head_translation"].any()
     assert len(gt["phoneme_symbols"]) == len(gt["phoneme_times"])
+
+
+# ---------------------------------------------------------------------- the batch (mmface4d.batch)
+def _planned(subjects: int, sentences: int, seed: int) -> list[str]:
+    from mmface4d.synth.corpus import CorpusConfig, plan_jobs
+
+    config = CorpusConfig(subjects, sentences, "en", seed)
+    return [f"S{job.subject_index + 1:03d}/{job.recording}" for job in plan_jobs(config)]
+
+
+def _rows(out) -> list[dict]:
+    with open(out / "manifest.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_a_failed_recording_fails_alone_is_listed_and_a_rerun_resumes(
+    tmp_path, monkeypatch, capsys, synth
+):
+    import mmface4d.synth.corpus as corpus_mod
+
+    first, bad = _planned(1, 2, seed=3)
+    real = corpus_mod.render_recording
+    rendered = []
+
+    def fail_one(job, subject, config, folder, model):
+        rendered.append(f"{subject.subject_id}/{job.recording}")
+        if rendered[-1] == bad:
+            raise InputError("espeak said nothing")
+        return real(job, subject, config, folder, model)
+
+    monkeypatch.setattr(corpus_mod, "render_recording", fail_one)
+    out = tmp_path / "c"
+    argv = [
+        "synth",
+        "corpus",
+        "-o",
+        str(out),
+        "--subjects",
+        "1",
+        "--sentences",
+        "2",
+        "--lang",
+        "en",
+        "--seed",
+        "3",
+    ]
+    capsys.readouterr()
+    assert cli.main(argv) == 1  # the failure report, not a crash
+    stdout = capsys.readouterr().out
+    assert stdout.startswith("1 done, 0 skipped, 1 failed")
+    assert f"{bad}: InputError: espeak said nothing" in stdout
+    assert [r["recording"] for r in _rows(out)] == [first]  # the finished one is in the manifest
+    batch = json.loads((out / "manifest.json").read_text())
+    assert batch["jobs"][first]["status"] == "done" and batch["jobs"][bad]["status"] == "failed"
+    wav = out / f"{first}.wav"
+    before = wav.stat().st_mtime_ns
+    monkeypatch.setattr(corpus_mod, "render_recording", real)
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().out.strip() == str(out / "manifest.csv")
+    assert wav.stat().st_mtime_ns == before  # resumed: only the failed recording was rendered
+    fresh = corpus(
+        tmp_path / "fresh", subjects=1, sentences=2, lang="en", seed=3, workers=1, progress=False
+    )
+    assert (out / "manifest.csv").read_text() == fresh.read_text()
+    for key in (first, bad):
+        v = synth.num_vertices
+        np.testing.assert_array_equal(
+            decode_nut(out / key, v), decode_nut(tmp_path / "fresh" / key, v)
+        )
+
+
+def test_a_killed_worker_fails_only_its_recording(tmp_path, monkeypatch):
+    import mmface4d.synth.corpus as corpus_mod
+    from mmface4d.batch import WORKER_DIED, BatchFailed
+
+    keys = _planned(1, 3, seed=4)
+    real = corpus_mod.render_recording
+
+    def die_on_one(job, subject, config, folder, model):  # forked workers inherit the patch
+        if f"{subject.subject_id}/{job.recording}" == keys[1]:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(job, subject, config, folder, model)
+
+    monkeypatch.setattr(corpus_mod, "render_recording", die_on_one)
+    with pytest.raises(BatchFailed, match=f"1 of 3 recordings failed.*{keys[1]}: {WORKER_DIED}"):
+        corpus(
+            tmp_path / "c", subjects=1, sentences=3, lang="en", seed=4, workers=2, progress=False
+        )
+    assert sorted(r["recording"] for r in _rows(tmp_path / "c")) == sorted([keys[0], keys[2]])
+    jobs = json.loads((tmp_path / "c" / "manifest.json").read_text())["jobs"]
+    assert jobs[keys[1]]["reason"].startswith(WORKER_DIED)
+
+
+@pytest.mark.slow  # starting Ray takes ~14 s on a busy core
+def test_ray_executor_writes_the_same_corpus(small_corpus, tmp_path, capsys, synth):
+    pytest.importorskip("ray", exc_type=ImportError)
+    out, rows = small_corpus
+    ray_out = tmp_path / "ray"
+    argv = [
+        "synth",
+        "corpus",
+        "-o",
+        str(ray_out),
+        "--subjects",
+        "1",
+        "--sentences",
+        "2",
+        "--lang",
+        "both",
+        "--seed",
+        "3",
+        "--executor",
+        "ray",
+        "--workers",
+        "2",
+    ]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    ray_rows = _rows(ray_out)
+    assert ray_rows == [r for r in rows if r["subject"] == "S001"]
+    for row in ray_rows:
+        prefix = row["recording"]
+        v = synth.num_vertices
+        np.testing.assert_array_equal(decode_nut(ray_out / prefix, v), decode_nut(out / prefix, v))
+        np.testing.assert_array_equal(
+            load_audio(ray_out / f"{prefix}.wav"), load_audio(out / f"{prefix}.wav")
+        )
+    batch = json.loads((ray_out / "manifest.json").read_text())
+    assert batch["desc"] == "synth corpus" and batch["totals"]["done"] == 2

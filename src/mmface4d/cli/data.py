@@ -7,22 +7,26 @@ import dataclasses
 import json
 
 from mmface4d import data
+from mmface4d.cli._batch import add_batch_options, run_batch_verb
 from mmface4d.data.splits import PAPER_TEST_FRACTION, PRESETS
 from mmface4d.errors import InputError
 
 
-def _pack(args: argparse.Namespace) -> None:
-    result = data.pack(
-        args.src,
-        args.output,
-        layout=args.layout,
-        fps=args.fps,
-        subsample=args.subsample,
-        num_vertices=args.vertices,
-        workers=args.workers,
-        max_trim_frames=args.max_trim_frames,
+def _pack(args: argparse.Namespace) -> int:
+    return run_batch_verb(
+        lambda: data.pack(
+            args.src,
+            args.output,
+            layout=args.layout,
+            fps=args.fps,
+            subsample=args.subsample,
+            num_vertices=args.vertices,
+            workers=args.workers,
+            max_trim_frames=args.max_trim_frames,
+            executor=args.executor,
+        ),
+        lambda result: print(json.dumps(dataclasses.asdict(result), indent=2)),
     )
-    print(json.dumps(dataclasses.asdict(result), indent=2))
 
 
 def _verify(args: argparse.Namespace) -> None:
@@ -74,7 +78,7 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     q.add_argument(
         "--vertices", type=int, help="vertex count of .nut files (default 35709 for 189x189)"
     )
-    q.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    add_batch_options(q)
     q.add_argument(
         "--max-trim-frames",
         type=int,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from mmface4d.cli._batch import add_batch_options, report_batch
 from mmface4d.cli.config import ConfigSurface, add_config_verb
 
 _DESCRIPTION = """\
@@ -78,18 +79,7 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also write REC_stages.png, the per-stage error maps (paper Fig. 3)",
     )
-    p.add_argument(
-        "--executor",
-        choices=("local", "ray"),
-        default="local",
-        help="local processes (default) or a Ray cluster (RAY_ADDRESS, else a local Ray)",
-    )
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="recordings processed at once (on a Ray cluster: up to its CPUs)",
-    )
+    add_batch_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     def run(a: argparse.Namespace, config: Any) -> int:
@@ -108,9 +98,4 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
             workers=a.workers,
             progress=not a.no_progress,
         )
-        print(report.summary_line())
-        if report.failed:
-            for result in report.results:
-                if result.status == "failed":
-                    print(f"  {result.key}: {result.reason}")
-        return 1 if report.failed else 0
+        return report_batch(report)

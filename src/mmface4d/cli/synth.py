@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mmface4d.cli._batch import add_batch_options, run_batch_verb
 from mmface4d.facemodel.sources import SPEC_HELP
 from mmface4d.synth import corpus as corpus_mod
 
@@ -19,7 +20,7 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     q.add_argument("--lang", choices=corpus_mod.LANGS, default="both")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--face-model", default="synth", help=SPEC_HELP)
-    q.add_argument("--workers", type=int, help="parallel processes (default: all cores)")
+    add_batch_options(q)
     q.add_argument("--text-file", help="your sentences, one per line (optionally emotion<TAB>text)")
     q.add_argument(
         "--no-head-motion",
@@ -32,22 +33,7 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
         action="store_true",
         help="0.2-0.9 s of silence (face at rest) before and after each sentence",
     )
-    q.set_defaults(
-        run=lambda a: print(
-            corpus_mod.corpus(
-                a.output,
-                subjects=a.subjects,
-                sentences=a.sentences,
-                lang=a.lang,
-                seed=a.seed,
-                face_model=a.face_model,
-                workers=a.workers,
-                text_file=a.text_file,
-                head_motion=a.head_motion,
-                pad_silence=a.pad_silence,
-            )
-        )
-    )
+    q.set_defaults(run=_corpus)
 
     q = sub.add_parser("say", help="write one recording of a text")
     q.add_argument("text", help="what to say")
@@ -89,15 +75,34 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
         "--detail-mm", type=float, default=0.0,
         help="std of per-subject surface detail beyond the face model's space, mm (default 0)",
     )  # fmt: skip
-    q.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    add_batch_options(q)
     q.set_defaults(run=_capture)
 
 
-def _capture(a: argparse.Namespace) -> None:
+def _corpus(a: argparse.Namespace) -> int:
+    return run_batch_verb(
+        lambda: corpus_mod.corpus(
+            a.output,
+            subjects=a.subjects,
+            sentences=a.sentences,
+            lang=a.lang,
+            seed=a.seed,
+            face_model=a.face_model,
+            workers=a.workers,
+            text_file=a.text_file,
+            head_motion=a.head_motion,
+            pad_silence=a.pad_silence,
+            executor=a.executor,
+        ),
+        print,
+    )
+
+
+def _capture(a: argparse.Namespace) -> int:
     from mmface4d.synth.capture import capture  # the studio's imports: only when used
 
-    print(
-        capture(
+    return run_batch_verb(
+        lambda: capture(
             a.source,
             a.output,
             scale=a.scale,
@@ -106,5 +111,7 @@ def _capture(a: argparse.Namespace) -> None:
             face_model=a.face_model,
             detail_mm=a.detail_mm,
             workers=a.workers,
-        )
+            executor=a.executor,
+        ),
+        print,
     )

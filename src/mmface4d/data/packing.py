@@ -1,26 +1,28 @@
 """Building a packed store from a source folder (:func:`pack`) and summarising one (:func:`info`).
 
 ``pack`` is resumable: a sequence whose completion record exists is skipped; an interrupted one
-(no record) is rewritten. Sequences are independent, so ``workers > 1`` decodes and writes them
-in parallel processes (spawned, so no Zarr/fsspec event-loop thread is inherited). A sequence
-with bad input (corrupt .nut, NaN vertices, short audio, ...) does not stop the others: the
-pack finishes them, writes the manifest, then raises one error naming every failed sequence.
+(no record) is rewritten. Sequences are the independent jobs of one batch
+(:func:`mmface4d.batch.run_batch`), so ``workers > 1`` decodes and writes them in parallel
+processes (spawned, so no Zarr/fsspec event-loop thread is inherited) or Ray tasks; a local
+store keeps the batch's ``manifest.json`` beside its ``manifest.parquet``. A sequence with bad
+input (corrupt .nut, NaN vertices, short audio, ...) does not stop the others: the pack
+finishes them, writes the store's manifest, then raises one error naming every failed sequence
+(:class:`~mmface4d.batch.BatchFailed`). Any other error (a full disk) stops the pack.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 from collections import defaultdict
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from mmface4d.audio.io import DEFAULT_SAMPLE_RATE
+from mmface4d.batch import Job, check_executor, run_batch
 from mmface4d.data.importers import SequenceSource, SourceScan, load_sequence, scan_sources
 from mmface4d.data.manifest import SequenceRecord
 from mmface4d.data.splits import load_splits
@@ -72,6 +74,12 @@ def _pack_one(store: Store, source: SequenceSource, max_trim_frames: int | None)
     )
 
 
+def _pack_job(args: tuple[Store, SequenceSource, int | None]) -> dict[str, Any]:
+    """The batch job of one sequence: decode it and write it to the store."""
+    record = _pack_one(*args)
+    return {"num_frames": record.num_frames, "num_vertices": record.num_vertices}
+
+
 def pack(
     src: str | os.PathLike[str],
     store: str | os.PathLike[str],
@@ -84,6 +92,7 @@ def pack(
     max_trim_frames: int | None = 1,
     storage_options: dict | None = None,
     progress: bool = True,
+    executor: str = "local",
 ) -> PackResult:
     """Pack the sequences of a source folder into a store (resumable).
 
@@ -94,94 +103,73 @@ def pack(
         fps: mesh frame rate of the files (MMFace4D default 30; required for FaceFormer).
         subsample: keep every n-th frame (VOCASET: fps 60, subsample 2).
         num_vertices: V of MMFace4D .nut files (default 35,709 for 189x189 frames).
-        workers: parallel processes (1: in this process).
+        workers: sequences packed at once (1: in this process).
         max_trim_frames: most mesh frames that may be dropped because the audio is shorter.
         storage_options: fsspec options for the store.
         progress: show a tqdm progress bar.
+        executor: ``local`` (this process or a process pool) or ``ray``
+            (:func:`mmface4d.batch.run_batch`).
 
     Returns:
         What was packed and skipped.
 
     Raises:
-        InputError: bad arguments, a duplicate sequence id, or (after packing all others) the
-            sequences whose input was bad.
+        InputError: bad arguments, a duplicate sequence id, or (after packing all others,
+            :class:`~mmface4d.batch.BatchFailed`) the sequences whose input was bad.
     """
     started = time.perf_counter()
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise InputError(f"workers: expected a positive integer, found {workers!r}")
+    check_executor(executor, workers)
     scan = scan_sources(src, layout, fps, subsample, num_vertices)
     target = Store(store, storage_options)
-    if workers > 1 and target.url.startswith("memory://"):
+    if (workers > 1 or executor == "ray") and target.url.startswith("memory://"):
         raise InputError(f"{target.url}: a memory:// store lives in one process; use workers=1")
     target.initialise()
     finished = target.finished_records()
-    todo, skipped = [], []
-    for source in scan.sources:
-        done = finished.get(source.sequence_id)
-        if done is None:
-            todo.append(source)
-        elif done.source != source.source or done.layout != source.layout:
-            raise InputError(
-                f"duplicate sequence id {source.sequence_id!r}: already packed from "
-                f"{done.source} ({done.layout}), found again in {scan.root / source.source}"
-            )
-        else:
-            skipped.append(source.sequence_id)
-    written, failures = _run(target, todo, workers, max_trim_frames, progress)
-    _finalise(target, scan, [r.sequence_id for r in written])
-    if failures:
-        shown = "; ".join(f"{sid}: {msg}" for sid, msg in sorted(failures.items())[:5])
-        more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
-        raise InputError(
-            f"{len(failures)} of {len(todo)} sequences failed, the others are packed "
-            f"(fix and re-run to resume): {shown}{more}"
-        )
+    skipped = _skipped(scan, finished)
+    report = run_batch(
+        [Job(s.sequence_id, (target, s, max_trim_frames)) for s in scan.sources],
+        _pack_job,
+        Path(target.path("")) if target.is_local else None,  # beside manifest.parquet
+        is_done=finished.__contains__,
+        executor=executor,
+        workers=workers,
+        progress=progress,
+        desc="data pack",
+        job_errors=InputError,  # bad input fails its sequence; a full disk stops the pack
+        start_method="spawn",
+    )
+    written = [r for r in report.results if r.status == "done"]
+    _finalise(target, scan, [r.key for r in written])
+    report.check("sequences")
     return PackResult(
         store=target.url,
         layout=scan.layout,
-        packed=sorted(r.sequence_id for r in written),
+        packed=sorted(r.key for r in written),
         skipped=skipped,
         unmatched=scan.unmatched,
-        frames_packed=sum(r.num_frames for r in written),
+        frames_packed=sum(int(r.summary["num_frames"]) for r in written if r.summary),
         seconds=time.perf_counter() - started,
     )
 
 
-def _run(
-    store: Store,
-    todo: list[SequenceSource],
-    workers: int,
-    max_trim_frames: int | None,
-    progress: bool,
-) -> tuple[list[SequenceRecord], dict[str, str]]:
-    written: list[SequenceRecord] = []
-    failures: dict[str, str] = {}
-    bar = tqdm(total=len(todo), unit="seq", desc="pack", disable=not progress)
-    if workers == 1:
-        for source in todo:
-            try:
-                written.append(_pack_one(store, source, max_trim_frames))
-            except InputError as exc:
-                failures[source.sequence_id] = str(exc)
-            bar.update()
-    else:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures: dict[Future, str] = {
-                pool.submit(_pack_one, store, s, max_trim_frames): s.sequence_id for s in todo
-            }
-            try:
-                for future in as_completed(futures):
-                    try:
-                        written.append(future.result())
-                    except InputError as exc:
-                        failures[futures[future]] = str(exc)
-                    bar.update()
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
-    bar.close()
-    return written, failures
+def _skipped(scan: SourceScan, finished: dict[str, SequenceRecord]) -> list[str]:
+    """The ids of the scanned sequences already packed from the same source.
+
+    Raises:
+        InputError: a packed sequence of the same id came from another source.
+    """
+    skipped = []
+    for source in scan.sources:
+        done = finished.get(source.sequence_id)
+        if done is None:
+            continue
+        if done.source != source.source or done.layout != source.layout:
+            raise InputError(
+                f"duplicate sequence id {source.sequence_id!r}: already packed from "
+                f"{done.source} ({done.layout}), found again in {scan.root / source.source}"
+            )
+        skipped.append(source.sequence_id)
+    return skipped
 
 
 def _finalise(store: Store, scan: SourceScan, written: list[str]) -> None:

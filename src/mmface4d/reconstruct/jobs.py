@@ -33,7 +33,7 @@ import numpy as np
 
 from mmface4d import __version__
 from mmface4d.atomic import atomic_path
-from mmface4d.batch import BatchReport, Job, run_batch
+from mmface4d.batch import BatchReport, Job, check_executor, run_batch
 from mmface4d.capture.calibration import calibrate, load_calibration, save_calibration
 from mmface4d.capture.capture import Capture
 from mmface4d.capture.ground_truth import ground_truth_path, read_ground_truth
@@ -253,6 +253,7 @@ def reconstruct(
     """
     config = config or ReconstructConfig()
     check_config(config)
+    check_executor(executor, workers)
     if landmarks not in ("auto", "file", "detect"):
         raise InputError(f"--landmarks: expected auto, file or detect, got {landmarks!r}")
     if calibration is not None and not Path(calibration).is_file():

@@ -39,6 +39,8 @@ Randomness: the rig's pose perturbation and backdrop are drawn per subject (one 
 every recording of a subject shares the cameras), the lighting and all per-frame noise per
 recording; both from (seed, name), so re-running reproduces every file and resumes where it
 stopped (finished recordings are skipped; each file is written under a temporary name first).
+Recordings are the jobs of one batch (:func:`mmface4d.batch.run_batch`: local processes or Ray,
+``OUT/manifest.json`` records what each run did, a failed recording fails alone and is listed).
 """
 
 from __future__ import annotations
@@ -49,7 +51,6 @@ import json
 import os
 import zipfile
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -60,6 +61,7 @@ from tqdm import tqdm
 from mmface4d import __version__
 from mmface4d.atomic import atomic_path
 from mmface4d.audio.io import DEFAULT_SAMPLE_RATE, load_audio
+from mmface4d.batch import Job, check_executor, run_batch
 from mmface4d.capture.cameras import CameraCalibration
 from mmface4d.capture.ground_truth import GT_SUFFIX
 from mmface4d.capture.layout import RawRecordingWriter
@@ -421,18 +423,20 @@ def capture_recording(
 
 
 # ---------------------------------------------------------------------- a whole source
-_WORKER: dict[str, FaceModel] = {}
+_MODELS: dict[str, FaceModel] = {}
 
 
-def _worker_init(face_model: str) -> None:
-    torch.set_num_threads(1)  # one process per core: threads inside would oversubscribe
-    _WORKER["model"] = load_face_model(face_model)
+def _face_model(spec: str) -> FaceModel:
+    if spec not in _MODELS:  # one load per worker process (forked workers inherit it)
+        _MODELS[spec] = load_face_model(spec)
+    return _MODELS[spec]
 
 
-def _run_job(args: tuple[CaptureJob, CaptureConfig, str]) -> str:
-    job, config, output = args
-    capture_recording(job, config, output, _WORKER["model"])
-    return job.key
+def capture_job(args: tuple[CaptureJob, CaptureConfig, str, bool]) -> dict[str, str]:
+    """The batch job of one recording: film it into ``output/<subject>/``."""
+    job, config, output, progress = args
+    truth = capture_recording(job, config, output, _face_model(config.face_model), progress)
+    return {"ground_truth": truth.name}
 
 
 def _check_config(output: Path, config: CaptureConfig, keys: Sequence[str]) -> None:
@@ -473,6 +477,7 @@ def capture(
     detail_mm: float = 0.0,
     workers: int = 1,
     progress: bool = True,
+    executor: str = "local",
 ) -> Path:
     """Film synthetic recordings with the studio into the MMFace4D raw layout; resumes.
 
@@ -487,25 +492,28 @@ def capture(
         face_model: face model spec of the meshes; None: the corpus's (its ``corpus.json``),
             else ``synth``.
         detail_mm: std of each subject's added surface detail (:func:`add_subject_detail`).
-        workers: parallel processes.
+        workers: recordings filmed at once.
         progress: show a progress bar.
+        executor: ``local`` (this process or a process pool) or ``ray``
+            (:func:`mmface4d.batch.run_batch`).
 
     Returns:
         The output folder.
 
     Raises:
         InputError: a bad source or argument, or an output folder holding something else.
+        BatchFailed: some recordings failed (:class:`mmface4d.batch.BatchFailed`, an
+            InputError); the others are filmed and listed in ``OUT/manifest.json``.
     """
     if frames is not None and (isinstance(frames, bool) or int(frames) != frames or frames < 1):
         raise InputError(f"--frames must be a positive integer, got {frames}")
-    if isinstance(workers, bool) or int(workers) != workers or workers < 1:
-        raise InputError(f"--workers must be a positive integer, got {workers}")
+    check_executor(executor, workers)
     StudioRig(scale=scale)  # checks the scale before anything is read or written
     if not 0 <= detail_mm <= 10:
         raise InputError(f"--detail-mm must be in [0, 10] millimetres, got {detail_mm}")
     jobs, corpus_model = plan_capture(source)
     spec = face_model or corpus_model or "synth"
-    model = load_face_model(spec)
+    _face_model(spec)  # fails early on a bad spec (and in-process jobs reuse it)
     if len({job.key for job in jobs}) != len(jobs):
         raise InputError(f"{source}: two recordings share a subject/name")
     config = CaptureConfig(
@@ -514,20 +522,16 @@ def capture(
     )  # fmt: skip
     out = Path(output)
     _check_config(out, config, [job.key for job in jobs])
-    todo = [(job, config, str(out)) for job in jobs if not is_complete(out, job.key)]
-    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="synth capture",
-               unit="rec", disable=not progress)  # fmt: skip
-    try:
-        if workers > 1 and len(todo) > 1:
-            with ProcessPoolExecutor(
-                min(workers, len(todo)), initializer=_worker_init, initargs=(spec,)
-            ) as pool:
-                for _ in pool.map(_run_job, todo):
-                    bar.update()
-        else:
-            for job, _, _ in todo:
-                capture_recording(job, config, out, model, progress)
-                bar.update()
-    finally:
-        bar.close()
+    alone = progress and executor == "local" and workers == 1  # a bar over the frames
+    report = run_batch(
+        [Job(job.key, (job, config, str(out), alone)) for job in jobs],
+        capture_job,
+        out,
+        is_done=lambda key: is_complete(out, key),
+        executor=executor,
+        workers=workers,
+        progress=progress,
+        desc="synth capture",
+    )
+    report.check("recordings")
     return out

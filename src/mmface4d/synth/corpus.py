@@ -14,7 +14,9 @@ emotion code then a four-digit sentence number, English sentences 0001-4999, Man
                                      phonemes, identity; written last (its presence = complete)
 
 Every recording is a pure function of (config, subject, sentence): re-running the same command
-skips finished recordings and reproduces the same corpus.
+skips finished recordings and reproduces the same corpus. Recordings are the jobs of one batch
+(:func:`mmface4d.batch.run_batch`: local processes or Ray, ``DIR/manifest.json`` records what
+each run did, a failed recording fails alone and is listed).
 """
 
 from __future__ import annotations
@@ -22,15 +24,14 @@ from __future__ import annotations
 import csv
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from mmface4d import __version__
 from mmface4d.atomic import atomic_path
+from mmface4d.batch import Job, check_executor, read_manifest, run_batch
 from mmface4d.errors import InputError
 from mmface4d.facemodel.model import FaceModel
 from mmface4d.facemodel.sources import load_face_model
@@ -116,14 +117,13 @@ def plan_jobs(config: CorpusConfig) -> list[RecordingJob]:
     return jobs
 
 
-_WORKER: dict[str, object] = {}
+_MODELS: dict[str, FaceModel] = {}
 
 
-def _worker_init(face_model: str) -> None:
-    import torch
-
-    torch.set_num_threads(1)  # one process per core: threads inside would oversubscribe
-    _WORKER["model"] = load_face_model(face_model)
+def _face_model(spec: str) -> FaceModel:
+    if spec not in _MODELS:  # one load per worker process (forked workers inherit it)
+        _MODELS[spec] = load_face_model(spec)
+    return _MODELS[spec]
 
 
 def _recording_paths(folder: Path, name: str) -> dict[str, Path]:
@@ -202,11 +202,11 @@ def hash_name(name: str) -> int:
     return int.from_bytes(name.encode()[:8].ljust(8, b"\0"), "little") % (2**31)
 
 
-def _run_job(args: tuple[RecordingJob, Subject, CorpusConfig, str]) -> dict[str, object]:
+def render_job(args: tuple[RecordingJob, Subject, CorpusConfig, str]) -> dict[str, object]:
+    """The batch job of one recording: render it into ``out/<subject>/``; its manifest row."""
     job, subject, config, out = args
-    model = _WORKER.get("model") or load_face_model(config.face_model)
     folder = Path(out) / subject.subject_id
-    return render_recording(job, subject, config, folder, model)  # type: ignore[arg-type]
+    return render_recording(job, subject, config, folder, _face_model(config.face_model))
 
 
 def _check_config(out: Path, config: CorpusConfig) -> None:
@@ -239,6 +239,7 @@ def corpus(
     text_file: str | Path | None = None,
     head_motion: bool = True,
     pad_silence: bool = False,
+    executor: str = "local",
 ) -> Path:
     """Write a synthetic corpus (see the module doc); resumes an interrupted run.
 
@@ -249,15 +250,68 @@ def corpus(
         lang: ``en``, ``zh`` or ``both``.
         seed: seed of everything random.
         face_model: face model spec.
-        workers: parallel processes (default: the available cores).
+        workers: recordings rendered at once (None: one per available core).
         progress: show a progress bar.
         text_file: speak these sentences instead of the built-in ones (``lang`` en or zh).
         head_motion: False for pose-free sequences (see :class:`CorpusConfig`).
         pad_silence: silence before and after each sentence (see :class:`CorpusConfig`).
+        executor: ``local`` (this process or a process pool) or ``ray``
+            (:func:`mmface4d.batch.run_batch`).
 
     Returns:
         The manifest's path.
+
+    Raises:
+        InputError: bad arguments or an output folder holding something else.
+        BatchFailed: some recordings failed (:class:`mmface4d.batch.BatchFailed`, an
+            InputError); the others are written and listed in the manifest.
     """
+    workers = len(os.sched_getaffinity(0)) if workers is None else workers
+    config = _corpus_config(
+        subjects, sentences, lang, seed, face_model, text_file, head_motion, pad_silence
+    )
+    check_executor(executor, workers)
+    plan_jobs(config)  # reads and checks the sentences before anything is written
+    model = _face_model(face_model)
+    out = Path(output)
+    _check_config(out, config)
+    people = sample_subjects(model, subjects, seed)
+    with atomic_path(out / "subjects.json") as tmp:
+        tmp.write_text(json.dumps([s.to_dict() for s in people], indent=1))
+    jobs = []
+    for job in plan_jobs(config):
+        subject = people[job.subject_index]
+        jobs.append(Job(f"{subject.subject_id}/{job.recording}", (job, subject, config, str(out))))
+    manifest = out / "manifest.csv"
+    rows = _finished_rows(out, manifest)
+    try:
+        report = run_batch(
+            jobs,
+            render_job,
+            out,
+            is_done=rows.__contains__,
+            executor=executor,
+            workers=workers,
+            progress=progress,
+            desc="synth corpus",
+        )
+    finally:
+        _write_manifest(manifest, _finished_rows(out, manifest))
+    report.check("recordings")
+    return manifest
+
+
+def _corpus_config(
+    subjects: int,
+    sentences: int,
+    lang: str,
+    seed: int,
+    face_model: str,
+    text_file: str | Path | None,
+    head_motion: bool,
+    pad_silence: bool,
+) -> CorpusConfig:
+    """The corpus's configuration, its arguments checked."""
     if lang not in LANGS:
         raise InputError(f"--lang {lang!r}: expected one of {', '.join(LANGS)}")
     if subjects < 1 or sentences < 1:
@@ -265,7 +319,7 @@ def corpus(
     if text_file is not None and lang == "both":
         raise InputError("--text-file holds one language: pass --lang en or --lang zh")
     own = str(Path(text_file).resolve()) if text_file else None
-    config = CorpusConfig(
+    return CorpusConfig(
         subjects,
         sentences,
         lang,
@@ -275,48 +329,24 @@ def corpus(
         pad_silence=pad_silence,
         text_file=own,
     )
-    plan_jobs(config)  # reads and checks the sentences before anything is written
-    model = load_face_model(face_model)
-    out = Path(output)
-    _check_config(out, config)
-    people = sample_subjects(model, subjects, seed)
-    with atomic_path(out / "subjects.json") as tmp:
-        tmp.write_text(json.dumps([s.to_dict() for s in people], indent=1))
-    jobs = plan_jobs(config)
+
+
+def _finished_rows(out: Path, manifest: Path) -> dict[str, dict[str, object]]:
+    """The manifest rows of the finished recordings (their ground truth is written): those of
+    ``manifest.csv`` and those the batch manifest has a summary of (written after every
+    recording, so a killed run loses none)."""
     rows: dict[str, dict[str, object]] = {}
-    manifest = out / "manifest.csv"
     if manifest.is_file():
         with open(manifest, newline="") as fh:
             rows = {r["recording"]: r for r in csv.DictReader(fh)}
-    todo = []
-    for job in jobs:
-        subject = people[job.subject_index]
-        key = f"{subject.subject_id}/{job.recording}"
-        done = _recording_paths(out / subject.subject_id, job.recording)["gt"].is_file()
-        if key in rows and done:
-            continue
-        todo.append((job, subject, config, str(out)))
-    workers = workers or len(os.sched_getaffinity(0))
-    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="synth corpus",
-               unit="rec", disable=not progress)  # fmt: skip
-    try:
-        if workers > 1 and len(todo) > 1:
-            with ProcessPoolExecutor(
-                workers, initializer=_worker_init, initargs=(face_model,)
-            ) as ex:
-                for row in ex.map(_run_job, todo):
-                    rows[str(row["recording"])] = row
-                    bar.update()
-        else:
-            _WORKER["model"] = model
-            for item in todo:
-                row = _run_job(item)
-                rows[str(row["recording"])] = row
-                bar.update()
-    finally:
-        bar.close()
-        _write_manifest(manifest, rows)
-    return manifest
+    for key, entry in read_manifest(out).items():
+        if entry.get("summary"):
+            rows[key] = entry["summary"]
+    return {
+        key: row
+        for key, row in rows.items()
+        if _recording_paths(out / str(row["subject"]), key.split("/")[-1])["gt"].is_file()
+    }
 
 
 def _write_manifest(path: Path, rows: dict[str, dict[str, object]]) -> None:
