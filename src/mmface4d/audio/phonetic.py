@@ -16,9 +16,9 @@ Because the recogniser was trained on many real voices, these features carry wha
 little of who says it: a face model trained on them with one synthetic voice family hears real
 voices too (log-mel features do not carry over; see ``docs/LIPSYNC.md``).
 
-Audio longer than ``chunk_s`` is recognised in chunks overlapping by ``overlap_s`` (each frame
-is taken from the chunk where it lies farthest from an edge), on ``threads`` threads: the
-native engine releases the GIL, so two cores run two chunks at once.
+Audio longer than ``chunk_s``, or than ``threads`` x 4 s, is recognised in chunks overlapping by
+``overlap_s`` (each frame is taken from the chunk where it lies farthest from an edge), on
+``threads`` threads: the native engine releases the GIL, so two cores run two chunks at once.
 
 Shapes: B batch, N samples at 16 kHz, T_feat = ceil(N / 320) feature frames of 20 ms.
 """
@@ -42,6 +42,8 @@ from mmface4d.errors import InputError
 HOP = 320
 #: Shortest audio the recogniser is given (shorter input is zero-padded to it).
 MIN_SAMPLES = 4 * HOP
+#: Shortest part of a clip recognised on its own thread, seconds (shorter clips stay whole).
+MIN_PART_S = 4.0
 #: Level channel: dB below the utterance's loudest frame, divided by this, clipped at -1.5.
 LEVEL_SCALE_DB = 40.0
 
@@ -108,11 +110,20 @@ def _chunks(count: int, chunk: int, overlap: int) -> list[tuple[int, int, int, i
 def chunked_log_probs(
     audio: np.ndarray, chunk_s: float = 20.0, overlap_s: float = 2.0, threads: int = 2
 ) -> np.ndarray:
-    """:func:`recognise_log_probs` over long audio, in overlapping chunks on threads."""
+    """:func:`recognise_log_probs` over long audio, in overlapping chunks on threads.
+
+    Audio longer than ``threads`` x :data:`MIN_PART_S` is cut into at least ``threads`` chunks
+    (so every core has one; chunks of at most ``chunk_s``); shorter audio is recognised whole.
+    """
     samples = np.asarray(audio, dtype=np.float32)
     count = max(1, -(-samples.size // HOP))
     frames_per_s = DEFAULT_SAMPLE_RATE / HOP
-    spans = _chunks(count, int(chunk_s * frames_per_s), int(overlap_s * frames_per_s))
+    overlap = int(overlap_s * frames_per_s)
+    chunk = int(chunk_s * frames_per_s)
+    parts = min(max(1, threads), int(count / (MIN_PART_S * frames_per_s)))
+    if parts > 1:
+        chunk = min(chunk, -(-count // parts) + overlap)
+    spans = _chunks(count, chunk, overlap)
     if len(spans) == 1:
         return recognise_log_probs(samples)
 
