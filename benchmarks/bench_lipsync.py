@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/bench_lipsync.py --model before=OLD.pt --model after=default \
         [--store STORE --corpus CORPUS --run NAME=RUN ...] [-o benchmarks/results/lipsync.json]
 
-For each packaged model (``default``, or an animator ``.pt``) and each real recording of
-../shared/data (English speech, 44.1 kHz; the Mandarin MMFace4D sample with its captured meshes):
+For each packaged model (``default``, or an animator ``.pt``) and each real recording (the English
+clip and the Mandarin MMFace4D sample with its captured meshes of ../shared/data, and the four
+licensed English clips of benchmarks/data/speech: two readings, a female and a male voice):
 
 - the speech is aligned into phones by the phoneme recogniser (``mmface4d.audio.phonetic``);
 - ``closure``: share of the recognised bilabials (p, b, m) during which, +-1 frame, the
@@ -49,9 +50,14 @@ from mmface4d.audio.phonetic import BILABIAL_PHONES, align_phones  # noqa: E402
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).parent / "results"
 RATE = 16_000
+SPEECH = Path(__file__).parent / "data" / "speech"  # licensed real clips (see its README)
 CLIPS = {
     "english_male_test": SHARED / "speech" / "english_male_test.wav",
     "mmface4d_000337_mandarin": SHARED / "mmface4d_sample" / "000337.wav",
+    "librivox_austen_0920": SPEECH / "librivox_austen_0920.wav",
+    "librivox_austen_0870": SPEECH / "librivox_austen_0870.wav",
+    "asterisk_allison_female_8khz": SPEECH / "asterisk_allison_invalid_password.wav",
+    "codec2_harvard_male": SPEECH / "codec2_harvard_list1.wav",
 }
 CAPTURED = {"mmface4d_000337_mandarin": SHARED / "mmface4d_sample" / "reconstruct_filt"}
 
