@@ -11,9 +11,15 @@ def test_arkit_52_unique():
 
 @pytest.mark.parametrize(
     "name, canonical",
-    [("eyeBlink_L", "eyeBlinkLeft"), ("mouthSmile_R", "mouthSmileRight"), ("jawOpen", "jawOpen"),
-     ("browInnerUp_L", "browInnerUp"), ("cheekPuff_R", "cheekPuff"), ("exp_03", None)],
-)  # fmt: skip
+    [
+        ("eyeBlink_L", "eyeBlinkLeft"),
+        ("mouthSmile_R", "mouthSmileRight"),
+        ("jawOpen", "jawOpen"),
+        ("browInnerUp_L", "browInnerUp"),
+        ("cheekPuff_R", "cheekPuff"),
+        ("exp_03", None),
+    ],
+)
 def test_canonical_names(name, canonical):
     assert canonical_arkit_name(name) == canonical
 

@@ -39,8 +39,14 @@ def _write_exp_pca(path: Path, mean: np.ndarray, components: np.ndarray) -> None
         components.astype("<f4").tofile(fh)
 
 
-def _fabricate_raw(directory: Path, n_bfm: int, trim: np.ndarray, idx: np.ndarray,
-                   front_m: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:  # fmt: skip
+def _fabricate_raw(
+    directory: Path,
+    n_bfm: int,
+    trim: np.ndarray,
+    idx: np.ndarray,
+    front_m: np.ndarray,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
     """Write 01_MorphableModel.mat and Exp_Pca.bin; the front vertices sit at ``front_m``.
 
     ``trim`` and ``idx`` are the 1-based index files' contents. Returns the fabricated arrays.
@@ -80,15 +86,19 @@ def _tiny_face(side: int = 41) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], 1)
 
     theta = np.linspace(-np.pi / 2, np.pi / 2, 17)
-    template = np.concatenate([
-        np.stack([0.75 * np.sin(theta), 0.2 - 1.1 * np.cos(theta)], 1),  # jaw 0-16
-        np.stack([np.linspace(-0.6, -0.15, 5), np.full(5, 0.45)], 1),  # brows 17-26
-        np.stack([np.linspace(0.15, 0.6, 5), np.full(5, 0.45)], 1),
-        np.stack([np.zeros(4), np.linspace(0.3, -0.05, 4)], 1),  # bridge 27-30
-        np.stack([np.linspace(-0.15, 0.15, 5), np.full(5, -0.2)], 1),  # nostrils 31-35
-        ellipse(-0.35, 0.25, 0.15, 0.06, 6), ellipse(0.35, 0.25, 0.15, 0.06, 6),  # eyes 36-47
-        ellipse(0.0, -0.5, 0.3, 0.12, 12), ellipse(0.0, -0.5, 0.2, 0.05, 8),  # lips 48-67
-    ])  # fmt: skip
+    template = np.concatenate(
+        [
+            np.stack([0.75 * np.sin(theta), 0.2 - 1.1 * np.cos(theta)], 1),  # jaw 0-16
+            np.stack([np.linspace(-0.6, -0.15, 5), np.full(5, 0.45)], 1),  # brows 17-26
+            np.stack([np.linspace(0.15, 0.6, 5), np.full(5, 0.45)], 1),
+            np.stack([np.zeros(4), np.linspace(0.3, -0.05, 4)], 1),  # bridge 27-30
+            np.stack([np.linspace(-0.15, 0.15, 5), np.full(5, -0.2)], 1),  # nostrils 31-35
+            ellipse(-0.35, 0.25, 0.15, 0.06, 6),  # eyes 36-47
+            ellipse(0.35, 0.25, 0.15, 0.06, 6),
+            ellipse(0.0, -0.5, 0.3, 0.12, 12),  # lips 48-67
+            ellipse(0.0, -0.5, 0.2, 0.05, 8),
+        ]
+    )
     landmarks = np.linalg.norm(verts[None, :, :2] / 0.08 - template[:, None], axis=-1).argmin(1)
     return verts, faces, landmarks
 
@@ -130,17 +140,17 @@ def _reference(fab: dict, j: int) -> dict[str, np.ndarray]:
                 [fab["shapePC"][r, k] * fab["shapeEV"][k, 0] / 1e5 * 0.1 for r in rows]
                 for k in range(K_ID)
             ]
-        ),  # fmt: skip
+        ),
         "expression": np.array(
             [
                 [fab["exp_components"][k, 3 * e + c] * fab["std"][k] / 1e5 * 0.1 for c in range(3)]
                 for k in range(K_EXP)
             ]
-        ),  # fmt: skip
+        ),
         "albedo_mean": fab["texMU"][rows, 0] / 255.0,
         "albedo": np.array(
             [[fab["texPC"][r, k] * fab["texEV"][k, 0] / 255.0 for r in rows] for k in range(K_TEX)]
-        ),  # fmt: skip
+        ),
     }
 
 
@@ -162,8 +172,11 @@ def test_tiny_raw_conversion_matches_reference(tiny_raw):
     model = load_bfm(directory)
     v = len(fab["verts"])
     assert (model.num_vertices, model.identity_dims, model.expression_dims, model.albedo_dims) == (
-        v, K_ID, K_EXP, K_TEX,
-    )  # fmt: skip
+        v,
+        K_ID,
+        K_EXP,
+        K_TEX,
+    )
     _check_against_reference(model, fab, np.arange(v))
     # The front vertices carry the tiny face: the mean is that face, re-centred, in metres.
     expected = fab["verts"] - fab["verts"].mean(0)
@@ -220,13 +233,19 @@ def test_spec_string_loads_tiny_model(tiny_raw):
 def _write_converted(directory: Path, mean_dm, id_basis, exp_basis, meantex, tex_basis, tri, kp):
     """Deep3DFaceRecon's BFM_model_front.mat layout; bases given as (K, V, 3)."""
     flat = lambda b: b.transpose(1, 2, 0).reshape(-1, b.shape[0])  # noqa: E731 - (3V, K)
-    scipy.io.savemat(directory / "BFM_model_front.mat", {
-        "meanshape": mean_dm.reshape(1, -1).astype(np.float32), "idBase": flat(id_basis),
-        "exBase": flat(exp_basis), "meantex": meantex.reshape(1, -1).astype(np.float32),
-        "texBase": flat(tex_basis), "tri": (tri + 1).astype(np.float32),
-        "keypoints": (kp + 1)[None].astype(np.float32),
-        "point_buf": np.ones((len(mean_dm), 8), np.float32),
-    })  # fmt: skip
+    scipy.io.savemat(
+        directory / "BFM_model_front.mat",
+        {
+            "meanshape": mean_dm.reshape(1, -1).astype(np.float32),
+            "idBase": flat(id_basis),
+            "exBase": flat(exp_basis),
+            "meantex": meantex.reshape(1, -1).astype(np.float32),
+            "texBase": flat(tex_basis),
+            "tri": (tri + 1).astype(np.float32),
+            "keypoints": (kp + 1)[None].astype(np.float32),
+            "point_buf": np.ones((len(mean_dm), 8), np.float32),
+        },
+    )
 
 
 def test_converted_file_is_read_and_preferred(tiny_raw):
@@ -255,8 +274,16 @@ def test_converted_file_wrong_shape(tiny_raw):
     directory, fab = tiny_raw
     v = len(fab["verts"])
     zeros = np.zeros((4, v, 3), np.float32)
-    _write_converted(directory, fab["verts"], zeros, zeros, np.zeros((v, 3)), zeros,
-                     fab["faces"], fab["landmarks"])  # fmt: skip
+    _write_converted(
+        directory,
+        fab["verts"],
+        zeros,
+        zeros,
+        np.zeros((v, 3)),
+        zeros,
+        fab["faces"],
+        fab["landmarks"],
+    )
     data = scipy.io.loadmat(directory / "BFM_model_front.mat")
     data = {k: v for k, v in data.items() if not k.startswith("__")}
     data["idBase"] = data["idBase"][:-3]
@@ -361,8 +388,14 @@ def real_raw(shared_data, tmp_path_factory) -> tuple[Path, dict]:
     info = scipy.io.loadmat(directory / "facemodel_info.mat")
     face = _sample_frame_bfm_axes(shared_data / "mmface4d_sample")
     fab = _fabricate_raw(directory, 53490, trim, idx, face)
-    fab.update(trim=trim, idx=idx, std=np.loadtxt(directory / "std_exp.txt"), face=face,
-               tri=info["tri"], keypoints=info["keypoints"])  # fmt: skip
+    fab.update(
+        trim=trim,
+        idx=idx,
+        std=np.loadtxt(directory / "std_exp.txt"),
+        face=face,
+        tri=info["tri"],
+        keypoints=info["keypoints"],
+    )
     return directory, fab
 
 
@@ -374,8 +407,10 @@ def real_model(real_raw):
 def test_real_aux_counts_and_topology(real_raw, real_model):
     _, fab = real_raw
     assert (real_model.num_vertices, len(real_model.faces), len(real_model.landmarks)) == (
-        35709, 70789, 68,
-    )  # fmt: skip
+        35709,
+        70789,
+        68,
+    )
     # The published triangles already face outwards: loaded unchanged, 0-based.
     assert real_model.metadata["faces_flipped"] is False
     np.testing.assert_array_equal(real_model.faces, fab["tri"].astype(np.int64) - 1)

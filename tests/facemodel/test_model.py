@@ -121,6 +121,16 @@ def test_expression_vector():
 
 
 def _fields(m: FaceModel) -> dict:
-    names = ("name", "mean", "faces", "identity_basis", "expression_basis", "expression_names",
-             "albedo_mean", "albedo_basis", "landmarks", "regions")  # fmt: skip
+    names = (
+        "name",
+        "mean",
+        "faces",
+        "identity_basis",
+        "expression_basis",
+        "expression_names",
+        "albedo_mean",
+        "albedo_basis",
+        "landmarks",
+        "regions",
+    )
     return {n: getattr(m, n) for n in names}

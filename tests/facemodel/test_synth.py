@@ -157,8 +157,16 @@ def test_config_from_options():
 def test_cli_info_and_export(tmp_path, capsys):
     assert cli.main(["facemodel", "info", "synth"]) == 0
     info = json.loads(capsys.readouterr().out)
-    for key in ("vertices", "faces", "identity_dims", "expression_dims", "expression_names",
-                "landmarks", "regions", "unit"):  # fmt: skip
+    for key in (
+        "vertices",
+        "faces",
+        "identity_dims",
+        "expression_dims",
+        "expression_names",
+        "landmarks",
+        "regions",
+        "unit",
+    ):
         assert key in info
     assert info["unit"] == "m" and info["landmarks"] == 68
     assert set(info["regions"]) >= {"lip", "upper_face", "face", "eyes"}
@@ -179,12 +187,11 @@ def test_cli_errors_are_one_line(capsys, tmp_path):
     assert cli.main(["facemodel", "info", "nope"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "nope" in err
-    assert cli.main(["facemodel", "show", "synth", "-o", str(tmp_path / "x.png"),
-                     "--expression", "notAShape=1"]) == 2  # fmt: skip
+    show = ["facemodel", "show", "synth", "-o", str(tmp_path / "x.png")]
+    assert cli.main([*show, "--expression", "notAShape=1"]) == 2
     assert "notAShape" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
-    assert cli.main(["facemodel", "show", "synth", "-o", str(tmp_path / "x.png"),
-                     "--expression", "jawOpen=nan"]) == 2  # fmt: skip
+    assert cli.main([*show, "--expression", "jawOpen=nan"]) == 2
 
 
 def test_mouth_close_cancels_jaw_open(synth):

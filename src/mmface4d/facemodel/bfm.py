@@ -83,8 +83,11 @@ def load_bfm(
         albedo in [0, 1], expression names ``exp_00``..., regions from the 68 landmarks.
     """
     label = f"bfm:{directory}"
-    dims = {"identity_dims": identity_dims, "expression_dims": expression_dims,
-            "albedo_dims": albedo_dims}  # fmt: skip
+    dims = {
+        "identity_dims": identity_dims,
+        "expression_dims": expression_dims,
+        "albedo_dims": albedo_dims,
+    }
     for name, value in dims.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(f"{label}: {name} must be a positive integer, got {value!r}")

@@ -47,9 +47,16 @@ _PROFILE_W = np.array([0.056, 0.064, 0.068, 0.069, 0.070, 0.066, 0.061, 0.052, 0
 _PROFILE_D = np.array([0.070, 0.082, 0.088, 0.089, 0.090, 0.089, 0.088, 0.087, 0.084, 0.074, 0.056])
 
 PARTS = (
-    "skin", "inner_lip", "mouth_cavity", "teeth_upper", "teeth_lower", "tongue",
-    "eye_socket", "eyeball_left", "eyeball_right",
-)  # fmt: skip
+    "skin",
+    "inner_lip",
+    "mouth_cavity",
+    "teeth_upper",
+    "teeth_lower",
+    "tongue",
+    "eye_socket",
+    "eyeball_left",
+    "eyeball_right",
+)
 
 
 @dataclass
@@ -157,9 +164,20 @@ def _feature_depth(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         _gauss(x, y, 0.027, -0.030, 0.004, 0.014) + _gauss(x, y, -0.027, -0.030, 0.004, 0.014)
     )
     return (
-        nose + alae + sockets + brow + cheekbones + temples + muzzle + upper_lip + lower_lip
-        + philtrum + sulcus + chin + nasolabial
-    )  # fmt: skip
+        nose
+        + alae
+        + sockets
+        + brow
+        + cheekbones
+        + temples
+        + muzzle
+        + upper_lip
+        + lower_lip
+        + philtrum
+        + sulcus
+        + chin
+        + nasolabial
+    )
 
 
 def _grid_rows(n_rows: int) -> np.ndarray:
@@ -184,16 +202,30 @@ def _column_angles(n_cols: int) -> np.ndarray:
 
 
 class _MeshBuilder:
+    """Vertices, triangles and per-vertex flags of the mesh, added one surface at a time."""
+
     def __init__(self) -> None:
         self.vertices: list[np.ndarray] = []
         self.faces: list[np.ndarray] = []
         self.part: list[np.ndarray] = []
+        self.lower: list[np.ndarray] = []
+        self.eye_side: list[np.ndarray] = []
         self.count = 0
 
-    def add(self, verts: np.ndarray, part: str) -> np.ndarray:
+    def add(
+        self,
+        verts: np.ndarray,
+        part: str,
+        lower: np.ndarray | bool = False,
+        eye_side: np.ndarray | float = 0.0,
+    ) -> np.ndarray:
+        """Append ``verts`` (N, 3) of ``part``; ``lower`` and ``eye_side`` are per vertex or one
+        value for all (see :class:`SynthMesh`). Returns their indices."""
         idx = np.arange(self.count, self.count + len(verts))
         self.vertices.append(np.asarray(verts, dtype=np.float64))
         self.part.append(np.full(len(verts), PARTS.index(part)))
+        self.lower.append(np.broadcast_to(np.asarray(lower, dtype=bool), len(verts)))
+        self.eye_side.append(np.broadcast_to(np.asarray(eye_side), len(verts)))
         self.count += len(verts)
         return idx
 
@@ -228,29 +260,47 @@ EYEBALL_RINGS = (0, 5, 10, 12.5, 20, 26, 29.5, 32, 40, 55, 75, 100, 130, 160, 18
 def _eyeball_grid(centre: np.ndarray, segments: int) -> np.ndarray:
     """(R, C, 3) eyeball surface with its pole on the gaze axis (+z): rings are iris circles."""
     theta = np.deg2rad(np.array(EYEBALL_RINGS, dtype=np.float64))
-    unit = _ellipsoid_grid(np.zeros(3), np.ones(3), np.pi / 2 - theta,
-                           np.linspace(-np.pi, np.pi, 2 * segments + 1))  # fmt: skip
+    unit = _ellipsoid_grid(
+        np.zeros(3), np.ones(3), np.pi / 2 - theta, np.linspace(-np.pi, np.pi, 2 * segments + 1)
+    )
     forward = np.stack([unit[..., 0], -unit[..., 2], unit[..., 1]], -1)  # pole y -> +z
     return centre + forward * EYEBALL_RADII
 
 
-def build_synth_mesh(config: SynthFaceConfig | None = None) -> SynthMesh:
-    """Build the neutral procedural mesh (see the module doc)."""
-    config = config or SynthFaceConfig()
+@dataclass
+class _Skin:
+    """The skin grid once added: positions, index grids and the rows of the cuts."""
+
+    X: np.ndarray
+    """(R, C) x of the grid before the lids open (``Y`` likewise)."""
+    Y: np.ndarray
+    pos: np.ndarray
+    """(R, C, 3) skin positions (lids open)."""
+    index: np.ndarray
+    """(R, C) vertex indices of the grid."""
+    below: np.ndarray
+    """(R, C) ``index`` with the cut rows replaced by their copies (used by the quads below)."""
+    row_e: int
+    row_m: int
+    mouth_cols: np.ndarray
+    eye_cols: np.ndarray
+
+
+def _skin_surface(config: SynthFaceConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(R, C) X, Y, Z of the head-shaped grid with the facial features, eyes still closed."""
     n_cols = config.grid_columns | 1  # odd: one column on the midline
     n_rows = int(round(n_cols * 1.25))
-    ys = _grid_rows(n_rows)
-    phis = _column_angles(n_cols)
-    Y, PHI = np.meshgrid(ys, phis, indexing="ij")
+    Y, PHI = np.meshgrid(_grid_rows(n_rows), _column_angles(n_cols), indexing="ij")
     W = np.interp(Y, _PROFILE_Y[::-1], _PROFILE_W[::-1])
     D = np.interp(Y, _PROFILE_Y[::-1], _PROFILE_D[::-1])
     X = W * np.sin(PHI)
     frontal = np.clip(np.cos(PHI), 0.0, 1.0) ** 1.5
     Z = D * np.cos(PHI) + _feature_depth(X, Y) * frontal
+    return X, Y, Z
 
-    # Eye openings: lids displaced up (upper) and down (lower) around each cut.
-    row_e = int(np.argmin(np.abs(ys - Y_EYE)))
-    row_m = int(np.argmin(np.abs(ys - Y_MOUTH)))
+
+def _open_lids(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Y with the lids displaced up (upper) and down (lower) around each eye's cut."""
     lid_up = np.zeros_like(X)
     lid_down = np.zeros_like(X)
     for side in (-1, 1):
@@ -259,34 +309,44 @@ def build_synth_mesh(config: SynthFaceConfig | None = None) -> SynthMesh:
         below = np.exp(-(((Y - Y_EYE) / 0.0055) ** 2)) * (Y < Y_EYE)
         lid_up += EYE_OPEN_UP * u * above
         lid_down -= EYE_OPEN_DOWN * u * below
+    return Y + lid_up + lid_down
 
-    builder = _MeshBuilder()
-    skin_pos = np.stack([X, Y + lid_up + lid_down, Z], -1)
-    skin = builder.add(skin_pos.reshape(-1, 3), "skin").reshape(n_rows, n_cols)
-    lower_flags = [Y.reshape(-1) < Y_MOUTH]
+
+def _add_skin(builder: _MeshBuilder, config: SynthFaceConfig) -> _Skin:
+    """Add the skin grid, cut along the lip line and the eye openings.
+
+    A cut row's vertices are duplicated and the quads below the cut use the copies, so the lower
+    lip (lid) moves apart from the upper one.
+    """
+    X, Y, Z = _skin_surface(config)
+    ys = Y[:, 0]
+    row_e = int(np.argmin(np.abs(ys - Y_EYE)))
+    row_m = int(np.argmin(np.abs(ys - Y_MOUTH)))
+    pos = np.stack([X, _open_lids(X, Y), Z], -1)
     near_eye = (np.abs(np.abs(X) - EYE_X) < 0.03) & (np.abs(Y - Y_EYE) < 0.02)
-    eye_side_flags = [(np.sign(X) * near_eye).reshape(-1)]
+    flat = pos.reshape(-1, 3)
+    lower = Y.reshape(-1) < Y_MOUTH
+    index = builder.add(flat, "skin", lower, (np.sign(X) * near_eye).reshape(-1)).reshape(X.shape)
 
-    # Cuts: the cut row's vertices are duplicated and the quads below the cut use the copies.
-    below_grid = skin.copy()
+    below = index.copy()
     mouth_cols = np.nonzero(np.abs(X[row_m]) < MOUTH_HALF_WIDTH)[0]
-    below_grid[row_m, mouth_cols] = builder.add(skin_pos[row_m, mouth_cols], "skin")
-    lower_flags.append(np.ones(len(mouth_cols), dtype=bool))
-    eye_side_flags.append(np.zeros(len(mouth_cols)))
+    below[row_m, mouth_cols] = builder.add(pos[row_m, mouth_cols], "skin", True, 0.0)
     eye_cols = np.nonzero(np.abs(np.abs(X[row_e]) - EYE_X) < EYE_HALF_WIDTH)[0]
-    lid_rim = skin_pos[row_e, eye_cols].copy()
+    lid_rim = pos[row_e, eye_cols].copy()
     u = np.clip(
         1 - ((lid_rim[:, 0] - np.sign(lid_rim[:, 0]) * EYE_X) / EYE_HALF_WIDTH) ** 2, 0, None
     )
     lid_rim[:, 1] -= (EYE_OPEN_UP + EYE_OPEN_DOWN) * u**0.75
-    below_grid[row_e, eye_cols] = builder.add(lid_rim, "skin")
-    lower_flags.append(np.zeros(len(eye_cols), dtype=bool))
-    eye_side_flags.append(np.sign(lid_rim[:, 0]))
-    builder.quad_faces(below_grid[:-1], skin[1:])
-    # Inner lips: strips rolling from the lip edge into the mouth.
-    strip_cols = np.arange(mouth_cols[0] - 1, mouth_cols[-1] + 2)
-    upper_edge = skin[row_m, strip_cols]
-    lower_edge = below_grid[row_m, strip_cols]
+    below[row_e, eye_cols] = builder.add(lid_rim, "skin", False, np.sign(lid_rim[:, 0]))
+    builder.quad_faces(below[:-1], index[1:])
+    return _Skin(X, Y, pos, index, below, row_e, row_m, mouth_cols, eye_cols)
+
+
+def _add_inner_lips(builder: _MeshBuilder, skin: _Skin) -> None:
+    """Strips rolling from each lip's edge into the mouth."""
+    strip_cols = np.arange(skin.mouth_cols[0] - 1, skin.mouth_cols[-1] + 2)
+    upper_edge = skin.index[skin.row_m, strip_cols]
+    lower_edge = skin.below[skin.row_m, strip_cols]
     verts_now = np.concatenate(builder.vertices)
     depth = np.array([0.0035, 0.0075, 0.011])
     taper = _smoothstep((MOUTH_HALF_WIDTH + 0.001 - np.abs(verts_now[upper_edge, 0])) / 0.008)
@@ -297,24 +357,20 @@ def build_synth_mesh(config: SynthFaceConfig | None = None) -> SynthMesh:
             pos[:, 2] -= dz * (0.3 + 0.7 * taper)
             pos[:, 1] += sign * (0.0012 * (k + 1)) * taper
             pos[:, 0] *= 1 - 0.04 * (k + 1)
-            rows.append(builder.add(pos, "inner_lip"))
-            lower_flags.append(np.full(len(edge), is_lower))
-            eye_side_flags.append(np.zeros(len(edge)))
-        grid = np.stack(rows)
-        builder.grid_faces(grid, flip=not is_lower)
+            rows.append(builder.add(pos, "inner_lip", is_lower, 0.0))
+        builder.grid_faces(np.stack(rows), flip=not is_lower)
 
-    lip_front = float(skin_pos[row_m, n_cols // 2, 2])
-    # Mouth cavity: the back half of an ellipsoid, seen from inside.
+
+def _add_mouth_interior(builder: _MeshBuilder, lip_front: float) -> None:
+    """The mouth cavity (the back half of an ellipsoid, seen from inside), the teeth (arcs behind
+    the lips) and the tongue (a flattened cap on the mouth floor)."""
     centre = np.array([0.0, Y_MOUTH - 0.009, lip_front - 0.030])
     lat = np.linspace(np.pi / 2, -np.pi / 2, 13)
     lon = np.linspace(np.pi / 2, 3 * np.pi / 2, 17)
-    cav = _ellipsoid_grid(centre, np.array([0.029, 0.026, 0.030]), lat, lon)
-    idx = builder.add(cav.reshape(-1, 3), "mouth_cavity").reshape(cav.shape[:2])
-    builder.grid_faces(idx, flip=True)
-    lower_flags.append(cav.reshape(-1, 3)[:, 1] < centre[1])
-    eye_side_flags.append(np.zeros(idx.size))
+    cav = _ellipsoid_grid(centre, np.array([0.029, 0.026, 0.030]), lat, lon).reshape(-1, 3)
+    idx = builder.add(cav, "mouth_cavity", cav[:, 1] < centre[1], 0.0)
+    builder.grid_faces(idx.reshape(len(lat), len(lon)), flip=True)
 
-    # Teeth: arcs behind the lips; tongue: a flattened cap on the mouth floor.
     for part, y0, y1, back in (
         ("teeth_upper", Y_MOUTH + 0.0085, Y_MOUTH - 0.0015, 0.0065),
         ("teeth_lower", Y_MOUTH - 0.001, Y_MOUTH - 0.0105, 0.0085),
@@ -325,26 +381,26 @@ def build_synth_mesh(config: SynthFaceConfig | None = None) -> SynthMesh:
         tx = radius * np.sin(psi)
         tz = lip_front - back + radius * (np.cos(psi) - 1)
         pts = np.stack(np.broadcast_arrays(tx[None], rows_y[:, None], tz[None]), -1)
-        idx = builder.add(pts.reshape(-1, 3), part).reshape(pts.shape[:2])
-        builder.grid_faces(idx)
-        lower_flags.append(np.full(idx.size, part == "teeth_lower"))
-        eye_side_flags.append(np.zeros(idx.size))
+        idx = builder.add(pts.reshape(-1, 3), part, part == "teeth_lower", 0.0)
+        builder.grid_faces(idx.reshape(pts.shape[:2]))
     tongue = _ellipsoid_grid(
         np.array([0.0, Y_MOUTH - 0.012, lip_front - 0.034]),
         np.array([0.016, 0.007, 0.018]),
         np.linspace(np.pi / 2, 0.0, 6),
         np.linspace(-np.pi, np.pi, 17),
     )
-    idx = builder.add(tongue.reshape(-1, 3), "tongue").reshape(tongue.shape[:2])
-    builder.grid_faces(idx)
-    lower_flags.append(np.ones(idx.size, dtype=bool))
-    eye_side_flags.append(np.zeros(idx.size))
+    idx = builder.add(tongue.reshape(-1, 3), "tongue", True, 0.0)
+    builder.grid_faces(idx.reshape(tongue.shape[:2]))
 
-    # Eyes: a dark socket behind each opening and an eyeball with its front just behind the lids.
+
+def _add_eyes(builder: _MeshBuilder, skin: _Skin, segments: int) -> np.ndarray:
+    """A dark socket behind each opening and an eyeball with its front just behind the lids;
+    returns the (2, 3) eyeball centres (right eye, x < 0, first)."""
     centres = []
     for side in (-1, 1):
-        centre_col = eye_cols[np.argmin(np.abs(X[row_e, eye_cols] - side * EYE_X))]
-        rim = skin_pos[row_e, centre_col, 2]  # the lids' depth in front of the pupil
+        cols = skin.eye_cols
+        centre_col = cols[np.argmin(np.abs(skin.X[skin.row_e, cols] - side * EYE_X))]
+        rim = skin.pos[skin.row_e, centre_col, 2]  # the lids' depth in front of the pupil
         c = np.array([side * EYE_X, Y_EYE + 0.0005, rim - 0.0015 - EYEBALL_RADIUS])
         centres.append(c)
         sock = _ellipsoid_grid(
@@ -353,28 +409,36 @@ def build_synth_mesh(config: SynthFaceConfig | None = None) -> SynthMesh:
             np.linspace(np.pi / 2, -np.pi / 2, 9),
             np.linspace(np.pi / 2, 3 * np.pi / 2, 11),
         )
-        idx = builder.add(sock.reshape(-1, 3), "eye_socket").reshape(sock.shape[:2])
-        builder.grid_faces(idx, flip=True)
-        lower_flags.append(np.zeros(idx.size, dtype=bool))
-        eye_side_flags.append(np.full(idx.size, side))
-        ball = _eyeball_grid(c, config.eyeball_segments)
-        idx = builder.add(ball.reshape(-1, 3), "eyeball_left" if side > 0 else "eyeball_right")
+        idx = builder.add(sock.reshape(-1, 3), "eye_socket", False, side)
+        builder.grid_faces(idx.reshape(sock.shape[:2]), flip=True)
+        ball = _eyeball_grid(c, segments)
+        part = "eyeball_left" if side > 0 else "eyeball_right"
+        idx = builder.add(ball.reshape(-1, 3), part, False, side)
         builder.grid_faces(idx.reshape(ball.shape[:2]))
-        lower_flags.append(np.zeros(idx.size, dtype=bool))
-        eye_side_flags.append(np.full(idx.size, side))
+    return np.array(centres, dtype=np.float32)
+
+
+def build_synth_mesh(config: SynthFaceConfig | None = None) -> SynthMesh:
+    """Build the neutral procedural mesh (see the module doc)."""
+    config = config or SynthFaceConfig()
+    builder = _MeshBuilder()
+    skin = _add_skin(builder, config)
+    _add_inner_lips(builder, skin)
+    lip_front = float(skin.pos[skin.row_m, skin.pos.shape[1] // 2, 2])
+    _add_mouth_interior(builder, lip_front)
+    eyeball_centres = _add_eyes(builder, skin, config.eyeball_segments)
 
     vertices = np.concatenate(builder.vertices)
-    faces = np.concatenate(builder.faces)
     part = np.concatenate(builder.part)
-    mesh_landmarks = _landmarks(vertices, part, skin, below_grid, row_e, row_m)
+    mesh_landmarks = _landmarks(vertices, part, skin.index, skin.below, skin.row_e, skin.row_m)
     return SynthMesh(
         vertices=vertices.astype(np.float32),
-        faces=faces.astype(np.int64),
+        faces=np.concatenate(builder.faces).astype(np.int64),
         part=part,
-        lower=np.concatenate(lower_flags),
-        eye_side=np.concatenate(eye_side_flags).astype(np.int8),
+        lower=np.concatenate(builder.lower),
+        eye_side=np.concatenate(builder.eye_side).astype(np.int8),
         landmarks=mesh_landmarks,
-        eyeball_centres=np.array(centres, dtype=np.float32),
+        eyeball_centres=eyeball_centres,
     )
 
 

@@ -105,86 +105,125 @@ class _Fields:
         return self.soft * _g(self.x, self.y, side * MOUTH_HALF_WIDTH, Y_MOUTH, r, r)
 
 
-def expression_basis(mesh: SynthMesh) -> tuple[list[str], np.ndarray]:
-    """The 52 ARKit blendshapes as (52, V, 3) deltas, in :data:`ARKIT_52` order."""
-    f = _Fields(mesh)
-    x, y, p = f.x, f.y, f.p
-    shapes: dict[str, np.ndarray] = {}
-    jaw_open = f.jaw[:, None] * _rot_x(p, HINGE, JAW_OPEN_DEGREES)
-    shapes["jawOpen"] = jaw_open
-    shapes["jawForward"] = _vec(f.jaw, 0, 0, 0.007)
-    shapes["jawLeft"] = _vec(f.jaw, 0.008, 0, 0)
-    shapes["jawRight"] = _vec(f.jaw, -0.008, 0, 0)
-    lower_lip = f.lip_band * f.lower
-    upper_lip = f.lip_band * ~f.lower
+def _lips(f: _Fields) -> tuple[np.ndarray, np.ndarray]:
+    """Weights of the (lower, upper) lip."""
+    return f.lip_band * f.lower, f.lip_band * ~f.lower
+
+
+def _jaw_shapes(f: _Fields) -> dict[str, np.ndarray]:
+    """The jaw's four shapes and mouthClose, which cancels jawOpen on the lips."""
+    jaw_open = f.jaw[:, None] * _rot_x(f.p, HINGE, JAW_OPEN_DEGREES)
     # mouthClose cancels jawOpen on the lower lip: equal weights give closed lips, open jaw.
-    closing = f.soft * np.exp(-(((y - Y_MOUTH) / 0.014) ** 2))  # smooth: no crease at the seam
-    shapes["mouthClose"] = -jaw_open * closing[:, None]
+    closing = f.soft * np.exp(-(((f.y - Y_MOUTH) / 0.014) ** 2))  # smooth: no crease at the seam
+    return {
+        "jawOpen": jaw_open,
+        "jawForward": _vec(f.jaw, 0, 0, 0.007),
+        "jawLeft": _vec(f.jaw, 0.008, 0, 0),
+        "jawRight": _vec(f.jaw, -0.008, 0, 0),
+        "mouthClose": -jaw_open * closing[:, None],
+    }
+
+
+def _mouth_shapes(f: _Fields) -> dict[str, np.ndarray]:
+    """The mouth's shapes that act on both sides at once."""
+    x, y = f.x, f.y
+    lower_lip, upper_lip = _lips(f)
     open_mid = f.centre * f.lip_band
-    shapes["mouthFunnel"] = (
-        _vec(f.mouth_area, -0.25 * x, 0, 0.007)
-        + _vec(open_mid * ~f.lower, 0, 0.0035, 0)
-        + _vec(open_mid * f.lower, 0, -0.0045, 0)
-    )
-    shapes["mouthPucker"] = _vec(f.mouth_area, -0.38 * x, 0, 0.010)
-    shapes["mouthLeft"] = _vec(f.mouth_area, 0.009, 0, 0)
-    shapes["mouthRight"] = _vec(f.mouth_area, -0.009, 0, 0)
-    cheek = {s: f.is_["skin"] * _g(x, y, s * 0.042, -0.012, 0.016, 0.014) for s in (-1, 1)}
-    for side, name in ((1, "Left"), (-1, "Right")):
-        c = f.corner(side, 0.018)
-        shapes[f"mouthSmile{name}"] = _vec(c, side * 0.006, 0.008, -0.004) + _vec(
-            cheek[side], 0, 0.003, 0.002
-        )
-        shapes[f"mouthFrown{name}"] = _vec(f.corner(side), side * 0.001, -0.007, 0)
-        shapes[f"mouthDimple{name}"] = _vec(f.corner(side), side * 0.003, 0, -0.004)
-        shapes[f"mouthStretch{name}"] = _vec(c, side * 0.007, -0.003, -0.002)
-        half = f.left if side > 0 else f.right
-        press = f.lip_band * half
-        shapes[f"mouthPress{name}"] = _vec(press, 0, -0.35 * (y - Y_MOUTH), -0.0012)
-        shapes[f"mouthLowerDown{name}"] = _vec(lower_lip * half, 0, -0.006, 0.001)
-        shapes[f"mouthUpperUp{name}"] = _vec(upper_lip * half, 0, 0.005, 0.001)
-        brow = f.is_["skin"] * _g(x, y, side * 0.03, Y_BROW, 0.026, 0.013)
-        shapes[f"browDown{name}"] = _vec(brow, -side * 0.002, -0.005, 0.001)
-        outer = f.is_["skin"] * _g(x, y, side * 0.046, Y_BROW, 0.015, 0.013)
-        shapes[f"browOuterUp{name}"] = _vec(outer, 0, 0.006, 0)
-        shapes[f"cheekSquint{name}"] = _vec(
-            f.is_["skin"] * _g(x, y, side * 0.038, 0.004, 0.016, 0.009), 0, 0.004, 0.001
-        )
-        shapes[f"noseSneer{name}"] = _vec(
-            f.is_["skin"] * _g(x, y, side * 0.012, -0.006, 0.008, 0.011), 0, 0.003, 0.001
-        )
-        u = f.lid_u[side]
-        up, down = u * f.upper_lid, u * f.lower_lid
-        shapes[f"eyeBlink{name}"] = _vec(
-            up, 0, -(EYE_OPEN_UP + 0.8 * EYE_OPEN_DOWN), 0.0015
-        ) + _vec(down, 0, 0.2 * EYE_OPEN_DOWN, 0)
-        shapes[f"eyeSquint{name}"] = _vec(up, 0, -0.15 * EYE_OPEN_UP, 0) + _vec(
-            down, 0, 0.45 * EYE_OPEN_DOWN, 0.0005
-        )
-        shapes[f"eyeWide{name}"] = _vec(up, 0, 0.003, 0) + _vec(down, 0, -0.0008, 0)
-        ball = f.is_["eyeball_left" if side > 0 else "eyeball_right"][:, None]
-        centre = mesh.eyeball_centres[1 if side > 0 else 0].astype(np.float64)
-        shapes[f"eyeLookUp{name}"] = ball * _rot_x(p, centre, -20.0)
-        shapes[f"eyeLookDown{name}"] = ball * _rot_x(p, centre, 20.0)
-        shapes[f"eyeLookIn{name}"] = ball * _rot_y(p, centre, -side * 25.0)
-        shapes[f"eyeLookOut{name}"] = ball * _rot_y(p, centre, side * 25.0)
-    shapes["mouthRollLower"] = _vec(lower_lip, 0, 0.002, -0.004)
-    shapes["mouthRollUpper"] = _vec(upper_lip, 0, -0.002, -0.004)
     chin = f.soft * f.lower * _g(x, y, 0, Y_MOUTH - 0.016, 0.03, 0.02)
-    shapes["mouthShrugLower"] = _vec(np.maximum(chin, lower_lip), 0, 0.004, 0.002)
-    shapes["mouthShrugUpper"] = _vec(upper_lip, 0, 0.003, 0.001)
-    inner = f.is_["skin"] * (
+    return {
+        "mouthFunnel": (
+            _vec(f.mouth_area, -0.25 * x, 0, 0.007)
+            + _vec(open_mid * ~f.lower, 0, 0.0035, 0)
+            + _vec(open_mid * f.lower, 0, -0.0045, 0)
+        ),
+        "mouthPucker": _vec(f.mouth_area, -0.38 * x, 0, 0.010),
+        "mouthLeft": _vec(f.mouth_area, 0.009, 0, 0),
+        "mouthRight": _vec(f.mouth_area, -0.009, 0, 0),
+        "mouthRollLower": _vec(lower_lip, 0, 0.002, -0.004),
+        "mouthRollUpper": _vec(upper_lip, 0, -0.002, -0.004),
+        "mouthShrugLower": _vec(np.maximum(chin, lower_lip), 0, 0.004, 0.002),
+        "mouthShrugUpper": _vec(upper_lip, 0, 0.003, 0.001),
+    }
+
+
+def _mouth_side_shapes(f: _Fields, side: int, name: str) -> dict[str, np.ndarray]:
+    """The mouth's shapes of one side (``side`` +1: Left, -1: Right)."""
+    x, y = f.x, f.y
+    lower_lip, upper_lip = _lips(f)
+    cheek = f.is_["skin"] * _g(x, y, side * 0.042, -0.012, 0.016, 0.014)
+    c = f.corner(side, 0.018)
+    half = f.left if side > 0 else f.right
+    press = f.lip_band * half
+    return {
+        f"mouthSmile{name}": _vec(c, side * 0.006, 0.008, -0.004) + _vec(cheek, 0, 0.003, 0.002),
+        f"mouthFrown{name}": _vec(f.corner(side), side * 0.001, -0.007, 0),
+        f"mouthDimple{name}": _vec(f.corner(side), side * 0.003, 0, -0.004),
+        f"mouthStretch{name}": _vec(c, side * 0.007, -0.003, -0.002),
+        f"mouthPress{name}": _vec(press, 0, -0.35 * (y - Y_MOUTH), -0.0012),
+        f"mouthLowerDown{name}": _vec(lower_lip * half, 0, -0.006, 0.001),
+        f"mouthUpperUp{name}": _vec(upper_lip * half, 0, 0.005, 0.001),
+    }
+
+
+def _upper_face_side_shapes(f: _Fields, side: int, name: str) -> dict[str, np.ndarray]:
+    """Brow, cheek-squint and nose-sneer shapes of one side."""
+    x, y, skin = f.x, f.y, f.is_["skin"]
+    brow = skin * _g(x, y, side * 0.03, Y_BROW, 0.026, 0.013)
+    outer = skin * _g(x, y, side * 0.046, Y_BROW, 0.015, 0.013)
+    squint = skin * _g(x, y, side * 0.038, 0.004, 0.016, 0.009)
+    sneer = skin * _g(x, y, side * 0.012, -0.006, 0.008, 0.011)
+    return {
+        f"browDown{name}": _vec(brow, -side * 0.002, -0.005, 0.001),
+        f"browOuterUp{name}": _vec(outer, 0, 0.006, 0),
+        f"cheekSquint{name}": _vec(squint, 0, 0.004, 0.001),
+        f"noseSneer{name}": _vec(sneer, 0, 0.003, 0.001),
+    }
+
+
+def _eye_shapes(f: _Fields, side: int, name: str) -> dict[str, np.ndarray]:
+    """One eye's lid shapes (blink, squint, wide) and gaze (the eyeball turns about its centre)."""
+    u = f.lid_u[side]
+    up, down = u * f.upper_lid, u * f.lower_lid
+    ball = f.is_["eyeball_left" if side > 0 else "eyeball_right"][:, None]
+    centre = f.mesh.eyeball_centres[1 if side > 0 else 0].astype(np.float64)
+    blink_up = _vec(up, 0, -(EYE_OPEN_UP + 0.8 * EYE_OPEN_DOWN), 0.0015)
+    squint_down = _vec(down, 0, 0.45 * EYE_OPEN_DOWN, 0.0005)
+    return {
+        f"eyeBlink{name}": blink_up + _vec(down, 0, 0.2 * EYE_OPEN_DOWN, 0),
+        f"eyeSquint{name}": _vec(up, 0, -0.15 * EYE_OPEN_UP, 0) + squint_down,
+        f"eyeWide{name}": _vec(up, 0, 0.003, 0) + _vec(down, 0, -0.0008, 0),
+        f"eyeLookUp{name}": ball * _rot_x(f.p, centre, -20.0),
+        f"eyeLookDown{name}": ball * _rot_x(f.p, centre, 20.0),
+        f"eyeLookIn{name}": ball * _rot_y(f.p, centre, -side * 25.0),
+        f"eyeLookOut{name}": ball * _rot_y(f.p, centre, side * 25.0),
+    }
+
+
+def _brow_cheek_tongue_shapes(f: _Fields) -> dict[str, np.ndarray]:
+    """browInnerUp, cheekPuff and tongueOut (both sides at once)."""
+    x, y, skin = f.x, f.y, f.is_["skin"]
+    inner = skin * (
         _g(x, y, 0.014, Y_BROW + 0.003, 0.014, 0.014)
         + _g(x, y, -0.014, Y_BROW + 0.003, 0.014, 0.014)
     )
-    shapes["browInnerUp"] = _vec(inner, 0, 0.007, 0)
-    puff = f.is_["skin"] * (
-        _g(x, y, 0.042, -0.03, 0.018, 0.02) + _g(x, y, -0.042, -0.03, 0.018, 0.02)
-    )
-    shapes["cheekPuff"] = _vec(puff, np.sign(x) * 0.006, 0, 0.004)
+    puff = skin * (_g(x, y, 0.042, -0.03, 0.018, 0.02) + _g(x, y, -0.042, -0.03, 0.018, 0.02))
     tongue = f.is_["tongue"]
     reach = _smooth((f.z - f.z[tongue].min()) / np.ptp(f.z[tongue])) if tongue.any() else 0
-    shapes["tongueOut"] = _vec(tongue * (0.4 + 0.6 * reach), 0, -0.004, 0.024)
+    return {
+        "browInnerUp": _vec(inner, 0, 0.007, 0),
+        "cheekPuff": _vec(puff, np.sign(x) * 0.006, 0, 0.004),
+        "tongueOut": _vec(tongue * (0.4 + 0.6 * reach), 0, -0.004, 0.024),
+    }
+
+
+def expression_basis(mesh: SynthMesh) -> tuple[list[str], np.ndarray]:
+    """The 52 ARKit blendshapes as (52, V, 3) deltas, in :data:`ARKIT_52` order."""
+    f = _Fields(mesh)
+    shapes = _jaw_shapes(f) | _mouth_shapes(f) | _brow_cheek_tongue_shapes(f)
+    for side, name in ((1, "Left"), (-1, "Right")):
+        shapes |= _mouth_side_shapes(f, side, name)
+        shapes |= _upper_face_side_shapes(f, side, name)
+        shapes |= _eye_shapes(f, side, name)
     names = list(ARKIT_52)
     return names, np.stack([shapes[n] for n in names]).astype(np.float32)
 
@@ -249,14 +288,25 @@ def identity_basis(mesh: SynthMesh) -> tuple[list[str], np.ndarray]:
     return names, np.stack(basis).astype(np.float32)
 
 
-def albedo(mesh: SynthMesh) -> tuple[np.ndarray, np.ndarray]:
-    """(V, 3) mean albedo in [0, 1] and an (8, V, 3) albedo basis."""
-    f = _Fields(mesh)
+#: Flat albedo of the parts behind the skin.
+PART_COLOURS = {
+    "inner_lip": (0.62, 0.26, 0.27),
+    "mouth_cavity": (0.30, 0.08, 0.08),
+    "teeth_upper": (0.93, 0.91, 0.84),
+    "teeth_lower": (0.90, 0.88, 0.80),
+    "tongue": (0.72, 0.32, 0.33),
+    "eye_socket": (0.80, 0.58, 0.55),
+}
+SKIN_COLOUR = np.array([0.80, 0.60, 0.50])
+
+
+def _paint_skin(f: _Fields) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(V, 3) skin albedo with lips, brows, cheek flush, nostrils and lashes painted on, and the
+    weights of the lips, brows and flush (the albedo basis varies them)."""
     x, y = f.x, f.y
     col = np.zeros((len(x), 3))
     skin = f.is_["skin"]
-    base = np.array([0.80, 0.60, 0.50])
-    col[:] = base
+    col[:] = SKIN_COLOUR
     lips = skin * _smooth((1.0 - np.sqrt((x / 0.026) ** 2 + ((y - Y_MOUTH) / 0.0105) ** 2)) / 0.15)
     col = col * (1 - lips[:, None]) + lips[:, None] * np.array([0.70, 0.34, 0.35])
     brow_y = (
@@ -274,24 +324,21 @@ def albedo(mesh: SynthMesh) -> tuple[np.ndarray, np.ndarray]:
     nostrils = skin * (
         _g(x, y, 0.0065, -0.0195, 0.0035, 0.0022) + _g(x, y, -0.0065, -0.0195, 0.0035, 0.0022)
     )
-    col = col * (1 - 0.8 * nostrils[:, None]) + 0.8 * nostrils[:, None] * np.array(
-        [0.25, 0.12, 0.1]
-    )
+    nostril_colour = np.array([0.25, 0.12, 0.1])
+    col = col * (1 - 0.8 * nostrils[:, None]) + 0.8 * nostrils[:, None] * nostril_colour
     for side in (-1, 1):
         u = f.lid_u[side]
         lash = (u > 0.05) * skin * np.exp(-(((y - Y_EYE - EYE_OPEN_UP * u) / 0.0012) ** 2))
         col = col * (1 - 0.85 * lash[:, None]) + 0.85 * lash[:, None] * np.array([0.12, 0.08, 0.07])
-    colours = {
-        "inner_lip": (0.62, 0.26, 0.27), "mouth_cavity": (0.30, 0.08, 0.08),
-        "teeth_upper": (0.93, 0.91, 0.84), "teeth_lower": (0.90, 0.88, 0.80),
-        "tongue": (0.72, 0.32, 0.33), "eye_socket": (0.80, 0.58, 0.55),
-    }  # fmt: skip
-    for part, rgb in colours.items():
-        col[f.is_[part]] = rgb
-    iris = np.zeros(len(x))
+    return col, {"lips": lips, "brows": brows, "flush": flush}
+
+
+def _paint_eyeballs(f: _Fields, col: np.ndarray) -> np.ndarray:
+    """Paint sclera, iris and pupil on the eyeballs in ``col``; returns the (V,) iris weight."""
+    iris = np.zeros(len(f.x))
     for side, part in ((-1, "eyeball_right"), (1, "eyeball_left")):
         m = f.is_[part]
-        c = mesh.eyeball_centres[0 if side < 0 else 1]
+        c = f.mesh.eyeball_centres[0 if side < 0 else 1]
         d = f.p[m] - c
         angle = np.arccos(np.clip(d[:, 2] / np.linalg.norm(d, axis=1), -1, 1))
         eye_col = np.tile([0.94, 0.93, 0.90], (m.sum(), 1))
@@ -301,15 +348,28 @@ def albedo(mesh: SynthMesh) -> tuple[np.ndarray, np.ndarray]:
         eye_col[angle < 0.2] = [0.03, 0.03, 0.03]
         col[m] = eye_col
         iris[np.nonzero(m)[0][in_iris & (angle >= 0.2)]] = 1
-    skin_soft = (skin | f.is_["inner_lip"]).astype(float)
-    basis = np.stack([
-        skin_soft[:, None] * base * 0.12,  # lightness
-        skin_soft[:, None] * np.array([0.04, -0.01, -0.015]),  # redness
-        skin_soft[:, None] * np.array([0.015, 0.015, -0.035]),  # yellowness
-        lips[:, None] * np.array([0.07, -0.03, -0.01]),  # lip colour
-        flush[:, None] * np.array([0.05, -0.02, -0.015]),  # cheek flush
-        brows[:, None] * np.array([-0.08, -0.06, -0.05]),  # brow darkness
-        iris[:, None] * np.array([-0.08, 0.04, 0.15]),  # iris hue
-        skin_soft[:, None] * base * -0.25 * (np.abs(y) / 0.1)[:, None] ** 2,  # tone gradient
-    ])  # fmt: skip
+    return iris
+
+
+def albedo(mesh: SynthMesh) -> tuple[np.ndarray, np.ndarray]:
+    """(V, 3) mean albedo in [0, 1] and an (8, V, 3) albedo basis."""
+    f = _Fields(mesh)
+    col, w = _paint_skin(f)
+    for part, rgb in PART_COLOURS.items():
+        col[f.is_[part]] = rgb
+    iris = _paint_eyeballs(f, col)
+    skin_soft = (f.is_["skin"] | f.is_["inner_lip"]).astype(float)
+    height = (np.abs(f.y) / 0.1)[:, None] ** 2
+    basis = np.stack(
+        [
+            skin_soft[:, None] * SKIN_COLOUR * 0.12,  # lightness
+            skin_soft[:, None] * np.array([0.04, -0.01, -0.015]),  # redness
+            skin_soft[:, None] * np.array([0.015, 0.015, -0.035]),  # yellowness
+            w["lips"][:, None] * np.array([0.07, -0.03, -0.01]),  # lip colour
+            w["flush"][:, None] * np.array([0.05, -0.02, -0.015]),  # cheek flush
+            w["brows"][:, None] * np.array([-0.08, -0.06, -0.05]),  # brow darkness
+            iris[:, None] * np.array([-0.08, 0.04, 0.15]),  # iris hue
+            skin_soft[:, None] * SKIN_COLOUR * -0.25 * height,  # tone gradient
+        ]
+    )
     return np.clip(col, 0, 1).astype(np.float32), basis.astype(np.float32)
