@@ -71,3 +71,14 @@ def test_needs_speech_and_pauses(tmp_path: Path) -> None:
     picture = plot_speech_pause(tmp_path / "p.png", _face(np.zeros(120)), LANDMARKS,
                                 _speech([(1.0, 2.0)], 4.0), RATE, FPS)  # fmt: skip
     assert picture.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_openness_curve_follows_the_phones() -> None:
+    from mmface4d.animate.lipsync import openness_curve
+
+    phones = [("m", 0.0, 0.1), ("a", 0.1, 0.3), ("i", 0.3, 0.5), ("p", 0.5, 0.6)]
+    curve = openness_curve(phones, FPS, 24, smooth_s=0.0)
+    assert curve[1] == 0.0 and curve[5] == 1.0 and curve[12] == 0.35 and curve[16] == 0.0
+    assert curve[20] == 0.0  # after the last phone: a pause, mouth at rest
+    smooth = openness_curve(phones, FPS, 24)
+    assert smooth.argmax() in (4, 5, 6) and 0 < smooth[3] < 1
