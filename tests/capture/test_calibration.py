@@ -13,7 +13,7 @@ import torch
 from scipy.optimize import least_squares
 from scipy.spatial.transform import Rotation
 
-from mmface4d.capture import CameraCalibration, Capture, write_raw_recording
+from mmface4d.capture import CENTRE_CAMERA, CameraCalibration, Capture, write_raw_recording
 from mmface4d.capture import calibration as calib
 from mmface4d.capture.calibration import (
     CalibrationConfig,
@@ -35,7 +35,6 @@ from mmface4d.facemodel.landmark_maps import HRNET98_OF_IBUG68, to_ibug68
 from mmface4d.geometry import vertex_normals
 from mmface4d.geometry.frames import to_camera_frame
 from mmface4d.synth.studio import (
-    CENTRE_CAMERA,
     LANDMARK_NOISE_PX,
     StudioRig,
     project_landmarks,
@@ -267,9 +266,16 @@ def test_icp_matches_a_brute_force_reference(model, face_surface):
     source += rng.normal(0, 0.0005, source.shape)  # noise: the optimum is not the truth
     expected = _reference_icp(source, target, normals, np.eye(4))
     fast = icp_point_to_plane(
-        source, target, normals, np.eye(4), iterations=100, max_correspondence=1.0,
-        min_correspondence=1.0, trim=1.0, tolerance=(1e-12, 1e-12),
-    )  # fmt: skip
+        source,
+        target,
+        normals,
+        np.eye(4),
+        iterations=100,
+        max_correspondence=1.0,
+        min_correspondence=1.0,
+        trim=1.0,
+        tolerance=(1e-12, 1e-12),
+    )
     error = pose_error(fast.transform, expected)
     assert error.rotation_degrees < 1e-4 and error.translation_m < 1e-6
 
@@ -295,10 +301,15 @@ def _studio(model, seed, scale=SCALE, frames=FRAMES, motion=1.0):
     face = to_camera_frame(model.mean.astype(np.float64))
     pivot = face.mean(0) + [0.0, 0.0, 0.05]
     verts = np.stack(
-        [apply(rigid(motion * rng.normal(0, [4, 8, 2]), motion * rng.normal(0, 0.01, 3)),
-               face - pivot) + pivot
-         for _ in range(frames)]
-    ).astype(np.float32)  # fmt: skip
+        [
+            apply(
+                rigid(motion * rng.normal(0, [4, 8, 2]), motion * rng.normal(0, 0.01, 3)),
+                face - pivot,
+            )
+            + pivot
+            for _ in range(frames)
+        ]
+    ).astype(np.float32)
     rig = StudioRig(scale=scale, seed=seed)
     shots = list(render_capture(verts, model.faces, model.albedo_mean, rig, seed))
     noise = LANDMARK_NOISE_PX * scale
@@ -324,11 +335,15 @@ def studio_capture(model, tmp_path_factory):
         full[:, HRNET98_OF_IBUG68] = points
         hrnet.append(full)
     write_raw_recording(
-        folder, "000001", calibrations,
+        folder,
+        "000001",
+        calibrations,
         colour=[np.stack([s[c].colour for s in shots]) for c in range(3)],
         depth=[np.stack([s[c].depth for s in shots]) for c in range(3)],
-        landmarks=hrnet, crf=28, preset="ultrafast",
-    )  # fmt: skip
+        landmarks=hrnet,
+        crf=28,
+        preset="ultrafast",
+    )
     return rig, folder
 
 

@@ -30,11 +30,19 @@ def pose(rotvec_degrees, translation) -> np.ndarray:
 @pytest.fixture
 def result() -> CalibrationResult:
     side = CameraExtrinsics(
-        camera=0, extrinsics=pose([1.0, -44.0, 0.5], [0.51, 0.0, 0.2]),
-        initial=pose([1.2, -43.0, 0.4], [0.5, 0.01, 0.21]), refined=True, landmark_pairs=340,
-        landmark_inliers=290, landmark_rmse_m=0.0031, landmark_rmse_refined_m=0.0029,
-        icp_rmse_m=0.0011, icp_inliers=61000, icp_iterations=19, frames=(3, 8, 40),
-    )  # fmt: skip
+        camera=0,
+        extrinsics=pose([1.0, -44.0, 0.5], [0.51, 0.0, 0.2]),
+        initial=pose([1.2, -43.0, 0.4], [0.5, 0.01, 0.21]),
+        refined=True,
+        landmark_pairs=340,
+        landmark_inliers=290,
+        landmark_rmse_m=0.0031,
+        landmark_rmse_refined_m=0.0029,
+        icp_rmse_m=0.0011,
+        icp_inliers=61000,
+        icp_iterations=19,
+        frames=(3, 8, 40),
+    )
     centre = CameraExtrinsics(1, np.eye(4), np.eye(4), frames=(3, 8, 40))
     failure = FrameFailure(frame=8, camera=2, stage="landmarks", reason="0 landmarks found")
     other = CameraExtrinsics(2, pose([0.0, 45.0, 0.0], [-0.5, 0.0, 0.2]), np.eye(4))

@@ -335,9 +335,13 @@ def test_writer_errors_leave_no_videos(tmp_path):
         )
     with pytest.raises(InputError, match="audio"):
         write_raw_recording(
-            tmp_path, "bad", calibrations, [[g] for g in good], [[z] for z in zero],
+            tmp_path,
+            "bad",
+            calibrations,
+            [[g] for g in good],
+            [[z] for z in zero],
             audio=np.array([0.0, np.nan]),
-        )  # fmt: skip
+        )
     writer = RawRecordingWriter(tmp_path, "aborted", calibrations)
     writer.write(good, zero)
     writer.abort()

@@ -164,9 +164,11 @@ def lift_landmarks(
     height, width = depth.shape
     inside = (
         finite
-        & (pixel[:, 0] >= 0) & (pixel[:, 0] < width)
-        & (pixel[:, 1] >= 0) & (pixel[:, 1] < height)
-    )  # fmt: skip
+        & (pixel[:, 0] >= 0)
+        & (pixel[:, 0] < width)
+        & (pixel[:, 1] >= 0)
+        & (pixel[:, 1] < height)
+    )
     offsets = np.arange(-window, window + 1)
     rows = pixel[:, 1, None, None] + offsets[None, :, None]
     cols = pixel[:, 0, None, None] + offsets[None, None, :]
@@ -324,12 +326,19 @@ def _frame_cloud(
     box = landmark_box(points_2d, config.box_margin, (calibration.width, calibration.height))
     valid_z = lifted[np.isfinite(lifted).all(axis=1), 2]
     return face_point_cloud(
-        depth, calibration, None, config.max_distance_m, box=box,
-        face_depth=float(np.median(valid_z)), depth_band=config.depth_band_m,
-        edge_jump=config.edge_jump_m, normal_radius=config.normal_radius_m,
-        max_points=config.max_points, max_incidence=config.max_incidence_degrees,
+        depth,
+        calibration,
+        None,
+        config.max_distance_m,
+        box=box,
+        face_depth=float(np.median(valid_z)),
+        depth_band=config.depth_band_m,
+        edge_jump=config.edge_jump_m,
+        normal_radius=config.normal_radius_m,
+        max_points=config.max_points,
+        max_incidence=config.max_incidence_degrees,
         denoise_radius=config.denoise_radius_m,
-    )  # fmt: skip
+    )
 
 
 def _icp(
@@ -338,11 +347,16 @@ def _icp(
     """ICP of (source, target) cloud pairs from ``initial``, and why its result is refused ("" when
     it is accepted: enough correspondences, close enough to ``initial``)."""
     icp = icp_point_to_plane(
-        [s.points for s, _ in pairs], [t.points for _, t in pairs], [t.normals for _, t in pairs],
-        initial, config.icp_iterations, config.icp_max_correspondence_m,
-        min_correspondence=config.icp_min_correspondence_m, gate_decay=config.icp_gate_decay,
+        [s.points for s, _ in pairs],
+        [t.points for _, t in pairs],
+        [t.normals for _, t in pairs],
+        initial,
+        config.icp_iterations,
+        config.icp_max_correspondence_m,
+        min_correspondence=config.icp_min_correspondence_m,
+        gate_decay=config.icp_gate_decay,
         trim=config.icp_trim,
-    )  # fmt: skip
+    )
     turned = pose_error(icp.transform, initial).rotation_degrees
     face = np.concatenate([s.points for s, _ in pairs]).mean(axis=0)
     moved = float(np.linalg.norm(_apply(icp.transform, face) - _apply(initial, face)))
@@ -383,6 +397,133 @@ def _refine(
     return _mean_pose(icp.transform, np.linalg.inv(back.transform)), icp, ""
 
 
+def _check_frames(
+    cameras: int,
+    depths: Sequence[Sequence[np.ndarray]],
+    landmarks: Sequence[Sequence[np.ndarray | None]],
+    reference: int,
+    frame_indices: Sequence[int] | None,
+) -> tuple[int, ...]:
+    """The frames' indices, after checking that the inputs agree with each other."""
+    if not 0 <= reference < cameras:
+        raise InputError(f"reference: expected 0..{cameras - 1}, got {reference}")
+    if len(depths) == 0 or len(depths) != len(landmarks):
+        raise InputError(
+            f"expected depth and landmarks for T >= 1 frames, got {len(depths)} and "
+            f"{len(landmarks)}"
+        )
+    indices = tuple(range(len(depths))) if frame_indices is None else tuple(frame_indices)
+    if len(indices) != len(depths):
+        raise InputError(f"frame_indices: expected {len(depths)}, got {len(indices)}")
+    return indices
+
+
+def _lift_view(
+    frame: int,
+    c: int,
+    calibration: CameraCalibration,
+    depth: np.ndarray,
+    points: np.ndarray | None,
+    config: CalibrationConfig,
+    failures: list[FrameFailure],
+) -> tuple[np.ndarray | None, PointCloud | None]:
+    """One camera's view of one frame: its (68, 3) lifted landmarks and its face point cloud,
+    each None (with the reason appended to ``failures``) when it cannot be used."""
+    if points is not None:
+        points = np.asarray(points, dtype=np.float64)
+        if points.shape != (68, 2):
+            raise InputError(
+                f"frame {frame} camera {c}: expected (68, 2) landmarks, got {points.shape}"
+            )
+    found = 0 if points is None else int(np.isfinite(points).all(axis=1).sum())
+    if found < MIN_LANDMARK_PAIRS:
+        failures.append(FrameFailure(frame, c, "landmarks", f"{found} landmarks found"))
+        return None, None
+    xyz, valid = lift_landmarks(
+        points,
+        depth,
+        calibration,
+        config.landmark_window_px,
+        config.landmark_depth_tolerance_m,
+        config.depth_band_m,
+    )
+    if valid.sum() < MIN_LANDMARK_PAIRS:
+        failures.append(FrameFailure(frame, c, "depth", f"{int(valid.sum())} landmarks have depth"))
+        return None, None
+    cloud = _frame_cloud(depth, calibration, points, xyz, config)
+    if len(cloud) < MIN_ICP_PAIRS:
+        failures.append(FrameFailure(frame, c, "point cloud", f"{len(cloud)} face points"))
+        return xyz, None
+    return xyz, cloud
+
+
+def _lift_frames(
+    calibrations: Sequence[CameraCalibration],
+    depths: Sequence[Sequence[np.ndarray]],
+    landmarks: Sequence[Sequence[np.ndarray | None]],
+    indices: tuple[int, ...],
+    config: CalibrationConfig,
+    failures: list[FrameFailure],
+) -> tuple[np.ndarray, list[list[PointCloud | None]]]:
+    """(T, C, 68, 3) lifted landmarks (NaN where missing) and per frame, per camera, the face
+    point cloud or None."""
+    cameras = len(calibrations)
+    lifted = np.full((len(depths), cameras, 68, 3), np.nan)
+    clouds: list[list[PointCloud | None]] = []
+    for t, (frame, frame_depths, frame_points) in enumerate(
+        zip(indices, depths, landmarks, strict=True)
+    ):
+        if len(frame_depths) != cameras or len(frame_points) != cameras:
+            raise InputError(f"frame {frame}: expected depth and landmarks of {cameras} cameras")
+        clouds.append([None] * cameras)
+        for c, calibration in enumerate(calibrations):
+            xyz, clouds[t][c] = _lift_view(
+                frame, c, calibration, frame_depths[c], frame_points[c], config, failures
+            )
+            if xyz is not None:
+                lifted[t, c] = xyz
+    return lifted, clouds
+
+
+def _side_camera(
+    c: int,
+    reference: int,
+    lifted: np.ndarray,
+    clouds: list[list[PointCloud | None]],
+    indices: tuple[int, ...],
+    config: CalibrationConfig,
+    failures: list[FrameFailure],
+) -> CameraExtrinsics:
+    """Camera ``c`` relative to the reference: the landmark fit, refined by ICP when accepted."""
+    try:
+        alignment = align_landmarks(lifted[:, reference], lifted[:, c], config)
+    except InputError as exc:
+        raise InputError(f"camera {c}: no landmark initialisation ({exc})") from None
+    pairs = [(f[c], f[reference]) for f in clouds if f[c] is not None and f[reference] is not None]
+    final, icp, reason = _refine(alignment.transform, pairs, config)
+    if reason:
+        failures.append(FrameFailure(-1, c, "icp", reason))
+    ref_points, cam_points = lifted[:, reference].reshape(-1, 3), lifted[:, c].reshape(-1, 3)
+    both = np.isfinite(ref_points).all(axis=1) & np.isfinite(cam_points).all(axis=1)
+    kept_ref, kept_cam = ref_points[both][alignment.inliers], cam_points[both][alignment.inliers]
+    refined_rmse = np.sqrt(np.mean(np.sum((_apply(final, kept_cam) - kept_ref) ** 2, axis=1)))
+    seen = np.isfinite(lifted[..., 0][:, [c, reference]]).any(axis=2).all(axis=1)
+    return CameraExtrinsics(
+        camera=c,
+        extrinsics=final,
+        initial=alignment.transform,
+        refined=not reason,
+        landmark_pairs=alignment.pairs,
+        landmark_inliers=int(alignment.inliers.sum()),
+        landmark_rmse_m=alignment.rmse_m,
+        landmark_rmse_refined_m=float(refined_rmse),
+        icp_rmse_m=icp.rmse if icp else math.nan,
+        icp_inliers=icp.inliers if icp else 0,
+        icp_iterations=icp.iterations if icp else 0,
+        frames=tuple(i for i, ok in zip(indices, seen, strict=True) if ok),
+    )
+
+
 def calibrate_frames(
     calibrations: Sequence[CameraCalibration],
     depths: Sequence[Sequence[np.ndarray]],
@@ -408,86 +549,15 @@ def calibrate_frames(
         InputError: mismatched inputs, or a camera no frame of which could be used.
     """
     config = config or CalibrationConfig()
-    cameras = len(calibrations)
-    if not 0 <= reference < cameras:
-        raise InputError(f"reference: expected 0..{cameras - 1}, got {reference}")
-    if len(depths) == 0 or len(depths) != len(landmarks):
-        raise InputError(
-            f"expected depth and landmarks for T >= 1 frames, got {len(depths)} and "
-            f"{len(landmarks)}"
-        )
-    indices = tuple(range(len(depths))) if frame_indices is None else tuple(frame_indices)
-    if len(indices) != len(depths):
-        raise InputError(f"frame_indices: expected {len(depths)}, got {len(indices)}")
+    indices = _check_frames(len(calibrations), depths, landmarks, reference, frame_indices)
     failures: list[FrameFailure] = []
-    lifted = np.full((len(depths), cameras, 68, 3), np.nan)
-    clouds: list[list[PointCloud | None]] = []
-    for t, (frame, frame_depths, frame_points) in enumerate(
-        zip(indices, depths, landmarks, strict=True)
-    ):
-        if len(frame_depths) != cameras or len(frame_points) != cameras:
-            raise InputError(f"frame {frame}: expected depth and landmarks of {cameras} cameras")
-        clouds.append([None] * cameras)
-        for c, calibration in enumerate(calibrations):
-            points = frame_points[c]
-            if points is not None:
-                points = np.asarray(points, dtype=np.float64)
-                if points.shape != (68, 2):
-                    raise InputError(
-                        f"frame {frame} camera {c}: expected (68, 2) landmarks, got {points.shape}"
-                    )
-            found = 0 if points is None else int(np.isfinite(points).all(axis=1).sum())
-            if found < MIN_LANDMARK_PAIRS:
-                failures.append(FrameFailure(frame, c, "landmarks", f"{found} landmarks found"))
-                continue
-            xyz, valid = lift_landmarks(
-                points, frame_depths[c], calibration, config.landmark_window_px,
-                config.landmark_depth_tolerance_m, config.depth_band_m,
-            )  # fmt: skip
-            if valid.sum() < MIN_LANDMARK_PAIRS:
-                failures.append(
-                    FrameFailure(frame, c, "depth", f"{int(valid.sum())} landmarks have depth")
-                )
-                continue
-            lifted[t, c] = xyz
-            cloud = _frame_cloud(frame_depths[c], calibration, points, xyz, config)
-            if len(cloud) < MIN_ICP_PAIRS:
-                failures.append(FrameFailure(frame, c, "point cloud", f"{len(cloud)} face points"))
-            else:
-                clouds[t][c] = cloud
-    results = []
-    for c in range(cameras):
-        if c == reference:
-            results.append(CameraExtrinsics(c, np.eye(4), np.eye(4), frames=indices))
-            continue
-        try:
-            alignment = align_landmarks(lifted[:, reference], lifted[:, c], config)
-        except InputError as exc:
-            raise InputError(f"camera {c}: no landmark initialisation ({exc})") from None
-        pairs = [
-            (f[c], f[reference]) for f in clouds if f[c] is not None and f[reference] is not None
-        ]
-        final, icp, reason = _refine(alignment.transform, pairs, config)
-        if reason:
-            failures.append(FrameFailure(-1, c, "icp", reason))
-        ref_points, cam_points = lifted[:, reference].reshape(-1, 3), lifted[:, c].reshape(-1, 3)
-        both = np.isfinite(ref_points).all(axis=1) & np.isfinite(cam_points).all(axis=1)
-        kept_ref, kept_cam = (
-            ref_points[both][alignment.inliers],
-            cam_points[both][alignment.inliers],
-        )
-        refined_rmse = np.sqrt(np.mean(np.sum((_apply(final, kept_cam) - kept_ref) ** 2, axis=1)))
-        seen = np.isfinite(lifted[..., 0][:, [c, reference]]).any(axis=2).all(axis=1)
-        results.append(
-            CameraExtrinsics(
-                camera=c, extrinsics=final, initial=alignment.transform, refined=not reason,
-                landmark_pairs=alignment.pairs, landmark_inliers=int(alignment.inliers.sum()),
-                landmark_rmse_m=alignment.rmse_m, landmark_rmse_refined_m=float(refined_rmse),
-                icp_rmse_m=icp.rmse if icp else math.nan, icp_inliers=icp.inliers if icp else 0,
-                icp_iterations=icp.iterations if icp else 0,
-                frames=tuple(i for i, ok in zip(indices, seen, strict=True) if ok),
-            )
-        )  # fmt: skip
+    lifted, clouds = _lift_frames(calibrations, depths, landmarks, indices, config, failures)
+    results = [
+        CameraExtrinsics(c, np.eye(4), np.eye(4), frames=indices)
+        if c == reference
+        else _side_camera(c, reference, lifted, clouds, indices, config, failures)
+        for c in range(len(calibrations))
+    ]
     return CalibrationResult(reference, tuple(results), indices, landmark_source, tuple(failures))
 
 

@@ -152,9 +152,12 @@ def load_calibration(path: str | os.PathLike[str]) -> CalibrationResult:
             cameras.append(CameraExtrinsics(**values))
         failures = tuple(FrameFailure(**failure) for failure in document["failures"])
         return CalibrationResult(
-            int(document["reference"]), tuple(cameras), tuple(int(i) for i in document["frames"]),
-            str(document["landmarks"]), failures,
-        )  # fmt: skip
+            int(document["reference"]),
+            tuple(cameras),
+            tuple(int(i) for i in document["frames"]),
+            str(document["landmarks"]),
+            failures,
+        )
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:

@@ -320,10 +320,12 @@ def undistort_normalised(
         det = j_xx * j_yy - j_xy * j_xy
         det = np.where(np.abs(det) < 1e-12, 1e-12, det)
         update = np.stack(
-            [(j_yy * error[:, 0] - j_xy * error[:, 1]) / det,
-             (j_xx * error[:, 1] - j_xy * error[:, 0]) / det],
+            [
+                (j_yy * error[:, 0] - j_xy * error[:, 1]) / det,
+                (j_xx * error[:, 1] - j_xy * error[:, 0]) / det,
+            ],
             axis=1,
-        )  # fmt: skip
+        )
         estimate[active] = current - update
     return best, best_residual
 

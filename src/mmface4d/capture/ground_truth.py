@@ -34,8 +34,14 @@ GT_SUFFIX = "_gt_capture"
 GT_FORMAT = "mmface4d-studio-gt/1"
 #: The arrays of the ``.npz``, in the order they are written.
 GT_ARRAYS = (
-    "camera_from_world", "intrinsics", "vertices", "faces", "sh", "white_balance", "exposure",
-)  # fmt: skip
+    "camera_from_world",
+    "intrinsics",
+    "vertices",
+    "faces",
+    "sh",
+    "white_balance",
+    "exposure",
+)
 
 
 def ground_truth_path(folder: str | os.PathLike[str], recording: str) -> Path:

@@ -167,27 +167,16 @@ def face_point_cloud(
     if int(max_points) < 1:
         raise InputError(f"max_points must be >= 1, got {max_points}")
     z = depth[v0:v1, u0:u1].astype(np.float64) / MM_PER_M
-    keep = (z > 0) & (z <= max_distance)
     if mask is not None:
         mask = np.asarray(mask)
         if mask.shape != depth.shape:
             raise InputError(f"mask: expected {depth.shape}, got {mask.shape}")
-        keep &= mask[v0:v1, u0:u1].astype(bool)
-    empty = PointCloud(np.zeros((0, 3)), np.zeros((0, 3)))
+        mask = mask[v0:v1, u0:u1].astype(bool)
+    keep = _face_depth_pixels(z, mask, max_distance, face_depth, depth_band)
     if not keep.any():
-        return empty
-    if depth_band is not None:
-        centre = float(np.median(z[keep])) if face_depth is None else float(face_depth)
-        keep &= np.abs(z - centre) <= depth_band
-        if not keep.any():
-            return empty
-    typical = float(np.median(z[keep]))
-    footprint = typical / calibration.fx
-    measured = z > 0  # every reading, in or out of the band, can mark a discontinuity
-    high = ndimage.maximum_filter(np.where(measured, z, -np.inf), size=3, mode="nearest")
-    low = ndimage.minimum_filter(np.where(measured, z, np.inf), size=3, mode="nearest")
-    jump = max(edge_jump, 4 * footprint)
-    keep &= (high - z <= jump) & (z - low <= jump)
+        return PointCloud(np.zeros((0, 3)), np.zeros((0, 3)))
+    footprint = float(np.median(z[keep])) / calibration.fx
+    keep &= _away_from_edges(z, max(edge_jump, 4 * footprint))
     # the crop's point map, box-filtered (odd boxes: an even one would shift it half a pixel)
     cols, rows = np.meshgrid(np.arange(u0, u1), np.arange(v0, v1))
     rays, converged = calibration.pixel_rays(np.stack([cols.ravel(), rows.ravel()], axis=1))
@@ -196,13 +185,53 @@ def face_point_cloud(
     step = max(1, round(normal_radius / footprint))
     smooth = _box_mean(points, keep, 2 * math.ceil(step / 2) + 1)
     denoised = _box_mean(points, keep, 2 * round(denoise_radius / footprint) + 1)
+    rr, cc = _subsample(_with_neighbours(keep, step), max_points, seed)
+    return _oriented_points(smooth, denoised, rr, cc, step, max_incidence)
+
+
+def _face_depth_pixels(
+    z: np.ndarray,
+    mask: np.ndarray | None,
+    max_distance: float,
+    face_depth: float | None,
+    depth_band: float | None,
+) -> np.ndarray:
+    """(h, w) pixels of the depth crop ``z`` (metres) within ``max_distance``, in ``mask`` (the
+    crop's) and within ``depth_band`` of the face's depth (see :func:`face_point_cloud`)."""
+    keep = (z > 0) & (z <= max_distance)
+    if mask is not None:
+        keep &= mask
+    if depth_band is not None and keep.any():
+        centre = float(np.median(z[keep])) if face_depth is None else float(face_depth)
+        keep &= np.abs(z - centre) <= depth_band
+    return keep
+
+
+def _away_from_edges(z: np.ndarray, jump: float) -> np.ndarray:
+    """Pixels no 3x3 neighbour of which differs by more than ``jump`` metres; every reading, in
+    or out of the face's band, can mark a discontinuity (flying pixels, silhouettes)."""
+    measured = z > 0
+    high = ndimage.maximum_filter(np.where(measured, z, -np.inf), size=3, mode="nearest")
+    low = ndimage.minimum_filter(np.where(measured, z, np.inf), size=3, mode="nearest")
+    return (high - z <= jump) & (z - low <= jump)
+
+
+def _with_neighbours(keep: np.ndarray, step: int) -> np.ndarray:
+    """Kept pixels whose four neighbours ``step`` pixels away are kept too (they get normals)."""
     has_normal = np.zeros_like(keep)
     has_normal[step:-step, step:-step] = (
         keep[step:-step, step:-step]
-        & keep[step:-step, 2 * step :] & keep[step:-step, : -2 * step]
-        & keep[2 * step :, step:-step] & keep[: -2 * step, step:-step]
-    )  # fmt: skip
-    rr, cc = np.nonzero(has_normal)
+        & keep[step:-step, 2 * step :]
+        & keep[step:-step, : -2 * step]
+        & keep[2 * step :, step:-step]
+        & keep[: -2 * step, step:-step]
+    )
+    return has_normal
+
+
+def _subsample(selected: np.ndarray, max_points: int, seed: int) -> tuple[np.ndarray, ...]:
+    """(rows, cols) of at most ``max_points`` selected pixels: a regular grid, then at random."""
+    rr, cc = np.nonzero(selected)
     if len(rr) > max_points:
         stride = max(1, math.floor(math.sqrt(len(rr) / max_points)))
         on_grid = (rr % stride == 0) & (cc % stride == 0)
@@ -210,6 +239,19 @@ def face_point_cloud(
     if len(rr) > max_points:
         pick = np.sort(np.random.default_rng(seed).choice(len(rr), max_points, replace=False))
         rr, cc = rr[pick], cc[pick]
+    return rr, cc
+
+
+def _oriented_points(
+    smooth: np.ndarray,
+    denoised: np.ndarray,
+    rr: np.ndarray,
+    cc: np.ndarray,
+    step: int,
+    max_incidence: float | None,
+) -> PointCloud:
+    """The points at pixels (rr, cc) of ``denoised`` with the normals of ``smooth`` there,
+    turned towards the camera; those seen more obliquely than ``max_incidence`` dropped."""
     along_u = smooth[rr, cc + step] - smooth[rr, cc - step]
     along_v = smooth[rr + step, cc] - smooth[rr - step, cc]
     normals = np.cross(along_u, along_v)
@@ -319,44 +361,17 @@ def icp_point_to_plane(
     if not 0 < trim <= 1 or not 0 < gate_decay <= 1 or min_correspondence <= 0:
         raise InputError("icp: expected 0 < trim <= 1, 0 < gate_decay <= 1, min gate > 0")
     trees = [cKDTree(points) if len(points) else None for points in targets]
+    frames = list(zip(sources, trees, targets, normals, strict=True))
     gate, converged, done = float(max_correspondence), False, 0
-
-    def pairs(matrix: np.ndarray, limit: float) -> tuple[np.ndarray, ...]:
-        moved, matched, along, dist = [], [], [], []
-        for points, tree, target_points, target_n in zip(
-            sources, trees, targets, normals, strict=True
-        ):
-            if tree is None or not len(points):
-                continue
-            p = _apply(matrix, points)
-            d, index = tree.query(p, distance_upper_bound=limit)
-            ok = np.isfinite(d)
-            moved.append(p[ok])
-            matched.append(target_points[index[ok]])
-            along.append(target_n[index[ok]])
-            dist.append(d[ok])
-        if not moved:
-            return (np.zeros((0, 3)),) * 3 + (np.zeros(0),)
-        p, q, n, d = (np.concatenate(x) for x in (moved, matched, along, dist))
-        if trim < 1 and len(d):
-            kept = np.argsort(d, kind="stable")[: max(1, math.ceil(trim * len(d)))]
-            p, q, n, d = p[kept], q[kept], n[kept], d[kept]
-        return p, q, n, d
-
     while done < int(iterations):
         done += 1
-        p, q, n, _ = pairs(transform, gate)
+        p, q, n, _ = _matched_pairs(frames, transform, gate, trim)
         if len(p) < MIN_ICP_PAIRS:
             break
-        centre = p.mean(axis=0)
-        a = np.concatenate([np.cross(p - centre, n), n], axis=1)
-        b = -((p - q) * n).sum(axis=1)
-        normal_matrix = a.T @ a
-        if np.linalg.cond(normal_matrix) > 1e12:  # a plane or a line: pose not determined
+        solved = _point_to_plane_step(p, q, n)
+        if solved is None:
             break
-        x = np.linalg.solve(normal_matrix, a.T @ b)
-        rotation = Rotation.from_rotvec(x[:3]).as_matrix()
-        step = _to_matrix(rotation, centre - rotation @ centre + x[3:])
+        step, x = solved
         transform = step @ transform
         at_floor = gate <= min_correspondence
         gate = max(min_correspondence, gate * gate_decay)
@@ -367,6 +382,52 @@ def icp_point_to_plane(
         ):
             converged = True
             break
-    p, q, n, _ = pairs(transform, gate)
+    p, q, n, _ = _matched_pairs(frames, transform, gate, trim)
     rmse = float(np.sqrt(np.mean(((p - q) * n).sum(axis=1) ** 2))) if len(p) else math.nan
     return IcpResult(transform, rmse, len(p), done, converged)
+
+
+def _matched_pairs(
+    frames: list[tuple[np.ndarray, cKDTree | None, np.ndarray, np.ndarray]],
+    matrix: np.ndarray,
+    limit: float,
+    trim: float,
+) -> tuple[np.ndarray, ...]:
+    """(p, q, n, d): the source points moved by ``matrix``, their nearest target points within
+    ``limit`` (frame by frame), the targets' normals and the distances; the ``trim`` fraction
+    of the closest pairs."""
+    moved, matched, along, dist = [], [], [], []
+    for points, tree, target_points, target_n in frames:
+        if tree is None or not len(points):
+            continue
+        p = _apply(matrix, points)
+        d, index = tree.query(p, distance_upper_bound=limit)
+        ok = np.isfinite(d)
+        moved.append(p[ok])
+        matched.append(target_points[index[ok]])
+        along.append(target_n[index[ok]])
+        dist.append(d[ok])
+    if not moved:
+        return (np.zeros((0, 3)),) * 3 + (np.zeros(0),)
+    p, q, n, d = (np.concatenate(x) for x in (moved, matched, along, dist))
+    if trim < 1 and len(d):
+        kept = np.argsort(d, kind="stable")[: max(1, math.ceil(trim * len(d)))]
+        p, q, n, d = p[kept], q[kept], n[kept], d[kept]
+    return p, q, n, d
+
+
+def _point_to_plane_step(
+    p: np.ndarray, q: np.ndarray, n: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The linearised point-to-plane update: the (4, 4) step (an exact rotation about the pairs'
+    centroid, then the translation) and the solution (w, d); None when the pairs lie on a
+    plane or a line (the pose is not determined)."""
+    centre = p.mean(axis=0)
+    a = np.concatenate([np.cross(p - centre, n), n], axis=1)
+    b = -((p - q) * n).sum(axis=1)
+    normal_matrix = a.T @ a
+    if np.linalg.cond(normal_matrix) > 1e12:
+        return None
+    x = np.linalg.solve(normal_matrix, a.T @ b)
+    rotation = Rotation.from_rotvec(x[:3]).as_matrix()
+    return _to_matrix(rotation, centre - rotation @ centre + x[3:]), x

@@ -234,8 +234,9 @@ class FrameLandmarks:
         detector_mode: ``image`` for frames far apart, ``video`` for consecutive frames.
     """
 
-    def __init__(self, capture: Any, mode: LandmarkMode = "auto",
-                 detector_mode: DetectorMode = "video") -> None:  # fmt: skip
+    def __init__(
+        self, capture: Any, mode: LandmarkMode = "auto", detector_mode: DetectorMode = "video"
+    ) -> None:
         if mode not in ("auto", "file", "detect"):
             raise InputError(f"landmarks: expected 'auto', 'file' or 'detect', got {mode!r}")
         self._files = [capture.landmarks(c) for c in range(capture.num_cameras)]

@@ -123,9 +123,16 @@ def read_depth_frames(
 _NUMPY_CORE = ("numpy.core.multiarray", "numpy._core.multiarray")
 # what a corrupt or foreign pickle can raise while loading
 _UNPICKLE_ERRORS = (
-    pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError,
-    IndexError, KeyError, struct.error,
-)  # fmt: skip
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    ImportError,
+    IndexError,
+    KeyError,
+    struct.error,
+)
 
 
 class _ArrayUnpickler(pickle.Unpickler):
