@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from mmface4d.data.sequence import MeshSequence, load_faces, load_sequence, save_sequence
+from mmface4d.data.sequence import (
+    MeshSequence,
+    load_faces,
+    load_sequence,
+    read_sequence_npz,
+    save_sequence,
+)
 from mmface4d.errors import InputError
 
 
@@ -20,6 +26,30 @@ def test_npz_round_trip(tmp_path):
     assert load_sequence(tmp_path / "s.npz", fps=25).fps == 25
 
 
+def test_animation_fields_round_trip_and_optional_keys_stay_out(tmp_path):
+    seq = small()
+    animation = MeshSequence(
+        seq.vertices, seq.faces, 30.0, audio=np.zeros(16_000), sample_rate=16_000,
+        template=seq.vertices[0], metadata={"model": "tiny"},
+    )  # fmt: skip
+    path = save_sequence(animation, tmp_path / "clip.bin")  # written at exactly that name
+    with np.load(path) as data:
+        assert sorted(data.files) == ["faces", "fps", "metadata", "sample_rate", "vertices"]
+    back = read_sequence_npz(path)
+    assert (back.sample_rate, back.metadata, back.frame) == (16_000, {"model": "tiny"}, "model")
+    assert back.audio is None and back.template is None  # speech and template are not stored
+    camera = save_sequence(MeshSequence(seq.vertices, seq.faces, 30.0, frame="camera"),
+                           tmp_path / "camera.npz")  # fmt: skip
+    with np.load(camera) as data:
+        assert sorted(data.files) == ["faces", "fps", "frame", "vertices"]
+    assert load_sequence(camera).frame == "camera"
+
+
+def test_points_without_triangles_are_a_sequence():
+    seq = MeshSequence(np.zeros((2, 4, 3)), np.zeros((0, 3), np.int64), 30.0)
+    assert seq.faces.shape == (0, 3) and seq.num_vertices == 4
+
+
 def test_camera_frame_flip():
     seq = MeshSequence(np.ones((1, 3, 3)), np.array([[0, 1, 2]]), 30.0, frame="camera")
     np.testing.assert_array_equal(seq.in_model_frame()[0, 0], [1, -1, -1])
@@ -33,6 +63,9 @@ def test_camera_frame_flip():
         ({"faces": np.array([[0, 1, 9]])}, "faces index"),
         ({"fps": 0.0}, "fps"),
         ({"frame": "world"}, "frame"),
+        ({"template": np.zeros((4, 3))}, r"template must be \(5, 3\)"),
+        ({"audio": np.zeros(10)}, "sample_rate"),
+        ({"sample_rate": 16000.5}, "sample_rate"),
     ],
 )
 def test_validation(kwargs, message):

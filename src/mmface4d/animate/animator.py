@@ -24,7 +24,7 @@ Shapes: T frames, V vertices, N audio samples, T_s style frames.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -43,13 +43,13 @@ from mmface4d.animate.checkpoint import (
     pipeline_from_state,
 )
 from mmface4d.audio.sync import frame_to_sample
+from mmface4d.data.sequence import FRAMES, MeshSequence
 from mmface4d.errors import InputError
 from mmface4d.facemodel.model import FaceModel
 from mmface4d.geometry.frames import from_camera_frame, to_camera_frame
 
 ANIMATOR_FORMAT = "mmface4d-animator"
 DEFAULT_MODEL = "default"
-FRAMES = ("model", "camera")
 SAMPLE_RATE = 16_000
 
 
@@ -94,39 +94,9 @@ class BuiltinStyle:
         )  # fmt: skip
 
 
-@dataclass
-class AnimationResult:
-    """One animated clip, in the face model's frame.
-
-    Attributes:
-        vertices: (T, V, 3) float32 metres.
-        faces: (F, 3) int64 triangles.
-        fps: frame rate.
-        audio: (N,) float32 16 kHz mono speech it was animated from.
-        sample_rate: 16000.
-        template: (V, 3) the neutral face that was animated.
-        colors: (V, 3) albedo in [0, 1] for rendering, or None.
-        face_model: the face model (None when the animator has none).
-        metadata: model, style, subject, version, timings.
-    """
-
-    vertices: np.ndarray
-    faces: np.ndarray
-    fps: float
-    audio: np.ndarray
-    sample_rate: int
-    template: np.ndarray
-    colors: np.ndarray | None = None
-    face_model: FaceModel | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.vertices.shape[0])
-
-    @property
-    def duration_s(self) -> float:
-        return self.num_frames / self.fps
+#: What :func:`mmface4d.animate` returns: the project's one sequence type, with the speech, the
+#: neutral template, the face model and the metadata set (kept name).
+AnimationResult = MeshSequence
 
 
 class Animator:

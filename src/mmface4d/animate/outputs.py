@@ -1,4 +1,4 @@
-"""Write an :class:`~mmface4d.animate.animator.AnimationResult` in the delivery formats.
+"""Write an animation (a :class:`~mmface4d.data.sequence.MeshSequence`) in the delivery formats.
 
 Files in ``OUTDIR``, named after the input (``NAME``):
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmface4d.animate.animator import AnimationResult
+from mmface4d.data.sequence import MeshSequence
 from mmface4d.errors import InputError
 
 FORMATS = ("mp4", "glb", "csv", "npz", "ply", "obj")
@@ -40,7 +40,7 @@ def parse_formats(text: str) -> tuple[str, ...]:
 
 
 def write_animation(
-    result: AnimationResult,
+    result: MeshSequence,
     output: str | os.PathLike[str],
     formats: tuple[str, ...] | list[str] = DEFAULT_FORMATS,
     name: str | None = None,
@@ -50,7 +50,8 @@ def write_animation(
     """Write the requested formats into ``output`` (created if needed).
 
     Args:
-        result: the animation.
+        result: the animation (what :func:`mmface4d.animate` returns): ``glb`` and ``csv`` need
+            its ``template``, the ``wav`` beside the ``glb`` its ``audio``.
         output: the output folder.
         formats: some of :data:`FORMATS`.
         name: file stem (default the result's ``metadata["name"]``).
@@ -78,15 +79,17 @@ def write_animation(
         raise InputError(f"{folder}: exists and is not a folder")
     formats = tuple(formats)
     name = name or str(result.metadata.get("name") or "animation")
-    if result.faces.size == 0 and any(f in formats for f in ("mp4", "glb", "ply", "obj")):
+    if result.faces.size == 0 and any(f in formats for f in ("mp4", "glb", "npz", "ply", "obj")):
         raise InputError("the animation has no triangles; give --face-model or a mesh --template")
+    if result.template is None and any(f in formats for f in ("glb", "csv")):
+        raise InputError("the animation has no neutral template to give glb or csv offsets")
     basis = arkit_basis(result.face_model) if result.face_model is not None else None
     if "csv" in formats and basis is None:
         if tuple(formats) != DEFAULT_FORMATS:
             raise InputError("--formats csv: the face model has no ARKit basis to solve against")
         formats = tuple(f for f in formats if f != "csv")
     folder.mkdir(parents=True, exist_ok=True)
-    offsets = result.vertices - result.template[None]
+    offsets = None if result.template is None else result.vertices - result.template[None]
     written: dict[str, Path] = {}
     if "npz" in formats:
         written["npz"] = write_animation_npz(
@@ -108,9 +111,10 @@ def write_animation(
             folder / f"{name}.glb", result.template, result.faces, morphs, result.fps,
             vertex_colors=result.colors, name=name,
         )  # fmt: skip
-        written["wav"] = write_wav(
-            folder / f"{name}.wav", result.audio, result.sample_rate, encoding="pcm16"
-        )
+        if result.audio is not None:
+            written["wav"] = write_wav(
+                folder / f"{name}.wav", result.audio, result.sample_rate, encoding="pcm16"
+            )
     for kind in ("ply", "obj"):
         if kind in formats:
             write_mesh_sequence(

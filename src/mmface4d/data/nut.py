@@ -44,8 +44,8 @@ from mmface4d.data.nut_frames import (
     images_to_axis,
 )
 from mmface4d.errors import InputError
+from mmface4d.geometry.checks import check_vertices
 
-AXES = "xyz"
 DEFAULT_FPS = 30
 _NUT_SIGNATURE = b"nut/multimedia container\0"
 _NUT_INDEX_STARTCODE = bytes.fromhex("4E58DD672F23E64E")
@@ -227,21 +227,6 @@ def nut_info(prefix: str | os.PathLike[str]) -> NutInfo:
     return NutInfo(paths=paths, frames=found[0][0], fps=found[0][1], side=found[0][2])
 
 
-def _check_vertices(vertices: object, name: str = "vertices") -> np.ndarray:
-    array = np.asarray(vertices)
-    if array.dtype.kind not in "fiu":
-        raise InputError(f"{name}: expected real numbers, found dtype {array.dtype}")
-    if array.ndim != 3 or array.shape[2] != 3 or 0 in array.shape:
-        raise InputError(f"{name}: expected shape (T, V, 3) with T, V >= 1, found {array.shape}")
-    finite = np.isfinite(array)
-    if not finite.all():
-        t, v, a = (int(i) for i in np.argwhere(~finite)[0])
-        raise InputError(
-            f"{name}: non-finite value {array[t, v, a]} at frame {t}, vertex {v}, axis {AXES[a]}"
-        )
-    return array
-
-
 def encode_nut(
     vertices: np.ndarray,
     prefix: str | os.PathLike[str],
@@ -260,7 +245,7 @@ def encode_nut(
     Returns:
         The three paths written.
     """
-    array = _check_vertices(vertices)
+    array = check_vertices(vertices)
     if not (isinstance(padding, numbers.Real) and math.isfinite(padding) and padding >= 0):
         raise InputError(f"padding: expected a finite number >= 0, found {padding!r}")
     if not (isinstance(fps, numbers.Real) and math.isfinite(fps) and fps > 0):
@@ -311,5 +296,5 @@ def encode(
     if not isinstance(vertices, np.ndarray):
         vertices.close()
         raise InputError(f"{source}: expected one (T, V, 3) array in a .npy, found an .npz")
-    _check_vertices(vertices, name=str(source))
+    check_vertices(vertices, name=str(source))
     return encode_nut(vertices, prefix, fps=fps)

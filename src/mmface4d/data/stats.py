@@ -19,6 +19,7 @@ import numpy as np
 
 from mmface4d.errors import InputError
 from mmface4d.geometry.align import stabilise
+from mmface4d.geometry.checks import check_vertices
 
 AXES = ("x", "y", "z")
 
@@ -33,9 +34,7 @@ def region_velocity(vertices: np.ndarray, region: np.ndarray) -> np.ndarray:
     Returns:
         (3,) metres per frame.
     """
-    verts = np.asarray(vertices)
-    if verts.ndim != 3 or verts.shape[0] < 2 or verts.shape[2] != 3:
-        raise InputError(f"vertices must be (T >= 2, V, 3), got {verts.shape}")
+    verts = check_vertices(vertices, min_frames=2, finite=False)
     disp = np.abs(np.diff(verts[:, region].astype(np.float64), axis=0))  # (T-1, N, 3)
     return disp.mean(axis=(0, 1))
 

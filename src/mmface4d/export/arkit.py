@@ -38,6 +38,7 @@ from mmface4d.atomic import atomic_path
 from mmface4d.errors import InputError
 from mmface4d.facemodel.arkit import ARKIT_52, canonical_arkit_name
 from mmface4d.facemodel.model import FaceModel
+from mmface4d.geometry.checks import check_vertices
 
 #: The 52 blendshape columns of a Live Link Face CSV, in the app's order and spelling.
 LIVE_LINK_FACE_SHAPES: tuple[str, ...] = (
@@ -146,16 +147,12 @@ def arkit_basis(model: FaceModel, min_targets: int = 20) -> ArkitBasis | None:
 def _check_offsets_basis(
     offsets: np.ndarray, basis: np.ndarray, vertex_weights: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    offsets = np.asarray(offsets)
+    offsets = check_vertices(offsets, "offsets")
     basis = np.asarray(basis)
-    if offsets.ndim != 3 or offsets.shape[2] != 3 or offsets.shape[0] == 0:
-        raise InputError(f"offsets must be (T, V, 3) with T >= 1, got {offsets.shape}")
     if basis.ndim != 3 or basis.shape[1:] != offsets.shape[1:] or basis.shape[0] == 0:
         raise InputError(
             f"basis must be (K, {offsets.shape[1]}, 3) to match the offsets, got {basis.shape}"
         )
-    if not np.isfinite(offsets).all():
-        raise InputError("offsets contain NaN or infinite values")
     if not np.isfinite(basis).all():
         raise InputError("basis contains NaN or infinite values")
     if vertex_weights is not None:

@@ -30,6 +30,7 @@ from mmface4d import __version__
 from mmface4d.atomic import atomic_path
 from mmface4d.errors import InputError
 from mmface4d.export.arkit import solve_arkit_weights
+from mmface4d.geometry.checks import check_faces, check_vertices
 from mmface4d.geometry.mesh import vertex_normals
 
 #: Fraction of the clip's offset energy the PCA basis keeps (when ``max_targets`` allows).
@@ -178,11 +179,7 @@ def morph_basis(
     Returns:
         :class:`MorphBasis` with the reconstruction's RMS and max error.
     """
-    offsets = np.asarray(offsets, dtype=np.float32)
-    if offsets.ndim != 3 or offsets.shape[2] != 3 or offsets.shape[0] == 0:
-        raise InputError(f"offsets must be (T, V, 3) with T >= 1, got {offsets.shape}")
-    if not np.isfinite(offsets).all():
-        raise InputError("offsets contain NaN or infinite values")
+    offsets = check_vertices(np.asarray(offsets, dtype=np.float32), "offsets")
     if max_targets < 1:
         raise InputError(f"max_targets must be >= 1, got {max_targets}")
     T, V, _ = offsets.shape
@@ -257,16 +254,7 @@ def _check_mesh(template: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np
         raise InputError(f"template must be (V, 3) with V >= 3, got {template.shape}")
     if not np.isfinite(template).all():
         raise InputError("template contains NaN or infinite values")
-    faces = np.asarray(faces)
-    if faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
-        raise InputError(f"faces must be (F, 3) with F >= 1, got {faces.shape}")
-    if not np.issubdtype(faces.dtype, np.integer):
-        raise InputError(f"faces must be integer vertex indices, got dtype {faces.dtype}")
-    if faces.min() < 0 or faces.max() >= len(template):
-        raise InputError(
-            f"faces index vertices {faces.min()}..{faces.max()}, expected 0..{len(template) - 1}"
-        )
-    return template, faces.astype(np.int64)
+    return template, check_faces(faces, len(template))
 
 
 def _unit_normals(template: np.ndarray, faces: np.ndarray) -> np.ndarray:

@@ -1,18 +1,16 @@
 """Vertex-animation files: one NPZ per clip, or one PLY/OBJ mesh per frame.
 
-The NPZ keeps the project's canonical layout (vertices (T, V, 3) float32 metres, faces (F, 3)
-int64) with the frame and audio rates and a JSON metadata string, loadable without pickle. The
-per-frame meshes are for tools that read mesh sequences (Blender's importers, MeshLab,
-Houdini): binary little-endian PLY or text OBJ, files named ``<stem>_00000.<fmt>``.
+The NPZ is the project's one sequence layout (:mod:`mmface4d.data.sequence`: vertices (T, V, 3)
+float32 metres, faces (F, 3) int64) with the frame and audio rates and a JSON metadata string,
+loadable without pickle. The per-frame meshes are for tools that read mesh sequences (Blender's
+importers, MeshLab, Houdini): binary little-endian PLY or text OBJ, files named
+``<stem>_00000.<fmt>``.
 
 Letters: T frames, V vertices, F faces.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,47 +18,12 @@ import numpy as np
 from tqdm import tqdm
 
 from mmface4d.atomic import atomic_path
+from mmface4d.data.sequence import MeshSequence, read_sequence_npz, save_sequence
 from mmface4d.errors import InputError
+from mmface4d.geometry.checks import check_faces, check_vertices
 
-
-@dataclass
-class AnimationFile:
-    """A vertex animation read from an NPZ file.
-
-    Attributes:
-        vertices: (T, V, 3) float32 metres.
-        faces: (F, 3) int64 triangles.
-        fps: frame rate.
-        sample_rate: rate of the audio the animation goes with, Hz.
-        metadata: free JSON metadata.
-    """
-
-    vertices: np.ndarray
-    faces: np.ndarray
-    fps: float
-    sample_rate: int
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.vertices.shape[0])
-
-
-def _check_animation(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    vertices = np.asarray(vertices)
-    if vertices.ndim != 3 or vertices.shape[2] != 3 or vertices.shape[0] == 0:
-        raise InputError(f"vertices must be (T, V, 3) with T >= 1, got {vertices.shape}")
-    if not np.issubdtype(vertices.dtype, np.number) or not np.isfinite(vertices).all():
-        raise InputError("vertices must be finite numbers (found NaN, inf or non-numbers)")
-    faces = np.asarray(faces)
-    if faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
-        raise InputError(f"faces must be (F, 3) with F >= 1, got {faces.shape}")
-    if not np.issubdtype(faces.dtype, np.integer):
-        raise InputError(f"faces must be integer vertex indices, got dtype {faces.dtype}")
-    V = vertices.shape[1]
-    if faces.min() < 0 or faces.max() >= V:
-        raise InputError(f"faces index vertices {faces.min()}..{faces.max()}, expected 0..{V - 1}")
-    return vertices.astype(np.float32), faces.astype(np.int64)
+#: An animation read from NPZ is the project's one sequence type (kept name).
+AnimationFile = MeshSequence
 
 
 def write_animation_npz(
@@ -71,14 +34,13 @@ def write_animation_npz(
     sample_rate: int,
     metadata: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a clip as an uncompressed NPZ.
-
-    Keys: ``vertices`` (T, V, 3) float32, ``faces`` (F, 3) int64, ``fps`` float64 scalar,
-    ``sample_rate`` int64 scalar, ``metadata`` a JSON string (a 0-d unicode array).
+    """Write a clip as an uncompressed NPZ: the :class:`~mmface4d.data.sequence.MeshSequence`
+    layout with the keys ``vertices`` (T, V, 3) float32, ``faces`` (F, 3) int64, ``fps`` float64
+    scalar, ``sample_rate`` int64 scalar and ``metadata`` a JSON string (a 0-d unicode array).
 
     Args:
         path: output path (``.npz`` by convention), written atomically.
-        vertices: (T, V, 3) finite vertex positions, metres.
+        vertices: (T, V, 3) finite vertex positions, metres, face model frame.
         faces: (F, 3) triangles.
         fps: frame rate, > 0.
         sample_rate: audio rate, Hz, > 0.
@@ -87,54 +49,16 @@ def write_animation_npz(
     Returns:
         ``path``.
     """
-    vertices, faces = _check_animation(vertices, faces)
-    if not (math.isfinite(fps) and fps > 0):
-        raise InputError(f"fps must be a positive number, got {fps}")
-    if int(sample_rate) != sample_rate or sample_rate <= 0:
-        raise InputError(f"sample_rate must be a positive integer, got {sample_rate}")
-    try:
-        metadata_json = json.dumps(metadata or {}, sort_keys=True)
-    except TypeError as exc:
-        raise InputError(f"metadata must be JSON-serialisable: {exc}") from None
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a name
-            np.savez(
-                f,
-                vertices=vertices,
-                faces=faces,
-                fps=np.float64(fps),
-                sample_rate=np.int64(sample_rate),
-                metadata=np.array(metadata_json),
-            )
-    return Path(path)
+    sequence = MeshSequence(
+        vertices, faces, fps, sample_rate=sample_rate, metadata=dict(metadata or {})
+    )
+    return save_sequence(sequence, path)
 
 
-def read_animation_npz(path: str | Path) -> AnimationFile:
-    """Read an NPZ written by :func:`write_animation_npz`.
-
-    Args:
-        path: the ``.npz`` file.
-
-    Returns:
-        :class:`AnimationFile`.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such animation NPZ file")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = {"vertices", "faces", "fps", "sample_rate", "metadata"} - set(data.files)
-            if missing:
-                raise InputError(f"{path}: missing keys {sorted(missing)} in the animation NPZ")
-            vertices, faces = data["vertices"], data["faces"]
-            fps, sample_rate = float(data["fps"]), int(data["sample_rate"])
-            metadata = json.loads(str(data["metadata"]))
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(f"{path}: not a readable animation NPZ ({exc})") from exc
-    vertices, faces = _check_animation(vertices, faces)
-    return AnimationFile(vertices, faces, fps, sample_rate, metadata)
+def read_animation_npz(path: str | Path) -> MeshSequence:
+    """Read an NPZ written by :func:`write_animation_npz` (any name; the sequence's
+    ``sample_rate`` and ``metadata`` are set)."""
+    return read_sequence_npz(path)
 
 
 def _ply_header(num_vertices: int, num_faces: int) -> bytes:
@@ -171,7 +95,8 @@ def write_mesh_sequence(
     Returns:
         The T paths written, in frame order.
     """
-    vertices, faces = _check_animation(vertices, faces)
+    vertices = check_vertices(vertices).astype(np.float32, copy=False)
+    faces = check_faces(faces, vertices.shape[1])
     if fmt not in ("ply", "obj"):
         raise InputError(f"fmt must be 'ply' or 'obj', got {fmt!r}")
     if not stem or "/" in stem or "\\" in stem:

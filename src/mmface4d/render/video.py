@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from mmface4d.atomic import atomic_path
 from mmface4d.errors import InputError
+from mmface4d.geometry.checks import check_vertices
 
 AUDIO_RATE = 48000  # AAC at 48 kHz: what every player expects
 SKIN = (0.78, 0.62, 0.54)
@@ -215,9 +216,7 @@ def render_video(
     width, height = size
     if width <= 0 or height <= 0 or width % 2 or height % 2:
         raise InputError(f"--size {width}x{height}: expected positive even width and height")
-    verts = torch.as_tensor(np.asarray(vertices, dtype=np.float32))
-    if verts.dim() != 3 or verts.shape[0] == 0 or verts.shape[2] != 3:
-        raise InputError(f"vertices: expected (T, V, 3) with T >= 1, got {tuple(verts.shape)}")
+    verts = torch.as_tensor(check_vertices(np.asarray(vertices, dtype=np.float32), finite=False))
     camera = frame_mesh(verts.mean(0), view=view, width=width, height=height)
     colors = colors if colors is not None else np.tile(SKIN, (verts.shape[1], 1))
     count = int(verts.shape[0])

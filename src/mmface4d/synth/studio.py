@@ -54,6 +54,7 @@ from mmface4d.capture.ground_truth import GroundTruthFile, read_ground_truth, wr
 from mmface4d.errors import InputError
 from mmface4d.facemodel.lighting import SH_COEFFS
 from mmface4d.geometry import face_normals
+from mmface4d.geometry.checks import check_vertices
 from mmface4d.geometry.frames import CAMERA_DISTANCE, axis_flip_matrix
 from mmface4d.render.camera import PinholeCamera
 from mmface4d.render.rasterize import Backend, check_faces
@@ -378,11 +379,7 @@ def _as_rng(rng: np.random.Generator | int) -> np.random.Generator:
 
 
 def _check_sequence(vertices: Any, albedo: Any, faces: Any) -> tuple[np.ndarray, ...]:
-    verts = np.asarray(vertices, dtype=np.float32)
-    if verts.ndim != 3 or verts.shape[-1] != 3 or verts.shape[0] == 0:
-        raise InputError(f"vertices must be (T, V, 3) with T >= 1, got {verts.shape}")
-    if not np.isfinite(verts).all():
-        raise InputError("vertices hold NaN or infinite values")
+    verts = check_vertices(np.asarray(vertices, dtype=np.float32))
     if np.any(verts[..., 2] < 0.05):
         raise InputError(
             "vertices must be in the centre camera's frame (OpenCV, metres, the face ~0.7 m "
