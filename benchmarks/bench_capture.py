@@ -61,7 +61,12 @@ sys.path.insert(0, str(ROOT / "tests" / "capture"))
 from test_mkv import k4a_calibration_json, write_k4a_mkv  # noqa: E402
 
 from _machine import machine  # noqa: E402
-from mmface4d.capture import CameraCalibration, Capture, write_raw_recording  # noqa: E402
+from mmface4d.capture import (  # noqa: E402
+    CENTRE_CAMERA,
+    CameraCalibration,
+    Capture,
+    write_raw_recording,
+)
 from mmface4d.capture.calibration import (  # noqa: E402
     CalibrationConfig,
     CalibrationResult,
@@ -77,7 +82,6 @@ from mmface4d.geometry.frames import to_camera_frame  # noqa: E402
 from mmface4d.synth.corpus import corpus  # noqa: E402
 from mmface4d.synth.performance import NECK_PIVOT  # noqa: E402
 from mmface4d.synth.studio import (  # noqa: E402
-    CENTRE_CAMERA,
     LANDMARK_NOISE_PX,
     StudioRig,
     project_landmarks,
@@ -141,7 +145,8 @@ def side_camera_errors(result: CalibrationResult, truth: list[np.ndarray], **key
         initial = pose_error(found.initial, truth[found.camera])
         refined = pose_error(found.extrinsics, truth[found.camera])
         rows.append(
-            keys | {
+            keys
+            | {
                 "camera": found.camera,
                 "init_rotation_deg": round(initial.rotation_degrees, 4),
                 "init_translation_mm": round(initial.translation_m * 1000, 3),
@@ -155,7 +160,7 @@ def side_camera_errors(result: CalibrationResult, truth: list[np.ndarray], **key
                 "icp_iterations": found.icp_iterations,
                 "frames": list(result.frames),
             }
-        )  # fmt: skip
+        )
     return rows
 
 
@@ -187,15 +192,23 @@ def run_pipelines(calibrations, depths, landmarks, choices, truth, keys, log) ->
     for name, chosen in choices.items():
         start = time.perf_counter()
         result = calibrate_frames(
-            calibrations, [depths[t] for t in chosen], [landmarks[t] for t in chosen],
-            frame_indices=chosen, config=PIPELINES[name],
-        )  # fmt: skip
+            calibrations,
+            [depths[t] for t in chosen],
+            [landmarks[t] for t in chosen],
+            frame_indices=chosen,
+            config=PIPELINES[name],
+        )
         log[name]["seconds"].append(time.perf_counter() - start)
         log[name]["cases"].extend(side_camera_errors(result, truth, **keys))
-    print(f"{keys}: " + " | ".join(
-        f"{name} " + ", ".join(f"cam {c['camera']} {c['icp_rotation_deg']:.3f} deg "
-                               f"{c['icp_translation_mm']:.2f} mm" for c in log[name]["cases"][-2:])
-        for name in choices), flush=True)  # fmt: skip
+
+    def latest(name: str) -> str:  # the side cameras of this case, as one line
+        cameras = (
+            f"cam {c['camera']} {c['icp_rotation_deg']:.3f} deg {c['icp_translation_mm']:.2f} mm"
+            for c in log[name]["cases"][-2:]
+        )
+        return f"{name} " + ", ".join(cameras)
+
+    print(f"{keys}: " + " | ".join(latest(name) for name in choices), flush=True)
 
 
 def moving_head(model, scale: float, rigs: int, frames: int) -> dict:
@@ -207,8 +220,10 @@ def moving_head(model, scale: float, rigs: int, frames: int) -> dict:
         shots, landmarks = studio_shots(model, rig, frames, seed)
         calibrations = [CameraCalibration.from_pinhole(c) for c in rig.cameras()]
         truth = [np.linalg.inv(pose) for pose in rig.camera_from_world()]
-        choices = {"previous": list(range(min(PREVIOUS_FRAMES, frames))),
-                   "current": list(range(frames))}  # fmt: skip
+        choices = {
+            "previous": list(range(min(PREVIOUS_FRAMES, frames))),
+            "current": list(range(frames)),
+        }
         depths = [[c.depth for c in shot] for shot in shots]
         run_pipelines(calibrations, depths, landmarks, choices, truth, {"rig_seed": seed}, log)
     counts = {"previous": min(PREVIOUS_FRAMES, frames), "current": frames}
@@ -216,15 +231,24 @@ def moving_head(model, scale: float, rigs: int, frames: int) -> dict:
         "scale": scale,
         "image_size": list(StudioRig(scale=scale).image_size),
         "rigs": rigs,
-        **{name: pipeline_summary(log[name]["cases"], log[name]["seconds"], counts[name])
-           for name in PIPELINES},
-    }  # fmt: skip
+        **{
+            name: pipeline_summary(log[name]["cases"], log[name]["seconds"], counts[name])
+            for name in PIPELINES
+        },
+    }
 
 
 def still_corpus(folder: Path, recordings: int) -> list[Path]:
     """Mesh prefixes of a speech corpus whose heads never move (written once per run)."""
-    corpus(folder, subjects=math.ceil(recordings / 2), sentences=2, lang="en",
-           head_motion=False, workers=1, progress=False)  # fmt: skip
+    corpus(
+        folder,
+        subjects=math.ceil(recordings / 2),
+        sentences=2,
+        lang="en",
+        head_motion=False,
+        workers=1,
+        progress=False,
+    )
     with open(folder / "manifest.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     return [folder / row["recording"] for row in rows[:recordings]]
@@ -245,8 +269,10 @@ def still_head(model, scale: float, prefixes: list[Path], frames: int) -> dict:
             [project_landmarks(verts, model.landmarks, cam, noise, rng) for cam in rig.cameras()],
             axis=1,
         )  # (T, C, 68, 2)
-        choices = {"previous": spread_frames(len(verts), PREVIOUS_FRAMES),
-                   "current": select_frames(landmarks[:, CENTRE_CAMERA], frames)}  # fmt: skip
+        choices = {
+            "previous": spread_frames(len(verts), PREVIOUS_FRAMES),
+            "current": select_frames(landmarks[:, CENTRE_CAMERA], frames),
+        }
         needed = sorted(set().union(*choices.values()))
         rendered = render_capture(verts[needed], model.faces, model.albedo_mean, rig, seed)
         depths = {t: [c.depth for c in shot] for t, shot in zip(needed, rendered, strict=True)}
@@ -260,9 +286,11 @@ def still_head(model, scale: float, prefixes: list[Path], frames: int) -> dict:
         "image_size": list(StudioRig(scale=scale).image_size),
         "recordings": len(prefixes),
         "recording_frames": summarise(lengths),
-        **{name: pipeline_summary(log[name]["cases"], log[name]["seconds"], counts[name])
-           for name in PIPELINES},
-    }  # fmt: skip
+        **{
+            name: pipeline_summary(log[name]["cases"], log[name]["seconds"], counts[name])
+            for name in PIPELINES
+        },
+    }
 
 
 def frame_sweep(model, scale: float, rigs: int, counts: list[int]) -> dict:
@@ -280,9 +308,13 @@ def frame_sweep(model, scale: float, rigs: int, counts: list[int]) -> dict:
                 initial = pose_error(result.cameras[cam].initial, truth[cam])
                 refined = pose_error(result.cameras[cam].extrinsics, truth[cam])
                 errors[n].append(
-                    (initial.rotation_degrees, initial.translation_m * 1000,
-                     refined.rotation_degrees, refined.translation_m * 1000)
-                )  # fmt: skip
+                    (
+                        initial.rotation_degrees,
+                        initial.translation_m * 1000,
+                        refined.rotation_degrees,
+                        refined.translation_m * 1000,
+                    )
+                )
         print(f"sweep scale {scale} rig {seed} done", flush=True)
     names = ("init_rotation_deg", "init_translation_mm", "icp_rotation_deg", "icp_translation_mm")
     return {
@@ -322,10 +354,13 @@ def speed(model, scale: float, frames: int, work: Path) -> dict:
         hrnet.append(full)
     start = time.perf_counter()
     write_raw_recording(
-        work / "raw", "000001", calibrations, landmarks=hrnet,
+        work / "raw",
+        "000001",
+        calibrations,
+        landmarks=hrnet,
         colour=[stream("colour", c) for c in range(3)],
         depth=[stream("depth", c) for c in range(3)],
-    )  # fmt: skip
+    )
     written = time.perf_counter() - start
     capture = Capture.from_raw(work / "raw", "000001")
     raw = read_speed(capture) | {"write_seconds": round(written, 2)}
@@ -350,10 +385,13 @@ def speed(model, scale: float, frames: int, work: Path) -> dict:
         }
         paths.append(
             write_k4a_mkv(
-                work / f"cam{camera}.mkv", colour, depth,
-                calibration=k4a_calibration_json(), tags=tags,
+                work / f"cam{camera}.mkv",
+                colour,
+                depth,
+                calibration=k4a_calibration_json(),
+                tags=tags,
             )
-        )  # fmt: skip
+        )
     mkv = read_speed(Capture.from_mkv(paths)) if paths else {"skipped": "not a Kinect colour size"}
     return {
         "colour_size": [width, height],
@@ -367,11 +405,11 @@ def speed(model, scale: float, frames: int, work: Path) -> dict:
                 "translation_mm": round(1000 * e.translation_m, 3),
             }
             for e in errors
-        ],  # fmt: skip
+        ],
     }
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=float, nargs="+", default=[0.5, 1.0])
     parser.add_argument("--rigs", type=int, default=8, help="moving-head rigs per scale")
@@ -382,36 +420,25 @@ def main() -> None:
     parser.add_argument("--speed-frames", type=int, default=60, help="frames read for speed")
     parser.add_argument("--speed-scale", type=float, default=1.0)
     parser.add_argument(
-        "--sweep", type=int, nargs="*", default=[1, 2, 3, 5, 10],
+        "--sweep",
+        type=int,
+        nargs="*",
+        default=[1, 2, 3, 5, 10],
         help="frame counts of the accuracy-versus-frames sweep (at the first scale)",
-    )  # fmt: skip
+    )
     parser.add_argument("--quick", action="store_true", help="small and fast, for development")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     if args.quick:
         args.scales, args.rigs, args.still_recordings, args.sweep = [0.25], 2, 2, [1, 3]
         args.speed_frames, args.speed_scale = 4, 0.25
-    output = args.output or (None if args.quick else RESULTS / "capture.json")
-    model = load_face_model("synth")
-    started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="bench_capture_"))
-    try:
-        prefixes = still_corpus(work / "still_corpus", args.still_recordings)
-        results = {
-            "moving_head": {
-                str(scale): moving_head(model, scale, args.rigs, args.frames)
-                for scale in args.scales
-            },
-            "still_head": {
-                str(scale): still_head(model, scale, prefixes, args.frames) for scale in args.scales
-            },
-        }
-        sweep = frame_sweep(model, args.scales[0], args.rigs, args.sweep) if args.sweep else None
-        reading = speed(model, args.speed_scale, args.speed_frames, work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    return args
+
+
+def _report(args: argparse.Namespace, results: dict, sweep, reading: dict, started: float) -> dict:
+    """The results JSON: the measurements and what they mean."""
     strict = [r for case in results.values() for r in case.values() if r["scale"] >= 0.5]
-    report = {
+    return {
         "command": "python " + " ".join(sys.argv),
         "machine": machine(("scipy", "av")),
         "torch_threads": torch.get_num_threads(),
@@ -435,19 +462,44 @@ def main() -> None:
         "reading": reading,
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
-    text = json.dumps(report, indent=1)
+
+
+def main() -> None:
+    args = _arguments()
+    output = args.output or (None if args.quick else RESULTS / "capture.json")
+    model = load_face_model("synth")
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="bench_capture_"))
+    try:
+        prefixes = still_corpus(work / "still_corpus", args.still_recordings)
+        results = {
+            "moving_head": {
+                str(scale): moving_head(model, scale, args.rigs, args.frames)
+                for scale in args.scales
+            },
+            "still_head": {
+                str(scale): still_head(model, scale, prefixes, args.frames) for scale in args.scales
+            },
+        }
+        sweep = frame_sweep(model, args.scales[0], args.rigs, args.sweep) if args.sweep else None
+        reading = speed(model, args.speed_scale, args.speed_frames, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report = _report(args, results, sweep, reading, started)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text + "\n")
+        output.write_text(json.dumps(report, indent=1) + "\n")
         print(f"wrote {output}")
     keys = ("icp_rotation_deg", "icp_translation_mm", "side_cameras_off_target", "target_met")
     summary = {
-        case: {scale: {name: {k: r[name][k] for k in keys} for name in PIPELINES}
-               for scale, r in by_scale.items()}
+        case: {
+            scale: {name: {k: r[name][k] for k in keys} for name in PIPELINES}
+            for scale, r in by_scale.items()
+        }
         for case, by_scale in results.items()
-    }  # fmt: skip
-    print(json.dumps({"accuracy": summary, "by_frames": sweep, "reading": reading,
-                      "target_met": report["target_met"]}, indent=1))  # fmt: skip
+    }
+    brief = {"accuracy": summary, "by_frames": sweep, "reading": reading}
+    print(json.dumps(brief | {"target_met": report["target_met"]}, indent=1))
 
 
 if __name__ == "__main__":

@@ -48,13 +48,12 @@ SETTINGS = {"paper": "paper", "default": None, "fast": "fast"}
 
 def _data(work: Path, subjects: int, frames: int, scale: float, detail: float) -> Path:
     corpus, capture = work / "corpus", work / "capture"
-    if cli(["synth", "corpus", "-o", str(corpus), "--subjects", str(subjects), "--sentences", "1",
-            "--seed", "4242", "--workers", "2"]):  # fmt: skip
+    corpus_argv = ["synth", "corpus", "-o", str(corpus), "--subjects", str(subjects)]
+    if cli([*corpus_argv, "--sentences", "1", "--seed", "4242", "--workers", "2"]):
         raise SystemExit("corpus failed")
-    code = cli(["synth", "capture", str(corpus), "-o", str(capture), "--scale", str(scale),
-                "--frames", str(frames), "--seed", "77", "--detail-mm", str(detail),
-                "--workers", "2"])  # fmt: skip
-    if code:
+    capture_argv = ["synth", "capture", str(corpus), "-o", str(capture), "--scale", str(scale)]
+    options = ["--frames", str(frames), "--seed", "77", "--detail-mm", str(detail)]
+    if cli([*capture_argv, *options, "--workers", "2"]):
         raise SystemExit("capture failed")
     return capture
 
@@ -86,8 +85,9 @@ def run_setting(name: str, capture: Path, work: Path, frames: int, scale: float)
         subject, rec = result.key.split("/")
         fit = json.loads((output / subject / f"{rec}_fit.json").read_text())
         records[result.key] = {
-            "summary": fit["summary"], "calibration_error": _calibration_error(
-                output, capture, result.key)}  # fmt: skip
+            "summary": fit["summary"],
+            "calibration_error": _calibration_error(output, capture, result.key),
+        }
     summaries = [r["summary"] for r in records.values()]
     stages = [s["stage"] for s in summaries[0]["stages"]]
 
@@ -111,14 +111,14 @@ def run_setting(name: str, capture: Path, work: Path, frames: int, scale: float)
                 for region in ("face", "lip", "upper_face")
             }
             for stage in stages
-        },  # fmt: skip
+        },
         "sequence_error_mm": {
             region: region_mean(["sequence"], region) for region in ("face", "lip", "upper_face")
-        },  # fmt: skip
+        },
         "sequence_error_unsmoothed_mm": {
             region: region_mean(["sequence_unsmoothed"], region)
             for region in ("face", "lip", "upper_face")
-        },  # fmt: skip
+        },
         "seconds_per_stage_first_frame": {
             stage: _mean([s["stages"][i]["seconds"] for s in summaries])
             for i, stage in enumerate(stages)
@@ -139,17 +139,27 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=2)
     parser.add_argument("--frames", type=int, default=15)
     parser.add_argument("--capture-scale", type=float, default=0.5)
-    parser.add_argument("--scale", type=float, default=1.0,
-                        help="working resolution, a fraction of the capture's (default: 960x540 "
-                        "images, the library default for 1080p recordings)")  # fmt: skip
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="working resolution, a fraction of the capture's (default: 960x540 "
+        "images, the library default for 1080p recordings)",
+    )
     parser.add_argument("--detail-mm", type=float, default=1.0)
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    parser.add_argument("--reconstruct-frames", type=int, default=None,
-                        help="reconstruct only the first N frames of each recording (default: "
-                        "all --frames)")  # fmt: skip
-    parser.add_argument("--merge-into", default=None,
-                        help="add these settings' results to an existing results JSON (each "
-                        "setting keeps the command that produced it)")  # fmt: skip
+    parser.add_argument(
+        "--reconstruct-frames",
+        type=int,
+        default=None,
+        help="reconstruct only the first N frames of each recording (default: all --frames)",
+    )
+    parser.add_argument(
+        "--merge-into",
+        default=None,
+        help="add these settings' results to an existing results JSON (each "
+        "setting keeps the command that produced it)",
+    )
     parser.add_argument("--quick", action="store_true", help="1 subject, 4 frames, 'fast' only")
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
@@ -178,7 +188,7 @@ def main() -> None:
             "corpus_seed": 4242,
             "studio_seed": 77,
             "head_motion": True,
-        },  # fmt: skip
+        },
         "targets": {"face_mean_mm": 1.0, "lip_mean_mm": 1.5, "seconds_per_tracked_frame": 10.0},
         "settings": results,
     }

@@ -99,10 +99,16 @@ def cameras(vertices: np.ndarray, width: int, height: int, framing: str) -> list
         # Orbit the camera about the vertical through the face: p_cam = turn (p - pivot) + pivot.
         views.append(
             PinholeCamera(
-                centre.fx, centre.fy, centre.cx, centre.cy, width, height,
-                R=turn, t=pivot - turn @ pivot,
+                centre.fx,
+                centre.fy,
+                centre.cx,
+                centre.cy,
+                width,
+                height,
+                R=turn,
+                t=pivot - turn @ pivot,
             )
-        )  # fmt: skip
+        )
     return views
 
 
@@ -161,9 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
-        "--threads", type=int, nargs="+", default=None,
+        "--threads",
+        type=int,
+        nargs="+",
+        default=None,
         help="torch CPU thread counts to run the CPU cases with (default: 1 and all cores)",
-    )  # fmt: skip
+    )
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "render.json"))
     args = parser.parse_args(argv)
     threads = args.threads or sorted({1, torch.get_num_threads()})

@@ -100,8 +100,9 @@ def make_scene(model: FaceModel, seed: int = 0) -> Scene:
     lighting[..., [1, 10, 19]] = 0.1
     with torch.no_grad():
         vertices = model.vertices(identity, expression) @ rotation.T + translation
-        render = render_rgbd(vertices[None], torch.as_tensor(model.faces), model.albedo(None),
-                             cameras, lighting)  # fmt: skip
+        render = render_rgbd(
+            vertices[None], torch.as_tensor(model.faces), model.albedo(None), cameras, lighting
+        )
         landmarks = torch.stack([c.project(vertices[model.landmarks]) for c in cameras])
     observation = FrameObservation(
         index=0,
@@ -111,8 +112,9 @@ def make_scene(model: FaceModel, seed: int = 0) -> Scene:
         landmark_valid=torch.ones(len(cameras), len(model.landmarks), dtype=torch.bool),
         cameras=cameras,
     )
-    return Scene(model, identity, expression, rotation, translation, vertices, lighting,
-                 observation)  # fmt: skip
+    return Scene(
+        model, identity, expression, rotation, translation, vertices, lighting, observation
+    )
 
 
 @pytest.fixture(scope="session")
@@ -150,8 +152,15 @@ def film(root: Path, model: FaceModel, frames: int = STUDIO_FRAMES) -> StudioCap
         vertices = model.vertices(identity.expand(frames, -1), expression).numpy()
     sequence = MeshSequence(vertices, model.faces, 30.0, colors=model.albedo_mean)
     source = save_sequence(sequence, root / "source" / "S1" / "rec.npz")
-    out = capture(source, root / "capture", scale=1 / 8, frames=frames, seed=3,
-                  face_model=MODEL_SPEC, progress=False)  # fmt: skip
+    out = capture(
+        source,
+        root / "capture",
+        scale=1 / 8,
+        frames=frames,
+        seed=3,
+        face_model=MODEL_SPEC,
+        progress=False,
+    )
     folder = out / "S1"
     return StudioCapture(root, folder, "rec", load_ground_truth(folder / "rec_gt_capture.npz"))
 

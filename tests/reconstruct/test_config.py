@@ -30,9 +30,14 @@ def test_defaults_are_the_papers():
     }
     assert all(getattr(config, name).plateau == 0.0 for name in stages)  # every iteration
     assert dataclasses.asdict(config.weights) == {
-        "colour": 3.0, "depth": 2.0, "landmark": 300.0, "prior": 0.001, "edge": 2.0,
-        "laplacian": 2.0, "offset": 0.01,
-    }  # fmt: skip
+        "colour": 3.0,
+        "depth": 2.0,
+        "landmark": 300.0,
+        "prior": 0.001,
+        "edge": 2.0,
+        "laplacian": 2.0,
+        "offset": 0.01,
+    }
     assert config.colour_sigma == 0.1 and config.depth_sigma_mm == 2.0
     assert config.smoothing_hz == 5.0 and config.track_coefficients is True
     assert config.scale == 0.5 and config.backend == "auto" and config.device == "cpu"
@@ -47,9 +52,15 @@ def test_to_dict_round_trips_through_json():
 # ---------------------------------------------------------------------- overrides
 def test_overrides():
     config = resolve_config(
-        overrides=["vertex_stage.iterations=10", "scale=0.25", "smoothing_hz=none",
-                   "track_coefficients=false", "identity_dims=5", "weights.edge=1e1"]
-    )  # fmt: skip
+        overrides=[
+            "vertex_stage.iterations=10",
+            "scale=0.25",
+            "smoothing_hz=none",
+            "track_coefficients=false",
+            "identity_dims=5",
+            "weights.edge=1e1",
+        ]
+    )
     assert config.vertex_stage.iterations == 10 and isinstance(config.vertex_stage.iterations, int)
     assert config.vertex_stage.lr == 0.02  # the rest of the section is kept
     assert config.scale == 0.25 and config.smoothing_hz is None
@@ -154,9 +165,16 @@ def test_apply_dataclass_overrides_converts_types_and_copies():
     base = Outer()
     out = apply_dataclass_overrides(
         base,
-        ["inner.size=1e3", "inner.rate=2", "inner.name=b", "limit=null", "shape=[4, 5, 6]",
-         "pair=3,0.25", "flag=yes"],
-    )  # fmt: skip
+        [
+            "inner.size=1e3",
+            "inner.rate=2",
+            "inner.name=b",
+            "limit=null",
+            "shape=[4, 5, 6]",
+            "pair=3,0.25",
+            "flag=yes",
+        ],
+    )
     assert out == Outer(Inner(1000, 2.0, "b"), None, (4, 5, 6), (3, 0.25), True)
     assert base == Outer()  # not modified in place
     assert apply_dataclass_overrides(out, ["shape=7"]).shape == (7,)
@@ -181,8 +199,9 @@ def test_apply_dataclass_overrides_errors(override, message):
 
 
 def test_update_dataclass_nested_values_and_skip():
-    out = update_dataclass(Outer(), {"inner": {"size": 9}, "limit": None, "meta": 1}, "cfg.json",
-                           skip=("meta",))  # fmt: skip
+    out = update_dataclass(
+        Outer(), {"inner": {"size": 9}, "limit": None, "meta": 1}, "cfg.json", skip=("meta",)
+    )
     assert out.inner.size == 9 and out.inner.rate == 0.5 and out.limit is None
     with pytest.raises(InputError, match="cfg.json: unknown key 'meta'"):
         update_dataclass(Outer(), {"meta": 1}, "cfg.json")

@@ -17,12 +17,14 @@ def _read(path):
         return image.format, image.size, np.asarray(image.convert("RGB"))
 
 
-def test_stage_figure_with_the_truth_row(tracked, face_model, tracking_config, studio_capture,
-                                         tmp_path):  # fmt: skip
+def test_stage_figure_with_the_truth_row(
+    tracked, face_model, tracking_config, studio_capture, tmp_path
+):
     recording, result = tracked
     truth = studio_capture.truth.vertices[result.first_frame]
-    path = stage_figure(recording, face_model, result, tracking_config, tmp_path / "a" / "f.png",
-                        truth)  # fmt: skip
+    path = stage_figure(
+        recording, face_model, result, tracking_config, tmp_path / "a" / "f.png", truth
+    )
     assert path == tmp_path / "a" / "f.png" and path.is_file()
     kind, (width, height), pixels = _read(path)
     assert kind == "PNG" and 800 < width < 2500 and 400 < height < 1500
@@ -73,8 +75,12 @@ def test_vertex_errors_per_region():
     truth = rng.normal(size=(3, 50, 3))
     offset = np.zeros_like(truth)
     offset[:, :10, 0] = 0.002  # the "lip" off by 2 mm, the rest exact
-    regions = {"lip": np.arange(10), "face": np.arange(50), "nose": np.arange(0),
-               "not_reported": np.arange(5)}  # fmt: skip
+    regions = {
+        "lip": np.arange(10),
+        "face": np.arange(50),
+        "nose": np.arange(0),
+        "not_reported": np.arange(5),
+    }
     errors = vertex_errors(truth + offset, truth, regions)
     assert set(errors) == {"lip", "face"}  # empty and unknown regions left out
     assert errors["lip"] == {"mean_mm": pytest.approx(2.0), "p95_mm": pytest.approx(2.0)}

@@ -88,8 +88,11 @@ def fitted(scene) -> Fitted:
     after, reports = {}, {}
     error = {"initial": scene.face_error_mm(fitter.world_vertices(params))}
     marks = {"initial": landmark_loss(params)}
-    for name, stage in (("landmark", fitter.fit_landmarks), ("model", fitter.fit_model),
-                        ("vertex", fitter.fit_offsets)):  # fmt: skip
+    for name, stage in (
+        ("landmark", fitter.fit_landmarks),
+        ("model", fitter.fit_model),
+        ("vertex", fitter.fit_offsets),
+    ):
         params, report = stage(params, scene.observation)
         after[name], reports[name] = params, report
         error[name] = scene.face_error_mm(fitter.world_vertices(params))
@@ -108,11 +111,15 @@ def test_initial_pose_recovers_the_pose_roughly(scene):
 
 def test_initial_pose_without_landmarks_or_depth_faces_the_camera(scene):
     observation = scene.observation
-    no_marks = dataclasses.replace(observation, landmark_valid=torch.zeros_like(
-        observation.landmark_valid))  # fmt: skip
+    no_marks = dataclasses.replace(
+        observation, landmark_valid=torch.zeros_like(observation.landmark_valid)
+    )
     no_depth = dataclasses.replace(observation, depth=torch.zeros_like(observation.depth))
-    foreign = dataclasses.replace(observation, landmarks=observation.landmarks[:, :5],
-                                  landmark_valid=observation.landmark_valid[:, :5])  # fmt: skip
+    foreign = dataclasses.replace(
+        observation,
+        landmarks=observation.landmarks[:, :5],
+        landmark_valid=observation.landmark_valid[:, :5],
+    )
     for case in (no_marks, no_depth, foreign):
         rotation, translation = initial_pose(scene.model, case)
         np.testing.assert_array_equal(rotation, FACING_CAMERA)
@@ -130,8 +137,10 @@ def _studio_pose_error(studio_capture, face_model, scale: float) -> tuple[float,
     inner = face_model.landmarks[17:]
     truth = fit_similarity(face_model.mean[inner], studio_capture.truth.vertices[0][inner])
     rotation, translation = initial_pose(face_model, observation)
-    return (rotation_angle_degrees(rotation, truth.rotation),
-            float(np.linalg.norm(translation - truth.translation)))  # fmt: skip
+    return (
+        rotation_angle_degrees(rotation, truth.rotation),
+        float(np.linalg.norm(translation - truth.translation)),
+    )
 
 
 def test_initial_pose_ignores_landmarks_lifted_onto_the_backdrop(studio_capture, face_model):
@@ -151,13 +160,13 @@ def test_initial_parameters(scene, fitted):
         assert tensor.dtype == torch.float32 and (tensor == 0).all() and not tensor.requires_grad
     expected_rotation, expected_translation = initial_pose(model, scene.observation)
     np.testing.assert_allclose(params.rotation_matrix().numpy(), expected_rotation, atol=1e-6)
-    np.testing.assert_allclose(params.world_translation().numpy(), expected_translation,
-                               atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(params.world_translation().numpy(), expected_translation, atol=1e-6)
 
 
 def test_dims_options(scene):
-    fitter = FaceFitter(scene.model, small_config(identity_dims=5, expression_dims=0,
-                                                  albedo_dims=2), 3)  # fmt: skip
+    fitter = FaceFitter(
+        scene.model, small_config(identity_dims=5, expression_dims=0, albedo_dims=2), 3
+    )
     params = fitter.initial_parameters(scene.observation)
     assert params.identity.shape == (5,) and params.expression.shape == (0,)
     assert params.albedo.shape == (2,)
@@ -180,9 +189,9 @@ def test_the_true_face_explains_the_observation(scene):
     fitter = FaceFitter(scene.model, small_config(), 3)
     params = true_parameters(scene, fitter)
     torch.testing.assert_close(fitter.world_vertices(params), scene.vertices, atol=1e-6, rtol=0)
-    terms, render = fitter.loss_terms(params, scene.observation,
-                                      ("colour", "depth", "landmark", "edge", "laplacian",
-                                       "offset"))  # fmt: skip
+    terms, render = fitter.loss_terms(
+        params, scene.observation, ("colour", "depth", "landmark", "edge", "laplacian", "offset")
+    )
     assert render is not None and render.rgb.shape == (1, 3, 90, 120, 3)
     assert terms["colour"] < 1e-6 and terms["depth"] < 1e-6 and terms["landmark"] < 1e-9
     assert terms["edge"] == 0 and terms["laplacian"] == 0 and terms["offset"] == 0
@@ -196,13 +205,17 @@ def test_the_true_face_explains_the_observation(scene):
 
 
 def test_loss_terms_weights_and_prior(scene):
-    config = small_config(weights=dataclasses.replace(ReconstructConfig().weights, prior=2.0,
-                                                      offset=3.0))  # fmt: skip
+    config = small_config(
+        weights=dataclasses.replace(ReconstructConfig().weights, prior=2.0, offset=3.0)
+    )
     fitter = FaceFitter(scene.model, config, 3)
     params = fitter.initial_parameters(scene.observation)
-    params = dataclasses.replace(params, identity=torch.ones_like(params.identity),
-                                 albedo=torch.full_like(params.albedo, 10.0),
-                                 offsets=torch.full_like(params.offsets, 0.1))  # fmt: skip
+    params = dataclasses.replace(
+        params,
+        identity=torch.ones_like(params.identity),
+        albedo=torch.full_like(params.albedo, 10.0),
+        offsets=torch.full_like(params.offsets, 0.1),
+    )
     terms, render = fitter.loss_terms(params, scene.observation, ("prior", "offset"))
     assert render is None and set(terms) == {"prior", "offset"}
     k_id, k_exp = params.identity.numel(), params.expression.numel()
@@ -256,8 +269,11 @@ def test_vertex_stage_keeps_the_error(fitted):
 
 
 def test_fit_first_frame_runs_the_three_stages(scene):
-    config = small_config(landmark_stage=StageConfig(3, 0.01), model_stage=StageConfig(2, 0.01),
-                          vertex_stage=StageConfig(2, 0.01))  # fmt: skip
+    config = small_config(
+        landmark_stage=StageConfig(3, 0.01),
+        model_stage=StageConfig(2, 0.01),
+        vertex_stage=StageConfig(2, 0.01),
+    )
     fitter = FaceFitter(scene.model, config, 3)
     params, reports, snapshots = fitter.fit_first_frame(scene.observation)
     assert [r.stage for r in reports] == ["landmark", "model", "vertex"]
@@ -276,8 +292,9 @@ def test_tracking_trains_offsets_expression_and_pose_only(scene, fitted):
     for name in ("offsets", "expression", "rotation", "translation"):
         assert not torch.equal(getattr(params, name), getattr(start, name)), name
     assert "prior" in report.terms
-    offsets_only = FaceFitter(scene.model, small_config(tracking_stage=StageConfig(4, 0.005),
-                                                        track_coefficients=False), 3)  # fmt: skip
+    offsets_only = FaceFitter(
+        scene.model, small_config(tracking_stage=StageConfig(4, 0.005), track_coefficients=False), 3
+    )
     params, report = offsets_only.track(start, scene.observation)
     assert "prior" not in report.terms
     for name in ("expression", "rotation", "translation"):
@@ -291,17 +308,23 @@ def test_plateau_stops_a_stage_early_and_callback(scene):
     fitter = FaceFitter(scene.model, small_config(), 3)
     params = fitter.initial_parameters(scene.observation)
     stage = StageConfig(200, 0.01, plateau=0.5, patience=3)
-    _, report = fitter.run_stage("landmark", params, scene.observation,
-                                 ("identity", "expression", "rotation", "translation"),
-                                 ("landmark", "prior"), stage,
-                                 on_iteration=lambda i, loss: calls.append((i, loss)))  # fmt: skip
+    _, report = fitter.run_stage(
+        "landmark",
+        params,
+        scene.observation,
+        ("identity", "expression", "rotation", "translation"),
+        ("landmark", "prior"),
+        stage,
+        on_iteration=lambda i, loss: calls.append((i, loss)),
+    )
     assert 3 < report.iterations < 200
     assert [i for i, _ in calls] == list(range(report.iterations))
     assert calls[0][1] == pytest.approx(report.loss[0]) and calls[-1][1] == pytest.approx(
         report.loss[1]
     )
-    _, empty = fitter.run_stage("landmark", params, scene.observation, ("identity",),
-                                ("landmark",), StageConfig(0, 0.01))  # fmt: skip
+    _, empty = fitter.run_stage(
+        "landmark", params, scene.observation, ("identity",), ("landmark",), StageConfig(0, 0.01)
+    )
     # no iteration: the loss of the parameters as given, finite (it goes to strict JSON)
     assert empty.iterations == 0 and empty.loss[0] == empty.loss[1] == pytest.approx(report.loss[0])
 
@@ -325,8 +348,7 @@ def test_as_numpy_units(fitted):
     params = fitted.after["vertex"]
     arrays = params.as_numpy()
     assert all(a.dtype == np.float32 for a in arrays.values())
-    np.testing.assert_allclose(arrays["offsets"], OFFSET_UNIT * params.offsets.numpy(),
-                               rtol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(arrays["offsets"], OFFSET_UNIT * params.offsets.numpy(), rtol=1e-6)
     np.testing.assert_allclose(
         arrays["translation"],
         params.base_translation.numpy() + TRANSLATION_UNIT * params.translation.numpy(),
@@ -359,8 +381,9 @@ def test_render_with_earlier_triangle_ids_equals_rasterizing_again(scene):
     albedo = model.albedo(None)
     vertices = scene.vertices.clone()[None].requires_grad_(True)
     fresh = render_rgbd(vertices, faces, albedo, cameras, scene.lighting)
-    reused = render_rgbd(vertices, faces, albedo, cameras, scene.lighting,
-                         triangle_id=fresh.triangle_id.detach())  # fmt: skip
+    reused = render_rgbd(
+        vertices, faces, albedo, cameras, scene.lighting, triangle_id=fresh.triangle_id.detach()
+    )
     torch.testing.assert_close(reused.rgb, fresh.rgb, atol=1e-5, rtol=0)
     torch.testing.assert_close(reused.depth, fresh.depth, atol=1e-6, rtol=0)
     assert torch.equal(reused.mask, fresh.mask)
@@ -368,8 +391,9 @@ def test_render_with_earlier_triangle_ids_equals_rasterizing_again(scene):
     # gradients flow through the reused barycentrics, as through a fresh render
     weights = torch.rand(fresh.depth.shape, generator=torch.Generator().manual_seed(0))
     (grad_fresh,) = torch.autograd.grad((fresh.depth * weights).sum() + fresh.rgb.sum(), vertices)
-    (grad_reused,) = torch.autograd.grad((reused.depth * weights).sum() + reused.rgb.sum(),
-                                         vertices)  # fmt: skip
+    (grad_reused,) = torch.autograd.grad(
+        (reused.depth * weights).sum() + reused.rgb.sum(), vertices
+    )
     assert torch.isfinite(grad_reused).all() and grad_reused.abs().sum() > 0
     torch.testing.assert_close(grad_reused, grad_fresh, atol=1e-4, rtol=1e-3)
 

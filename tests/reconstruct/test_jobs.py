@@ -33,8 +33,8 @@ FRAMES = 2
 
 
 def command(input_folder, output, *extra: str) -> list[str]:
-    argv = ["reconstruct", str(input_folder), "-o", str(output), "--face-model", MODEL_SPEC,
-            "--no-progress"]  # fmt: skip
+    argv = ["reconstruct", str(input_folder), "-o", str(output)]
+    argv += ["--face-model", MODEL_SPEC, "--no-progress"]
     for setting in SETTINGS:
         argv += ["--set", setting]
     return argv + list(extra)
@@ -92,8 +92,15 @@ def test_exit_code_and_summary_line(first_run):
 
 def test_outputs_are_written(first_run):
     names = set(first_run.mtimes)
-    assert {"rec_0.nut", "rec_1.nut", "rec_2.nut", "rec_fit.npz", "rec_fit.json",
-            "rec_calibration.json", "rec_stages.png"} <= names  # fmt: skip
+    assert {
+        "rec_0.nut",
+        "rec_1.nut",
+        "rec_2.nut",
+        "rec_fit.npz",
+        "rec_fit.json",
+        "rec_calibration.json",
+        "rec_stages.png",
+    } <= names
     assert not [n for n in names if n.startswith(".") or "tmp" in n]  # no temporary leftovers
 
 
@@ -165,8 +172,7 @@ def test_stage_figure_png(first_run):
 
 
 def test_rerun_skips_and_leaves_outputs_alone(first_run, studio_capture, capsys):
-    run = run_cli(command(studio_capture.folder, first_run.output, "--frames", str(FRAMES)),
-                  capsys)  # fmt: skip
+    run = run_cli(command(studio_capture.folder, first_run.output, "--frames", str(FRAMES)), capsys)
     assert run.code == 0 and run.stdout.startswith("0 done, 1 skipped, 0 failed")
     mtimes = {p.name: p.stat().st_mtime_ns for p in (first_run.output / "S1").iterdir()}
     assert mtimes == first_run.mtimes
@@ -230,14 +236,13 @@ def test_a_corrupt_recording_fails_alone(first_run, studio_capture, tmp_path, ca
     assert run.stdout.startswith("0 done, 1 skipped, 1 failed")
 
 
-def test_a_calibration_of_other_cameras_fails_the_job(first_run, studio_capture, tmp_path,
-                                                      capsys):  # fmt: skip
+def test_a_calibration_of_other_cameras_fails_the_job(first_run, studio_capture, tmp_path, capsys):
     record = json.loads(Path(f"{first_run.prefix}_calibration.json").read_text())
     wrong = tmp_path / "two_cameras.json"
     record["cameras"] = record["cameras"][:2]
     wrong.write_text(json.dumps(record))
-    run = run_cli(command(studio_capture.folder, tmp_path / "out", "--frames", "1",
-                          "--calibration", str(wrong)), capsys)  # fmt: skip
+    argv = command(studio_capture.folder, tmp_path / "out", "--frames", "1")
+    run = run_cli([*argv, "--calibration", str(wrong)], capsys)
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     reason = manifest["jobs"]["S1/rec"]["reason"]
     assert run.code == 1 and manifest["jobs"]["S1/rec"]["status"] == "failed"
@@ -272,9 +277,10 @@ def test_reconstruct_validates_its_arguments(studio_capture, tmp_path):
 def test_ray_executor(first_run, studio_capture, tmp_path, capsys):
     pytest.importorskip("ray", exc_type=ImportError)
     calibration = f"{first_run.prefix}_calibration.json"
-    run = run_cli(command(studio_capture.folder, tmp_path / "out", "--frames", "1",
-                          "--calibration", calibration, "--executor", "ray", "--workers", "1"),
-                  capsys)  # fmt: skip
+    argv = command(studio_capture.folder, tmp_path / "out", "--frames", "1")
+    run = run_cli(
+        [*argv, "--calibration", calibration, "--executor", "ray", "--workers", "1"], capsys
+    )
     assert run.code == 0 and run.stdout.startswith("1 done, 0 skipped, 0 failed"), run.stderr
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["jobs"]["S1/rec"]["status"] == "done"
@@ -288,13 +294,14 @@ def _strict_json(text: str) -> object:
     return json.loads(text, parse_constant=refuse)
 
 
-def test_outputs_are_strict_json_when_a_stage_is_skipped(first_run, studio_capture, tmp_path,
-                                                         capsys):  # fmt: skip
+def test_outputs_are_strict_json_when_a_stage_is_skipped(
+    first_run, studio_capture, tmp_path, capsys
+):
     calibration = f"{first_run.prefix}_calibration.json"
     output = tmp_path / "out"
-    run = run_cli(command(studio_capture.folder, output, "--frames", "2", "--calibration",
-                          calibration, "--set", "vertex_stage.iterations=0", "--set",
-                          "tracking_stage.iterations=0"), capsys)  # fmt: skip
+    skip_stages = ["--set", "vertex_stage.iterations=0", "--set", "tracking_stage.iterations=0"]
+    argv = command(studio_capture.folder, output, "--frames", "2", "--calibration", calibration)
+    run = run_cli([*argv, *skip_stages], capsys)
     assert run.code == 0 and run.stdout.startswith("1 done")
     _strict_json((output / "manifest.json").read_text())
     _strict_json(fit_json_path(output / "S1" / "rec").read_text())

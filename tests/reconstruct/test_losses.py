@@ -33,8 +33,9 @@ def test_geman_mcclure_known_values_and_bound():
     assert (big.diff() > 0).all()  # monotone in |r|
     # quadratic near zero: r^2 / sigma^2
     small = torch.tensor([1e-4], dtype=torch.float64)
-    torch.testing.assert_close(losses.geman_mcclure(small, 0.1), small.square() / 0.01, rtol=1e-5,
-                               atol=0)  # fmt: skip
+    torch.testing.assert_close(
+        losses.geman_mcclure(small, 0.1), small.square() / 0.01, rtol=1e-5, atol=0
+    )
 
 
 def test_geman_mcclure_batch_and_gradcheck():

@@ -126,8 +126,9 @@ def test_working_camera_keeps_projection_consistent(k):
     full = calibration(yaw=0.4)
     camera = working_camera(full, k)
     assert (camera.width, camera.height) == (64 // k, 48 // k)
-    points = torch.tensor([[0.01, -0.02, 0.7], [-0.05, 0.03, 0.6], [0.0, 0.0, 0.9]],
-                          dtype=torch.float64)  # fmt: skip
+    points = torch.tensor(
+        [[0.01, -0.02, 0.7], [-0.05, 0.03, 0.6], [0.0, 0.0, 0.9]], dtype=torch.float64
+    )
     u_full = full.to_pinhole().project(points)
     u_work = camera.project(points)
     torch.testing.assert_close(u_work, (u_full + 0.5) / k - 0.5)
@@ -153,12 +154,12 @@ def test_observe_reduces_images_and_converts_landmarks():
     assert observation.image_size == (24, 32)
     assert observation.colour.shape == (2, 24, 32, 3) and observation.colour.dtype == torch.float32
     assert observation.depth.shape == (2, 24, 32)
-    np.testing.assert_allclose(observation.colour[1].numpy(), naive_colour(colour[1], 2),
-                               atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(observation.colour[1].numpy(), naive_colour(colour[1], 2), atol=1e-6)
     np.testing.assert_allclose(observation.depth.numpy(), 0.7, atol=1e-6)
     assert observation.landmarks.shape == (2, 4, 2)
-    np.testing.assert_array_equal(observation.landmark_valid.numpy(),
-                                  [[True, False, True, True], [False] * 4])  # fmt: skip
+    np.testing.assert_array_equal(
+        observation.landmark_valid.numpy(), [[True, False, True, True], [False] * 4]
+    )
     expected = (marks + 0.5) / 2 - 0.5
     np.testing.assert_allclose(observation.landmarks[0, [0, 2, 3]].numpy(), expected[[0, 2, 3]])
     assert torch.isfinite(observation.landmarks).all()  # 0 where invalid, not NaN
@@ -189,9 +190,14 @@ def test_observe_validates_sizes():
         observe(0, [colour[0][:, :-2], colour[1]], depth, calibrations, [None, None], 0.5)
     other = calibration(66, 48)
     with pytest.raises(InputError, match="share one image size"):
-        observe(0, [colour[0], np.zeros((48, 66, 3), np.uint8)],
-                [depth[0], np.zeros((48, 66), np.uint16)], [calibrations[0], other],
-                [None, None], 0.5)  # fmt: skip
+        observe(
+            0,
+            [colour[0], np.zeros((48, 66, 3), np.uint8)],
+            [depth[0], np.zeros((48, 66), np.uint16)],
+            [calibrations[0], other],
+            [None, None],
+            0.5,
+        )
     with pytest.raises(InputError, match="3 landmarks, expected 2"):
         observe(0, colour, depth, calibrations, [np.zeros((2, 2)), np.zeros((3, 2))], 0.5)
     with pytest.raises(InputError, match="scale"):

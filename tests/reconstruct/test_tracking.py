@@ -66,8 +66,7 @@ def test_smoothing_slow_reference():
     sos = signal.butter(4, 5.0, fs=30.0, output="sos")
     for v in range(3):
         for axis in range(3):
-            expected = signal.sosfiltfilt(sos, vertices[:, v, axis].astype(np.float64),
-                                          padlen=15)  # fmt: skip
+            expected = signal.sosfiltfilt(sos, vertices[:, v, axis].astype(np.float64), padlen=15)
             np.testing.assert_allclose(out[:, v, axis], expected, atol=1e-6)
 
 
@@ -116,9 +115,20 @@ def test_stack_coefficients_marks_failed_frames_nan():
 
 def test_records_as_dicts_rounds_floats():
     rows = records_as_dicts([FrameRecord(3, seconds=1.234567, depth_rmse_mm=None, loss=0.1 + 0.2)])
-    assert rows == [{"index": 3, "status": "ok", "reason": None, "seconds": 1.2346,
-                     "depth_rmse_mm": None, "depth_coverage": None, "landmark_rmse_px": None,
-                     "loss": 0.3, "iterations": 0, "cameras_with_landmarks": 0}]  # fmt: skip
+    assert rows == [
+        {
+            "index": 3,
+            "status": "ok",
+            "reason": None,
+            "seconds": 1.2346,
+            "depth_rmse_mm": None,
+            "depth_coverage": None,
+            "landmark_rmse_px": None,
+            "loss": 0.3,
+            "iterations": 0,
+            "cameras_with_landmarks": 0,
+        }
+    ]
 
 
 # ---------------------------------------------------------------------- a recording
@@ -153,17 +163,25 @@ def test_reconstruct_capture_tracks_the_recording(tracked, studio_capture, face_
 
 def test_frames_limit_and_callback(studio_capture, face_model, tracking_config):
     seen = []
-    result = reconstruct_capture(studio_capture.open(), face_model, tracking_config, frames=1,
-                                 progress=False, on_frame=seen.append)  # fmt: skip
+    result = reconstruct_capture(
+        studio_capture.open(),
+        face_model,
+        tracking_config,
+        frames=1,
+        progress=False,
+        on_frame=seen.append,
+    )
     assert len(result.frames) == 1 and [r.index for r in seen] == [0]
     assert result.summary()["seconds_per_tracked_frame"] is None
     with pytest.raises(InputError, match="at least 1 frame"):
-        reconstruct_capture(studio_capture.open(), face_model, tracking_config, frames=0,
-                            progress=False)  # fmt: skip
+        reconstruct_capture(
+            studio_capture.open(), face_model, tracking_config, frames=0, progress=False
+        )
 
 
-def test_a_frame_without_depth_fails_and_is_interpolated(studio_capture, face_model,
-                                                         tracking_config):  # fmt: skip
+def test_a_frame_without_depth_fails_and_is_interpolated(
+    studio_capture, face_model, tracking_config
+):
     def edit(frame: CaptureFrame) -> CaptureFrame:
         return without_depth(frame) if frame.index == 1 else frame
 
@@ -173,9 +191,9 @@ def test_a_frame_without_depth_fails_and_is_interpolated(studio_capture, face_mo
     assert statuses == [("ok", None), ("failed", "no depth in any camera"), ("ok", None)]
     failed = result.frames[1]
     assert failed.depth_rmse_mm is None and failed.iterations == 0 and failed.loss is None
-    np.testing.assert_allclose(result.raw_vertices[1],
-                               0.5 * (result.raw_vertices[0] + result.raw_vertices[2]),
-                               atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        result.raw_vertices[1], 0.5 * (result.raw_vertices[0] + result.raw_vertices[2]), atol=1e-6
+    )
     assert np.isnan(result.coefficients["expression"][1]).all()
     assert not np.isnan(result.coefficients["expression"][[0, 2]]).any()
     assert result.summary()["failed"] == 1 and result.summary()["ok"] == 2
@@ -187,8 +205,13 @@ def test_the_first_usable_frame_starts_the_fit(studio_capture, face_model, track
     def edit(frame: CaptureFrame) -> CaptureFrame:
         return without_depth(frame) if frame.index == 0 else frame
 
-    result = reconstruct_capture(EditedCapture(studio_capture.open(), edit), face_model,
-                                 tracking_config, frames=2, progress=False)  # fmt: skip
+    result = reconstruct_capture(
+        EditedCapture(studio_capture.open(), edit),
+        face_model,
+        tracking_config,
+        frames=2,
+        progress=False,
+    )
     assert result.first_frame == 1
     assert [f.status for f in result.frames] == ["failed", "ok"]
     np.testing.assert_array_equal(result.raw_vertices[0], result.raw_vertices[1])  # held
@@ -197,8 +220,9 @@ def test_the_first_usable_frame_starts_the_fit(studio_capture, face_model, track
 
 def test_every_frame_failing_raises(studio_capture, face_model, tracking_config):
     recording = EditedCapture(studio_capture.open(), without_depth)
-    with pytest.raises(ReconstructionFailed, match="no frame could be fitted "
-                       r"\(no depth in any camera\)"):  # fmt: skip
+    with pytest.raises(
+        ReconstructionFailed, match=r"no frame could be fitted \(no depth in any camera\)"
+    ):
         reconstruct_capture(recording, face_model, tracking_config, progress=False)
 
 
@@ -209,8 +233,9 @@ def test_no_landmarks_to_start_from(studio_capture, face_model, tracking_config)
 
     recording = NoLandmarkFrames(studio_capture.open(), lambda frame: frame)
     with pytest.raises(ReconstructionFailed, match="no face found to start from"):
-        reconstruct_capture(recording, face_model, tracking_config, landmarks="file", frames=2,
-                            progress=False)  # fmt: skip
+        reconstruct_capture(
+            recording, face_model, tracking_config, landmarks="file", frames=2, progress=False
+        )
 
 
 def test_too_little_depth_counts_as_none(studio_capture, face_model, tracking_config):
@@ -224,8 +249,13 @@ def test_too_little_depth_counts_as_none(studio_capture, face_model, tracking_co
 
     assert MIN_DEPTH_PIXELS > 3
     with pytest.raises(ReconstructionFailed, match="no depth in any camera"):
-        reconstruct_capture(EditedCapture(studio_capture.open(), sparse), face_model,
-                            tracking_config, frames=1, progress=False)  # fmt: skip
+        reconstruct_capture(
+            EditedCapture(studio_capture.open(), sparse),
+            face_model,
+            tracking_config,
+            frames=1,
+            progress=False,
+        )
 
 
 def _diverging_track(monkeypatch, fail_times: int):
@@ -244,11 +274,11 @@ def _diverging_track(monkeypatch, fail_times: int):
     return rates
 
 
-def test_a_diverged_frame_is_recovered_at_half_the_rate(monkeypatch, studio_capture,
-                                                        face_model, tracking_config):  # fmt: skip
+def test_a_diverged_frame_is_recovered_at_half_the_rate(
+    monkeypatch, studio_capture, face_model, tracking_config
+):
     rates = _diverging_track(monkeypatch, fail_times=1)
-    result = reconstruct_capture(studio_capture.open(), face_model, tracking_config,
-                                 progress=False)  # fmt: skip
+    result = reconstruct_capture(studio_capture.open(), face_model, tracking_config, progress=False)
     lr = tracking_config.tracking_stage.lr
     assert rates == [lr, lr / 2, lr]  # frame 1 twice, then frame 2 at the configured rate
     frame = result.frames[1]
@@ -259,19 +289,19 @@ def test_a_diverged_frame_is_recovered_at_half_the_rate(monkeypatch, studio_capt
 
 def test_a_frame_diverging_twice_fails(monkeypatch, studio_capture, face_model, tracking_config):
     rates = _diverging_track(monkeypatch, fail_times=2)
-    result = reconstruct_capture(studio_capture.open(), face_model, tracking_config,
-                                 progress=False)  # fmt: skip
+    result = reconstruct_capture(studio_capture.open(), face_model, tracking_config, progress=False)
     lr = tracking_config.tracking_stage.lr
     assert rates == [lr, lr / 2, lr]
     assert [f.status for f in result.frames] == ["ok", "failed", "ok"]
     assert "iteration 2" in result.frames[1].reason
-    np.testing.assert_allclose(result.raw_vertices[1],
-                               0.5 * (result.raw_vertices[0] + result.raw_vertices[2]),
-                               atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        result.raw_vertices[1], 0.5 * (result.raw_vertices[0] + result.raw_vertices[2]), atol=1e-6
+    )
 
 
-def test_a_nan_observation_fails_its_frame_only(monkeypatch, studio_capture, face_model,
-                                               tracking_config):  # fmt: skip
+def test_a_nan_observation_fails_its_frame_only(
+    monkeypatch, studio_capture, face_model, tracking_config
+):
     """A frame whose observation holds NaN diverges on both tries: failed, interpolated, and
     the next frame is tracked from the last good one."""
     import mmface4d.reconstruct.tracking as tracking
@@ -285,14 +315,13 @@ def test_a_nan_observation_fails_its_frame_only(monkeypatch, studio_capture, fac
         return observation
 
     monkeypatch.setattr(tracking, "observe", observe)
-    result = reconstruct_capture(studio_capture.open(), face_model, tracking_config,
-                                 progress=False)  # fmt: skip
+    result = reconstruct_capture(studio_capture.open(), face_model, tracking_config, progress=False)
     assert [f.status for f in result.frames] == ["ok", "failed", "ok"]
     assert result.frames[1].reason.startswith("tracking stage: the loss became nan")
     assert np.isfinite(result.vertices).all()
-    np.testing.assert_allclose(result.raw_vertices[1],
-                               0.5 * (result.raw_vertices[0] + result.raw_vertices[2]),
-                               atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        result.raw_vertices[1], 0.5 * (result.raw_vertices[0] + result.raw_vertices[2]), atol=1e-6
+    )
 
 
 # ---------------------------------------------------------------------- landmark source
@@ -344,8 +373,9 @@ def test_frame_landmarks_detection(studio_capture):
     assert source._detectors == []  # closed on exit
 
 
-def test_a_camera_dropping_out_leaves_the_others_fitting(studio_capture, face_model,
-                                                         tracking_config):  # fmt: skip
+def test_a_camera_dropping_out_leaves_the_others_fitting(
+    studio_capture, face_model, tracking_config
+):
     """Camera 2 blank (black, no depth) from frame 1 on, as ``allow_dropouts`` delivers it."""
 
     def edit(frame: CaptureFrame) -> CaptureFrame:
@@ -354,11 +384,14 @@ def test_a_camera_dropping_out_leaves_the_others_fitting(studio_capture, face_mo
         colour = (*frame.colour[:2], np.zeros_like(frame.colour[2]))
         return CaptureFrame(frame.index, colour, (*frame.depth[:2], np.zeros_like(frame.depth[2])))
 
-    result = reconstruct_capture(EditedCapture(studio_capture.open(), edit), face_model,
-                                 tracking_config, progress=False)  # fmt: skip
+    result = reconstruct_capture(
+        EditedCapture(studio_capture.open(), edit), face_model, tracking_config, progress=False
+    )
     assert [f.status for f in result.frames] == ["ok"] * STUDIO_FRAMES
     truth = studio_capture.truth.vertices
     face = face_model.regions["face"]
-    errors = [np.linalg.norm(result.raw_vertices[t] - truth[t], axis=1)[face].mean() * 1000
-              for t in range(STUDIO_FRAMES)]  # fmt: skip
+    errors = [
+        np.linalg.norm(result.raw_vertices[t] - truth[t], axis=1)[face].mean() * 1000
+        for t in range(STUDIO_FRAMES)
+    ]
     assert errors[-1] < errors[0] + 1.0  # two cameras keep the fit where three left it

@@ -72,9 +72,15 @@ def test_look_at_front_camera_convention():
 
 def test_to_clip_matches_project_and_the_rasterizer_pixel_centres():
     cam = PinholeCamera(
-        fx=50.0, fy=55.0, cx=20.3, cy=14.7, width=40, height=30,
-        R=np.eye(3), t=np.array([0.01, -0.02, 0.0]),
-    )  # fmt: skip
+        fx=50.0,
+        fy=55.0,
+        cx=20.3,
+        cy=14.7,
+        width=40,
+        height=30,
+        R=np.eye(3),
+        t=np.array([0.01, -0.02, 0.0]),
+    )
     points = torch.tensor([[[0.05, -0.03, 0.8], [-0.1, 0.07, 1.3]]], dtype=torch.float64)
     uv = cam.project(points)
     clip = cam.to_clip(points, near=0.1, far=5.0)

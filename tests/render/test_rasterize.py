@@ -166,9 +166,16 @@ def test_subpixel_triangles_match_reference():
 def _tiny_scene():
     # Two triangles in perspective; pixel centres stay well away from the edges.
     clip = torch.tensor(
-        [[[-0.9, -0.8, 0.1, 1.0], [1.6, -0.9, 0.3, 2.0], [-0.7, 1.5, 0.2, 1.5],
-          [1.7, 1.6, 0.6, 2.2]]], dtype=torch.float64,
-    )  # fmt: skip
+        [
+            [
+                [-0.9, -0.8, 0.1, 1.0],
+                [1.6, -0.9, 0.3, 2.0],
+                [-0.7, 1.5, 0.2, 1.5],
+                [1.7, 1.6, 0.6, 2.2],
+            ]
+        ],
+        dtype=torch.float64,
+    )
     faces = torch.tensor([[0, 1, 2], [1, 3, 2]])
     return clip, faces
 
@@ -205,9 +212,12 @@ def test_interpolate_shapes_background_and_shared_attributes():
     # Attributes linear in clip-space position interpolate to that position (perspective-correct).
     linear = clip[..., :2] * 3 + clip[..., 3:] * 2
     expected = torch.stack(
-        [((torch.arange(5) + 0.5) * 2 / 5 - 1).expand(6, 5), ((torch.arange(6) + 0.5) * 2 / 6 - 1)
-         [:, None].expand(6, 5)], -1,
-    )  # fmt: skip
+        [
+            ((torch.arange(5) + 0.5) * 2 / 5 - 1).expand(6, 5),
+            ((torch.arange(6) + 0.5) * 2 / 6 - 1)[:, None].expand(6, 5),
+        ],
+        -1,
+    )
     w = view_depth(clip, frags, faces)
     got = interpolate(linear, frags, faces)
     mask = frags.mask

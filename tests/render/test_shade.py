@@ -106,9 +106,13 @@ def test_render_rgbd_sh_uses_camera_frame_normals(sphere):
     gamma = torch.zeros(1, 1, 27)
     gamma[0, 0, [1, 10, 19]] = -0.5  # -a1c1 y * (-0.5) > 0 for normals pointing up
     out = render_rgbd(
-        torch.as_tensor(verts, dtype=torch.float32)[None], faces,
-        torch.ones(len(verts), 3), [_front_camera()], sh_lighting=gamma, backend="torch",
-    )  # fmt: skip
+        torch.as_tensor(verts, dtype=torch.float32)[None],
+        faces,
+        torch.ones(len(verts), 3),
+        [_front_camera()],
+        sh_lighting=gamma,
+        backend="torch",
+    )
     lum = out.rgb[0, 0].mean(-1)
     rows = out.mask[0, 0].nonzero()[:, 0]
     top, bottom = rows.min().item() + 3, rows.max().item() - 3

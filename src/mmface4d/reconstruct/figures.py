@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -27,6 +28,7 @@ from mmface4d.reconstruct.config import ReconstructConfig  # noqa: E402
 from mmface4d.reconstruct.evaluation import vertex_distances_mm  # noqa: E402
 from mmface4d.reconstruct.observation import observe  # noqa: E402
 from mmface4d.reconstruct.tracking import Reconstruction  # noqa: E402
+from mmface4d.render.camera import PinholeCamera  # noqa: E402
 from mmface4d.render.shade import render_preview, render_rgbd  # noqa: E402
 
 #: Colour-map range of the depth residual and vertex error panels, millimetres.
@@ -48,8 +50,87 @@ def _crop_box(mask: np.ndarray, margin: float = 0.25) -> tuple[slice, slice]:
     height, width = mask.shape
     grow_r = int((rows.max() - rows.min() + 1) * margin) + 2
     grow_c = int((cols.max() - cols.min() + 1) * margin) + 2
-    return (slice(max(rows.min() - grow_r, 0), min(rows.max() + grow_r + 1, height)),
-            slice(max(cols.min() - grow_c, 0), min(cols.max() + grow_c + 1, width)))  # fmt: skip
+    return (
+        slice(max(rows.min() - grow_r, 0), min(rows.max() + grow_r + 1, height)),
+        slice(max(cols.min() - grow_c, 0), min(cols.max() + grow_c + 1, width)),
+    )
+
+
+def _measured_panels(
+    row: np.ndarray,
+    c: int,
+    colour: np.ndarray,
+    depth: np.ndarray,
+    face: np.ndarray,
+    box: tuple[slice, slice],
+) -> None:
+    """Camera ``c``'s colour image and measured depth (its colour range from the face's)."""
+    face_depth = depth[box][face[box] & (depth[box] > 0)]
+    low, high = np.percentile(face_depth, [1, 99]) if len(face_depth) else (0.0, 1.0)
+    row[0].imshow(colour[box])
+    row[1].imshow(
+        np.where(depth > 0, depth, np.nan)[box], cmap="viridis", vmin=low, vmax=high + 0.05
+    )
+    row[0].set_title(f"camera {c}: colour", fontsize=7)
+    row[1].set_title("depth", fontsize=7)
+
+
+def _stage_panels(
+    axes: tuple[Any, Any],
+    name: str,
+    vertices: np.ndarray,
+    faces: torch.Tensor,
+    albedo: torch.Tensor,
+    camera: PinholeCamera,
+    colour: np.ndarray,
+    depth: np.ndarray,
+    box: tuple[slice, slice],
+) -> Any:
+    """One stage seen by one camera: the fit drawn over the colour image, and the depth
+    residual (returns the residual's image, for the colour bar)."""
+    overlay = render_preview(vertices, faces, albedo, camera=camera, supersample=1)
+    render = render_rgbd(torch.as_tensor(vertices)[None], faces, albedo, [camera])
+    mask = render.mask[0, 0].numpy()
+    base = (colour * 255).astype(np.uint8)
+    blend = np.where(mask[..., None], overlay, base)
+    residual = np.abs(render.depth[0, 0].numpy() - depth) * MM_PER_M
+    residual[~mask | (depth <= 0)] = np.nan
+    axes[0].imshow(blend[box])
+    axes[0].set_title(f"after\n{name}", fontsize=7)
+    image = axes[1].imshow(residual[box], cmap="inferno", vmin=0, vmax=ERROR_RANGE_MM)
+    valid = residual[np.isfinite(residual)]
+    median = f"{np.median(valid):.2f}" if len(valid) else "-"
+    axes[1].set_title(f"depth error\nmedian {median} mm", fontsize=7)
+    return image
+
+
+def _truth_row(
+    row: np.ndarray,
+    model: FaceModel,
+    stage_vertices: np.ndarray,
+    truth_vertices: np.ndarray,
+    faces: torch.Tensor,
+    centre: PinholeCamera,
+    box: tuple[slice, slice],
+) -> None:
+    """The last row: per stage, the per-vertex error against the truth seen from ``centre``."""
+    row[0].text(
+        0.5,
+        0.5,
+        "vertex error\nvs ground truth\n(centre camera)",
+        ha="center",
+        va="center",
+        fontsize=8,
+    )
+    for s, vertices in enumerate(stage_vertices):
+        errors = vertex_distances_mm(vertices, truth_vertices)
+        picture = render_preview(
+            vertices, faces, _error_colours(errors), camera=centre, supersample=1
+        )
+        face = model.regions.get("face", np.arange(model.num_vertices))
+        row[3 + 2 * s].imshow(picture[box])
+        title = f"vertex error\nface mean {errors[face].mean():.2f} mm"
+        row[3 + 2 * s].set_title(title, fontsize=7)
 
 
 def stage_figure(
@@ -71,14 +152,16 @@ def stage_figure(
         truth_vertices: (V, 3) the true mesh of that frame, for the error row.
     """
     frame = next(capture.frames(result.first_frame, result.first_frame + 1))
-    observation = observe(frame.index, frame.colour, frame.depth, capture.calibrations,
-                          [None] * capture.num_cameras, config.scale)  # fmt: skip
+    no_landmarks = [None] * capture.num_cameras
+    observation = observe(
+        frame.index, frame.colour, frame.depth, capture.calibrations, no_landmarks, config.scale
+    )
     cameras, faces = observation.cameras, torch.as_tensor(model.faces)
     stages = [s.stage for s in result.stages]
     rows = capture.num_cameras + (truth_vertices is not None)
     cols = 2 + 2 * len(stages)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols + 0.8, 1.9 * rows + 0.5),
-                             squeeze=False)  # fmt: skip
+    size = (1.6 * cols + 0.8, 1.9 * rows + 0.5)
+    fig, axes = plt.subplots(rows, cols, figsize=size, squeeze=False)
     for ax in axes.ravel():
         ax.set_axis_off()
     depth = observation.depth.numpy()
@@ -86,43 +169,20 @@ def stage_figure(
     final = render_rgbd(torch.as_tensor(result.stage_vertices[-1])[None], faces, albedo, cameras)
     crops = [_crop_box(final.mask[0, c].numpy()) for c in range(len(cameras))]
     for c, camera in enumerate(cameras):
-        box = crops[c]
-        face_depth = depth[c][box][final.mask[0, c].numpy()[box] & (depth[c][box] > 0)]
-        low, high = np.percentile(face_depth, [1, 99]) if len(face_depth) else (0.0, 1.0)
-        axes[c, 0].imshow(observation.colour[c].clamp(0, 1).numpy()[box])
-        axes[c, 1].imshow(np.where(depth[c] > 0, depth[c], np.nan)[box], cmap="viridis",
-                          vmin=low, vmax=high + 0.05)  # fmt: skip
-        axes[c, 0].set_title(f"camera {c}: colour", fontsize=7)
-        axes[c, 1].set_title("depth", fontsize=7)
+        colour = observation.colour[c].clamp(0, 1).numpy()
+        _measured_panels(axes[c], c, colour, depth[c], final.mask[0, c].numpy(), crops[c])
         for s, vertices in enumerate(result.stage_vertices):
-            overlay = render_preview(vertices, faces, albedo, camera=camera, supersample=1)
-            render = render_rgbd(torch.as_tensor(vertices)[None], faces, albedo, [camera])
-            mask = render.mask[0, 0].numpy()
-            base = (observation.colour[c].clamp(0, 1).numpy() * 255).astype(np.uint8)
-            blend = np.where(mask[..., None], overlay, base)
-            residual = np.abs(render.depth[0, 0].numpy() - depth[c]) * MM_PER_M
-            residual[~mask | (depth[c] <= 0)] = np.nan
             name = STAGE_NAMES.get(stages[s], stages[s])
-            axes[c, 2 + 2 * s].imshow(blend[box])
-            axes[c, 2 + 2 * s].set_title(f"after\n{name}", fontsize=7)
-            image = axes[c, 3 + 2 * s].imshow(residual[box], cmap="inferno", vmin=0,
-                                               vmax=ERROR_RANGE_MM)  # fmt: skip
-            valid = residual[np.isfinite(residual)]
-            median = f"{np.median(valid):.2f}" if len(valid) else "-"
-            axes[c, 3 + 2 * s].set_title(f"depth error\nmedian {median} mm", fontsize=7)
+            panels = (axes[c, 2 + 2 * s], axes[c, 3 + 2 * s])
+            image = _stage_panels(
+                panels, name, vertices, faces, albedo, camera, colour, depth[c], crops[c]
+            )
     if truth_vertices is not None:
         centre = cameras[capture.reference_camera]
-        axes[-1, 0].text(0.5, 0.5, "vertex error\nvs ground truth\n(centre camera)",
-                         ha="center", va="center", fontsize=8)  # fmt: skip
-        for s, vertices in enumerate(result.stage_vertices):
-            errors = vertex_distances_mm(vertices, truth_vertices)
-            picture = render_preview(vertices, faces, _error_colours(errors), camera=centre,
-                                     supersample=1)  # fmt: skip
-            face = model.regions.get("face", np.arange(model.num_vertices))
-            axes[-1, 3 + 2 * s].imshow(picture[crops[capture.reference_camera]])
-            title = f"vertex error\nface mean {errors[face].mean():.2f} mm"
-            axes[-1, 3 + 2 * s].set_title(title, fontsize=7)
+        box = crops[capture.reference_camera]
+        _truth_row(axes[-1], model, result.stage_vertices, truth_vertices, faces, centre, box)
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.5, pad=0.01, label="error (mm)")
-    fig.suptitle(f"{Path(capture.sources[0]).name}: frame {frame.index} after each stage",
-                 fontsize=9)  # fmt: skip
+    fig.suptitle(
+        f"{Path(capture.sources[0]).name}: frame {frame.index} after each stage", fontsize=9
+    )
     return save_figure(fig, path)

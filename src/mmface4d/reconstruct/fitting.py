@@ -94,13 +94,21 @@ class FaceParameters:
     base_rotation: torch.Tensor
     base_translation: torch.Tensor
 
-    TRAINABLE = ("identity", "expression", "albedo", "rotation", "translation", "lighting",
-                 "offsets")  # fmt: skip
+    TRAINABLE = (
+        "identity",
+        "expression",
+        "albedo",
+        "rotation",
+        "translation",
+        "lighting",
+        "offsets",
+    )
 
     def clone(self) -> FaceParameters:
         """A detached copy (new leaves)."""
-        return FaceParameters(**{f.name: getattr(self, f.name).detach().clone()
-                                 for f in fields(self)})  # fmt: skip
+        return FaceParameters(
+            **{f.name: getattr(self, f.name).detach().clone() for f in fields(self)}
+        )
 
     def rotation_matrix(self) -> torch.Tensor:
         """(3, 3) model-to-world rotation."""
@@ -166,8 +174,9 @@ def initial_pose(
             calibration = CameraCalibration.from_pinhole(pinhole)
             points = np.where(valid[camera][:, None], landmarks[camera], np.nan)[inner]
             millimetres = np.round(depth[camera] * MM_PER_M).astype(np.uint16)
-            lifted, ok = lift_landmarks(points, millimetres, calibration, window=depth_window,
-                                        band_m=LIFT_BAND_M)  # fmt: skip
+            lifted, ok = lift_landmarks(
+                points, millimetres, calibration, window=depth_window, band_m=LIFT_BAND_M
+            )
             world = lifted[ok] @ calibration.extrinsics[:3, :3].T + calibration.extrinsics[:3, 3]
             world_points.append(world)
             mean_points.append(model.mean[model.landmarks[inner][ok]])
@@ -175,8 +184,11 @@ def initial_pose(
     if sum(len(p) for p in world_points) < 6:
         return default
     try:  # mean face -> this person: allow a centimetre of identity before calling outliers
-        fit = align_landmarks(np.concatenate(world_points), np.concatenate(mean_points),
-                              CalibrationConfig(outlier_floor_m=0.012))  # fmt: skip
+        fit = align_landmarks(
+            np.concatenate(world_points),
+            np.concatenate(mean_points),
+            CalibrationConfig(outlier_floor_m=0.012),
+        )
     except InputError:
         return default
     return fit.transform[:3, :3], fit.transform[:3, 3]
@@ -203,8 +215,9 @@ class FaceFitter:
         self.faces = torch.as_tensor(model.faces, dtype=torch.int64, device=self.device)
         self.edges = torch.as_tensor(unique_edges(model.faces), device=self.device)
         self.laplacian = uniform_laplacian(model.faces, model.num_vertices).to(self.device)
-        self.landmark_index = torch.as_tensor(model.landmarks, dtype=torch.int64,
-                                              device=self.device)  # fmt: skip
+        self.landmark_index = torch.as_tensor(
+            model.landmarks, dtype=torch.int64, device=self.device
+        )
         self.rasterizer = get_rasterizer(config.backend, self.device)
         self.blendshape_rig = config.bound_blendshapes and all(
             canonical_arkit_name(name) for name in model.expression_names
@@ -252,9 +265,14 @@ class FaceFitter:
         """Render the fitted face into every camera: (1, C, H, W, ...) images."""
         albedo = self.model.albedo(params.albedo[None])
         return render_rgbd(
-            self.world_vertices(params)[None], self.faces, albedo, observation.cameras,
-            params.lighting[None], backend=self.rasterizer, triangle_id=triangle_id,
-        )  # fmt: skip
+            self.world_vertices(params)[None],
+            self.faces,
+            albedo,
+            observation.cameras,
+            params.lighting[None],
+            backend=self.rasterizer,
+            triangle_id=triangle_id,
+        )
 
     def project_landmarks(
         self, params: FaceParameters, observation: FrameObservation
@@ -301,9 +319,11 @@ class FaceFitter:
                 )
         if "landmark" in terms and observation.landmarks.shape[1] == len(self.landmark_index):
             values["landmark"] = weights.landmark * losses.landmark_loss(
-                self.project_landmarks(params, observation), observation.landmarks,
-                observation.landmark_valid, observation.image_size[0],
-            )  # fmt: skip
+                self.project_landmarks(params, observation),
+                observation.landmarks,
+                observation.landmark_valid,
+                observation.image_size[0],
+            )
         if "prior" in terms:
             coefficients = [params.identity, params.expression]
             if "colour" in terms:
@@ -355,8 +375,10 @@ class FaceFitter:
                 triangle_id = render.triangle_id.detach()
             total = sum(values.values())
             if not torch.isfinite(total):
-                raise FitDiverged(f"{name} stage: the loss became {float(total.detach())} at "
-                                  f"iteration {iteration}")  # fmt: skip
+                raise FitDiverged(
+                    f"{name} stage: the loss became {float(total.detach())} at "
+                    f"iteration {iteration}"
+                )
             optimiser.zero_grad(set_to_none=True)
             total.backward()
             optimiser.step()
@@ -389,30 +411,39 @@ class FaceFitter:
     ) -> tuple[FaceParameters, StageReport]:
         """Stage 1: identity, expression and pose from the 2D landmarks."""
         return self.run_stage(
-            "landmark", params, observation,
-            ("identity", "expression", "rotation", "translation"), ("landmark", "prior"),
+            "landmark",
+            params,
+            observation,
+            ("identity", "expression", "rotation", "translation"),
+            ("landmark", "prior"),
             self.config.landmark_stage,
-        )  # fmt: skip
+        )
 
     def fit_model(
         self, params: FaceParameters, observation: FrameObservation
     ) -> tuple[FaceParameters, StageReport]:
         """Stage 2: every 3DMM parameter through the renderer (eq. 2)."""
         return self.run_stage(
-            "model", params, observation,
+            "model",
+            params,
+            observation,
             ("identity", "expression", "albedo", "rotation", "translation", "lighting"),
-            ("colour", "depth", "landmark", "prior"), self.config.model_stage,
-        )  # fmt: skip
+            ("colour", "depth", "landmark", "prior"),
+            self.config.model_stage,
+        )
 
     def fit_offsets(
         self, params: FaceParameters, observation: FrameObservation
     ) -> tuple[FaceParameters, StageReport]:
         """Stage 3: per-vertex offsets (eq. 3-4)."""
         return self.run_stage(
-            "vertex", params, observation, ("offsets",),
+            "vertex",
+            params,
+            observation,
+            ("offsets",),
             ("colour", "depth", "landmark", "edge", "laplacian", "offset"),
             self.config.vertex_stage,
-        )  # fmt: skip
+        )
 
     def fit_first_frame(
         self, observation: FrameObservation
@@ -423,8 +454,9 @@ class FaceFitter:
             The final parameters, one report per stage, and the parameters after each stage
             (for per-stage error maps).
         """
-        landmarks, landmark_report = self.fit_landmarks(self.initial_parameters(observation),
-                                                        observation)  # fmt: skip
+        landmarks, landmark_report = self.fit_landmarks(
+            self.initial_parameters(observation), observation
+        )
         observation = self.around_face(landmarks, observation)  # the face is placed now
         model, model_report = self.fit_model(landmarks, observation)
         final, vertex_report = self.fit_offsets(model, observation)
@@ -441,9 +473,13 @@ class FaceFitter:
             trainable += ("expression", "rotation", "translation")
             terms += ("prior",)
         return self.run_stage(
-            "tracking", previous, self.around_face(previous, observation), trainable, terms,
+            "tracking",
+            previous,
+            self.around_face(previous, observation),
+            trainable,
+            terms,
             self.config.tracking_stage,
-        )  # fmt: skip
+        )
 
 
 def _plateaued(history: list[float], stage: StageConfig) -> bool:

@@ -141,17 +141,26 @@ def reconstruct_recording(task: RecordingTask, progress: bool = False) -> dict[s
     # a camera that stopped early leaves blank frames: the others carry the fit on
     capture = Capture.from_raw(task.folder, task.recording, allow_dropouts=True)
     capture, calibration = _calibrated(capture, task)
-    result = reconstruct_capture(capture, model, config, landmarks=task.landmarks,  # type: ignore[arg-type]
-                                 frames=task.frames, progress=progress)  # fmt: skip
+    result = reconstruct_capture(
+        capture,
+        model,
+        config,
+        landmarks=task.landmarks,  # type: ignore[arg-type]
+        frames=task.frames,
+        progress=progress,
+    )
     prefix = Path(task.output)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     encode_nut(result.vertices, prefix, fps=result.fps)
     with atomic_path(f"{prefix}_fit.npz") as tmp:
         np.savez_compressed(
-            tmp, raw_vertices=result.raw_vertices, faces=model.faces,
-            stage_vertices=result.stage_vertices, fps=np.float64(result.fps),
+            tmp,
+            raw_vertices=result.raw_vertices,
+            faces=model.faces,
+            stage_vertices=result.stage_vertices,
+            fps=np.float64(result.fps),
             **{f"coefficients_{k}": v for k, v in result.coefficients.items()},
-        )  # fmt: skip
+        )
     truth_vertices = _truth_vertices(task, model)
     truth = None if truth_vertices is None else ground_truth_errors(result, truth_vertices, model)
     if task.figures:
@@ -173,7 +182,7 @@ def reconstruct_recording(task: RecordingTask, progress: bool = False) -> dict[s
                 "loss": [round(x, 6) for x in s.loss],
             }
             for s in result.stages
-        ],  # fmt: skip
+        ],
         "ground_truth": truth,
         "seconds": round(time.perf_counter() - start, 2),
     }
@@ -265,14 +274,25 @@ def reconstruct(
     jobs = []
     for key, folder, recording in find_tasks(input_folder):
         task = RecordingTask(
-            folder=str(folder.resolve()), recording=recording,
-            output=str((out / key).resolve()), config=config.to_dict(), face_model=face_model,
-            landmarks=landmarks, calibration=None if calibration is None else str(
-                Path(calibration).resolve()), frames=frames, figures=figures,
+            folder=str(folder.resolve()),
+            recording=recording,
+            output=str((out / key).resolve()),
+            config=config.to_dict(),
+            face_model=face_model,
+            landmarks=landmarks,
+            calibration=None if calibration is None else str(Path(calibration).resolve()),
+            frames=frames,
+            figures=figures,
             progress=progress and executor == "local" and workers == 1,
-        )  # fmt: skip
+        )
         jobs.append(Job(key, task))
     return run_batch(
-        jobs, _run_task, out, is_done=lambda key: fit_json_path(out / key).is_file(),
-        executor=executor, workers=workers, progress=progress, desc="reconstruct",
-    )  # fmt: skip
+        jobs,
+        _run_task,
+        out,
+        is_done=lambda key: fit_json_path(out / key).is_file(),
+        executor=executor,
+        workers=workers,
+        progress=progress,
+        desc="reconstruct",
+    )

@@ -60,8 +60,9 @@ class FrameObservation:
         """(H, W) of the working resolution."""
         return int(self.colour.shape[1]), int(self.colour.shape[2])
 
-    def crop(self, left: Sequence[int], top: Sequence[int], width: int, height: int
-             ) -> FrameObservation:  # fmt: skip
+    def crop(
+        self, left: Sequence[int], top: Sequence[int], width: int, height: int
+    ) -> FrameObservation:
         """The same frame cut to a ``width`` x ``height`` window per camera, its top-left
         corner at (``left[c]``, ``top[c]``) (inside the image); cameras and landmarks follow,
         landmarks outside the window become invalid."""
@@ -80,12 +81,17 @@ class FrameObservation:
             inside &= (moved[:, 1] > -0.5) & (moved[:, 1] < height - 0.5)
             points.append(moved)
             valid.append(self.landmark_valid[c] & inside)
-            cameras.append(replace(camera, cx=camera.cx - x0, cy=camera.cy - y0, width=width,
-                                   height=height))  # fmt: skip
+            cameras.append(
+                replace(camera, cx=camera.cx - x0, cy=camera.cy - y0, width=width, height=height)
+            )
         return FrameObservation(
-            self.index, torch.stack(colours), torch.stack(depths), torch.stack(points),
-            torch.stack(valid), cameras,
-        )  # fmt: skip
+            self.index,
+            torch.stack(colours),
+            torch.stack(depths),
+            torch.stack(points),
+            torch.stack(valid),
+            cameras,
+        )
 
     def crop_around(self, projected: Sequence[np.ndarray], margin: float = 0.2) -> FrameObservation:
         """Crop every camera to one window size that holds its ``projected`` points (C arrays
@@ -104,14 +110,22 @@ class FrameObservation:
         width = min(full_w, int(np.ceil(max(hi[0] - lo[0] for lo, hi in boxes))) + 1)
         height = min(full_h, int(np.ceil(max(hi[1] - lo[1] for lo, hi in boxes))) + 1)
         centres = [(lo + hi) / 2 for lo, hi in boxes]
-        return self.crop([round(c[0] - width / 2) for c in centres],
-                         [round(c[1] - height / 2) for c in centres], width, height)  # fmt: skip
+        return self.crop(
+            [round(c[0] - width / 2) for c in centres],
+            [round(c[1] - height / 2) for c in centres],
+            width,
+            height,
+        )
 
     def to(self, device: torch.device | str) -> FrameObservation:
         return FrameObservation(
-            self.index, self.colour.to(device), self.depth.to(device),
-            self.landmarks.to(device), self.landmark_valid.to(device), self.cameras,
-        )  # fmt: skip
+            self.index,
+            self.colour.to(device),
+            self.depth.to(device),
+            self.landmarks.to(device),
+            self.landmark_valid.to(device),
+            self.cameras,
+        )
 
 
 def reduction_factor(scale: float) -> int:
@@ -126,10 +140,16 @@ def working_camera(calibration: CameraCalibration, factor: int) -> PinholeCamera
     camera = calibration.to_pinhole()
     width, height = calibration.width // factor, calibration.height // factor
     return PinholeCamera(
-        fx=camera.fx / factor, fy=camera.fy / factor,
-        cx=(camera.cx + 0.5) / factor - 0.5, cy=(camera.cy + 0.5) / factor - 0.5,
-        width=width, height=height, R=camera.R, t=camera.t, metadata=camera.metadata,
-    )  # fmt: skip
+        fx=camera.fx / factor,
+        fy=camera.fy / factor,
+        cx=(camera.cx + 0.5) / factor - 0.5,
+        cy=(camera.cy + 0.5) / factor - 0.5,
+        width=width,
+        height=height,
+        R=camera.R,
+        t=camera.t,
+        metadata=camera.metadata,
+    )
 
 
 def _blocks(image: np.ndarray, factor: int) -> np.ndarray:

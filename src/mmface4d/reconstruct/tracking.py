@@ -23,7 +23,7 @@ import torch
 from scipy import signal
 from tqdm import tqdm
 
-from mmface4d.capture.capture import Capture
+from mmface4d.capture.capture import Capture, CaptureFrame
 from mmface4d.capture.landmarks import FrameLandmarks, LandmarkMode
 from mmface4d.errors import InputError
 from mmface4d.facemodel.model import FaceModel
@@ -106,16 +106,16 @@ class Reconstruction:
             values = [getattr(f, name) for f in self.frames if getattr(f, name) is not None]
             return round(float(np.median(values)), 4) if values else None
 
-        fitted = [f for f in self.frames if f.status in ("ok", "recovered")]
+        tracked = [f.seconds for f in self.frames if f.status in ("ok", "recovered")][1:]
+        per_tracked_frame = round(float(np.mean(tracked)), 3) if tracked else None
         return {
             "frames": len(self.frames),
             **{status: statuses.count(status) for status in ("ok", "recovered", "failed")},
             "seconds_first_frame": round(sum(s.seconds for s in self.stages), 3),
-            "seconds_per_tracked_frame": round(
-                float(np.mean([f.seconds for f in fitted[1:]])), 3) if len(fitted) > 1 else None,
+            "seconds_per_tracked_frame": per_tracked_frame,
             "median_depth_rmse_mm": median("depth_rmse_mm"),
             "median_landmark_rmse_px": median("landmark_rmse_px"),
-        }  # fmt: skip
+        }
 
 
 def smooth_vertices(vertices: np.ndarray, fps: float, cutoff_hz: float | None) -> np.ndarray:
@@ -160,6 +160,80 @@ def _halved(stage: StageConfig) -> StageConfig:
     return replace(stage, lr=stage.lr / 2)
 
 
+@dataclass
+class _Track:
+    """What :func:`reconstruct_capture` gathers, frame by frame."""
+
+    records: list[FrameRecord] = field(default_factory=list)
+    raw: list[np.ndarray | None] = field(default_factory=list)
+    """Per frame, the (V, 3) fitted vertices or None (failed)."""
+    per_frame: list[dict[str, np.ndarray] | None] = field(default_factory=list)
+    """Per frame, the fitted coefficients or None (failed)."""
+    last: FaceParameters | None = None
+    """The last good frame's parameters (where the next frame starts)."""
+    stages: list[StageReport] = field(default_factory=list)
+    stage_vertices: np.ndarray | None = None
+    first: int = -1
+    """Index of the first fitted frame (-1: none yet)."""
+
+
+def _why_not_fitted(observation: FrameObservation, record: FrameRecord, track: _Track) -> str:
+    """Why a frame cannot be fitted ("" when it can)."""
+    if int((observation.depth > 0).sum()) < MIN_DEPTH_PIXELS:
+        return "no depth in any camera"
+    if track.last is None and record.cameras_with_landmarks == 0:
+        return "no face found to start from"
+    return ""
+
+
+def _keep_fit(fitter: FaceFitter, fit: _FrameFit | None, frame_index: int, track: _Track) -> None:
+    """Append the frame's fit (or a gap) to ``track``; the first fit also gives the stages."""
+    if fit is None:
+        track.raw.append(None)
+        track.per_frame.append(None)
+        return
+    params = fit.params
+    if track.last is None:
+        track.stages = fit.stages
+        track.stage_vertices = np.stack(
+            [fitter.world_vertices(p).detach().cpu().numpy() for p in fit.snapshots]
+        )
+        track.first = frame_index
+    track.last = params
+    with torch.no_grad():
+        track.raw.append(fitter.world_vertices(params).cpu().numpy().astype(np.float32))
+    track.per_frame.append(params.as_numpy())
+
+
+def _track_frame(
+    fitter: FaceFitter,
+    capture: Capture,
+    frame: CaptureFrame,
+    source: FrameLandmarks,
+    config: ReconstructConfig,
+    track: _Track,
+) -> FrameRecord:
+    """Find the landmarks of one frame, fit it from the last good frame, and record it."""
+    start = time.perf_counter()
+    record = FrameRecord(frame.index)
+    marks = source(frame.index, frame.colour)
+    record.cameras_with_landmarks = sum(m is not None for m in marks)
+    observation = observe(
+        frame.index, frame.colour, frame.depth, capture.calibrations, marks, config.scale
+    ).to(fitter.device)
+    reason = _why_not_fitted(observation, record, track)
+    if reason:
+        record.status, record.reason = "failed", reason
+    fit = None if reason else _fit_frame(fitter, track.last, observation, record)
+    _keep_fit(fitter, fit, frame.index, track)
+    if fit is not None:
+        factor = reduction_factor(config.scale)
+        record.__dict__.update(frame_residuals(fitter, fit.params, observation, factor))
+    record.seconds = time.perf_counter() - start
+    track.records.append(record)
+    return record
+
+
 def reconstruct_capture(
     capture: Capture,
     model: FaceModel,
@@ -191,64 +265,28 @@ def reconstruct_capture(
     if total < 1:
         raise InputError(f"frames: expected at least 1 frame, got {frames}")
     fitter = FaceFitter(model, config, capture.num_cameras)
-    factor = reduction_factor(config.scale)
-    records: list[FrameRecord] = []
-    raw: list[np.ndarray | None] = []
-    per_frame: list[dict[str, np.ndarray] | None] = []
-    last: FaceParameters | None = None
-    stages: list[StageReport] = []
-    stage_vertices = np.zeros((0, model.num_vertices, 3), np.float32)
-    first = -1
+    track = _Track()
     bar = tqdm(total=total, desc="reconstruct", unit="frame", disable=not progress, leave=False)
     with FrameLandmarks(capture, landmarks) as source:
         for frame in capture.frames(0, total):
-            start = time.perf_counter()
-            record = FrameRecord(frame.index)
-            marks = source(frame.index, frame.colour)
-            record.cameras_with_landmarks = sum(m is not None for m in marks)
-            observation = observe(frame.index, frame.colour, frame.depth, capture.calibrations,
-                                  marks, config.scale).to(fitter.device)  # fmt: skip
-            fit: _FrameFit | None = None
-            if int((observation.depth > 0).sum()) < MIN_DEPTH_PIXELS:
-                record.status, record.reason = "failed", "no depth in any camera"
-            elif last is None and record.cameras_with_landmarks == 0:
-                record.status, record.reason = "failed", "no face found to start from"
-            else:
-                fit = _fit_frame(fitter, last, observation, record)
-            if fit is not None:
-                params = fit.params
-                if last is None:
-                    stages = fit.stages
-                    stage_vertices = np.stack([fitter.world_vertices(p).detach().cpu().numpy()
-                                               for p in fit.snapshots])  # fmt: skip
-                    first = frame.index
-                last = params
-                with torch.no_grad():
-                    raw.append(fitter.world_vertices(params).cpu().numpy().astype(np.float32))
-                per_frame.append(params.as_numpy())
-                record.__dict__.update(frame_residuals(fitter, params, observation, factor))
-            else:
-                raw.append(None)
-                per_frame.append(None)
-            record.seconds = time.perf_counter() - start
-            records.append(record)
+            record = _track_frame(fitter, capture, frame, source, config, track)
             if on_frame is not None:
                 on_frame(record)
-            bar.set_postfix(failed=sum(r.status == "failed" for r in records))
+            bar.set_postfix(failed=sum(r.status == "failed" for r in track.records))
             bar.update()
     bar.close()
-    if first < 0:
-        reasons = sorted({r.reason for r in records if r.reason})
+    if track.first < 0:
+        reasons = sorted({r.reason for r in track.records if r.reason})
         raise ReconstructionFailed(f"no frame could be fitted ({'; '.join(reasons)})")
-    vertices = _fill_failed(raw)
+    vertices = _fill_failed(track.raw)
     return Reconstruction(
         vertices=smooth_vertices(vertices, capture.fps, config.smoothing_hz),
         raw_vertices=vertices,
-        coefficients=_stack_coefficients(per_frame),
-        frames=records,
-        stages=stages,
-        stage_vertices=stage_vertices,
-        first_frame=first,
+        coefficients=_stack_coefficients(track.per_frame),
+        frames=track.records,
+        stages=track.stages,
+        stage_vertices=track.stage_vertices,
+        first_frame=track.first,
         fps=capture.fps,
     )
 

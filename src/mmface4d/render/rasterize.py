@@ -454,8 +454,10 @@ def interpolate_packed(
     table = attributes.reshape(-1, channels).t().contiguous()  # (C, B*V)
     rows = rows.reshape(-1)
     weights = fragments.corner_weights.to(attributes.dtype)  # (3, N)
-    values = torch.stack([(weights * table[c].index_select(0, rows).reshape(3, -1)).sum(0)
-                          for c in range(channels)], dim=1)  # fmt: skip
+    values = torch.stack(
+        [(weights * table[c].index_select(0, rows).reshape(3, -1)).sum(0) for c in range(channels)],
+        dim=1,
+    )
     return values
 
 

@@ -225,9 +225,14 @@ def render_video(
         with tqdm(total=count, desc="render", unit="frame", disable=not progress) as bar:
             for start in range(0, count, batch):
                 images = render_preview(
-                    verts[start : start + batch], faces, colors=colors, camera=camera,
-                    width=width, height=height, supersample=supersample,
-                )  # fmt: skip
+                    verts[start : start + batch],
+                    faces,
+                    colors=colors,
+                    camera=camera,
+                    width=width,
+                    height=height,
+                    supersample=supersample,
+                )
                 yield from images
                 bar.update(len(images))
 
