@@ -46,6 +46,7 @@ from mmface4d.animate.metrics import (  # noqa: E402
 from mmface4d.atomic import save_figure  # noqa: E402
 from mmface4d.audio.io import load_audio  # noqa: E402
 from mmface4d.audio.phonetic import BILABIAL_PHONES, align_phones  # noqa: E402
+from mmface4d.errors import InputError  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).parent / "results"
@@ -98,7 +99,11 @@ def clip_metrics(name: str, path: Path, spec: str) -> tuple[dict, np.ndarray, li
     bilabial_times = np.array([(s, e) for label, s, e in phones if label in BILABIAL_PHONES])
     events = phone_frames(bilabial_times.reshape(-1, 2), result.fps, len(gap))
     hit = closed_during(gap, events, CLOSED_GAP)
-    motion = speech_pause_motion(result.vertices, landmarks, audio, RATE, result.fps)
+    try:
+        ratio = speech_pause_motion(result.vertices, landmarks, audio, RATE, result.fps)
+        ratio = ratio.to_dict()["motion_ratio"]
+    except InputError:  # a clip without pauses has no speech/pause ratio
+        ratio = None
     openness = openness_curve(phones, result.fps, len(gap))
     metrics = {
         "seconds": round(seconds, 3),
@@ -112,7 +117,7 @@ def clip_metrics(name: str, path: Path, spec: str) -> tuple[dict, np.ndarray, li
         else None,
         "openness_corr": _correlation(gap, openness),
         "gap_p5_p95_mm": [float(np.percentile(gap, q) * 1e3) for q in (5, 95)],
-        "speech_pause_motion_ratio": motion.to_dict()["motion_ratio"],
+        "speech_pause_motion_ratio": ratio,
         "encoder": animator.pipeline.encoder.__class__.__name__,
         "encoder_seconds_per_speech_second": encoder_s / seconds,
         "animate_seconds_per_speech_second": call_s / seconds,
