@@ -23,7 +23,10 @@ ARCHITECTURE_DOC = Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.
 #: Lowest first. A unit is a subpackage (``render``) or a top-level module (``errors``); the
 #: package's own ``__init__`` (the version) is ``mmface4d``.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("core", ("mmface4d", "errors", "atomic", "settings", "batch", "emotions", "_optional")),
+    (
+        "core",
+        ("mmface4d", "constants", "errors", "atomic", "settings", "batch", "emotions", "_optional"),
+    ),
     ("geometry", ("geometry",)),
     ("facemodel", ("facemodel",)),
     ("render", ("render",)),

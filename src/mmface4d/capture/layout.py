@@ -356,7 +356,7 @@ class RawRecordingWriter:
         with RawRecordingWriter(folder, "000001", calibrations, fps=30) as writer:
             for colours, depths in frames:        # C colour and C depth images per step
                 writer.write(colours, depths)
-            writer.finish(audio=speech, sample_rate=16000)
+            writer.finish(audio=speech, sample_rate=DEFAULT_SAMPLE_RATE)
 
     Videos are encoded as they arrive (memory stays one frame per camera) under temporary
     names; :meth:`finish` verifies their frame counts, renames them and writes the json,

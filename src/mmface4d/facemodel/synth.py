@@ -2,9 +2,9 @@
 
 No download, deterministic, well under a second. The skin is a grid over a head-shaped surface
 (horizontal sections are ellipses whose width and depth follow adult face proportions; see
-FORMATS.md, "Face proportions") with the facial features added as smooth displacements. The grid
-is cut along the lip line and the eye openings, so the upper and lower lips (and lids) are
-separate surfaces: the mouth really opens and the lids really close. Behind the cuts sit the
+docs/FORMATS.md, "Face proportions") with the facial features added as smooth displacements.
+The grid is cut along the lip line and the eye openings, so the upper and lower lips (and lids)
+are separate surfaces: the mouth really opens and the lids really close. Behind the cuts sit the
 mouth interior (a dark cavity, inner lips, upper and lower teeth, a tongue) and two eyeballs with
 irises in dark sockets. Expressions (ARKit-52) and identity components are built in
 :mod:`mmface4d.facemodel.synth_shapes`.

@@ -1,6 +1,6 @@
 """Configuration of the three-stage fit and of sequence tracking (saved beside every output).
 
-Defaults are the paper's (section IV.D, FORMATS.md): landmark fitting 100 iterations, 3DMM
+Defaults are the paper's (section IV.D; docs/FORMATS.md): landmark fitting 100 iterations, 3DMM
 fitting 500, vertex-level fitting 500, Adam lr 0.01 on the first frame; later frames 200
 iterations at lr 0.005 from the previous frame; weights depth 2, landmark 100, prior 0.001,
 offset 0.01; robust Geman-McClure penalties on colour (sigma 0.1) and depth (sigma 2 mm) as the

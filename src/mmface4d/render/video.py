@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from mmface4d.atomic import atomic_path
+from mmface4d.constants import SAMPLE_RATE
 from mmface4d.errors import InputError
 from mmface4d.geometry.checks import check_vertices
 
@@ -77,7 +78,7 @@ def encode_video(
     fps: float,
     num_frames: int,
     audio: np.ndarray | None = None,
-    sample_rate: int = 16000,
+    sample_rate: int = SAMPLE_RATE,
     crf: int = 18,
 ) -> VideoInfo:
     """Encode RGB frames (and mono audio) to an MP4, then verify it.
@@ -186,7 +187,7 @@ def render_video(
     fps: float,
     output: str | Path,
     audio: np.ndarray | None = None,
-    sample_rate: int = 16000,
+    sample_rate: int = SAMPLE_RATE,
     colors: np.ndarray | None = None,
     size: tuple[int, int] = (512, 512),
     view: str = "front",
