@@ -117,27 +117,7 @@ def render_rgbd(
     faces = check_faces(faces, num_vertices, vertices.device)
     clip = torch.stack([cam.to_clip(vertices, near, far) for cam in cameras], dim=1)
     clip = clip.reshape(batch * num_cams, num_vertices, 4)
-    colour = albedo.expand(batch, -1, -1)
-    if sh_lighting is not None:
-        sh_lighting = torch.as_tensor(sh_lighting, device=vertices.device).to(vertices.dtype)
-        if sh_lighting.shape != (batch, num_cams, SH_COEFFS):
-            raise InputError(
-                f"sh_lighting must be ({batch}, {num_cams}, {SH_COEFFS}), got "
-                f"{tuple(sh_lighting.shape)}"
-            )
-        normals = vertex_normals(vertices, faces)
-        rotations = torch.stack(
-            [torch.as_tensor(cam.R, device=vertices.device).to(vertices.dtype) for cam in cameras]
-        )  # (C, 3, 3)
-        # OpenCV camera axes -> x right, y up, z towards the camera (the SH lighting frame)
-        cam_normals = flip_axes(torch.einsum("cij,bvj->bcvi", rotations, normals))
-        colour = sh_shade(
-            colour[:, None].expand(-1, num_cams, -1, -1).reshape(batch * num_cams, -1, 3),
-            cam_normals.reshape(batch * num_cams, -1, 3),
-            sh_lighting.reshape(batch * num_cams, SH_COEFFS),
-        )
-    else:
-        colour = colour.repeat_interleave(num_cams, dim=0)
+    colour = _vertex_colours(vertices, faces, albedo.expand(batch, -1, -1), cameras, sh_lighting)
     if triangle_id is None:
         fragments = rasterize(clip, faces, (height, width), backend=backend)
     else:
@@ -156,6 +136,37 @@ def render_rgbd(
         depth=depth.reshape(shape),
         mask=fragments.mask.reshape(shape),
         triangle_id=fragments.triangle_id.reshape(shape),
+    )
+
+
+def _vertex_colours(
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    colour: torch.Tensor,
+    cameras: Sequence[PinholeCamera],
+    sh_lighting: torch.Tensor | None,
+) -> torch.Tensor:
+    """(B * C, V, 3) per-vertex colour seen by each camera: ``colour`` (B, V, 3) shaded with each
+    camera's SH lighting and camera-frame normals (see the module doc), or unshaded."""
+    batch, num_cams = len(vertices), len(cameras)
+    if sh_lighting is None:
+        return colour.repeat_interleave(num_cams, dim=0)
+    sh_lighting = torch.as_tensor(sh_lighting, device=vertices.device).to(vertices.dtype)
+    if sh_lighting.shape != (batch, num_cams, SH_COEFFS):
+        raise InputError(
+            f"sh_lighting must be ({batch}, {num_cams}, {SH_COEFFS}), got "
+            f"{tuple(sh_lighting.shape)}"
+        )
+    normals = vertex_normals(vertices, faces)
+    rotations = torch.stack(
+        [torch.as_tensor(cam.R, device=vertices.device).to(vertices.dtype) for cam in cameras]
+    )  # (C, 3, 3)
+    # OpenCV camera axes -> x right, y up, z towards the camera (the SH lighting frame)
+    cam_normals = flip_axes(torch.einsum("cij,bvj->bcvi", rotations, normals))
+    return sh_shade(
+        colour[:, None].expand(-1, num_cams, -1, -1).reshape(batch * num_cams, -1, 3),
+        cam_normals.reshape(batch * num_cams, -1, 3),
+        sh_lighting.reshape(batch * num_cams, SH_COEFFS),
     )
 
 
