@@ -45,6 +45,14 @@ def test_packaged_animator_matches_the_run(animator: Animator, tiny_run: Path) -
     np.testing.assert_allclose(ours, expected, atol=2e-4)  # float16 weights
 
 
+def test_synthesise_gives_the_frames_asked_for(animator: Animator) -> None:
+    audio = (np.random.default_rng(4).standard_normal(16_000) * 0.1).astype(np.float32)
+    template, reference = animator.subject_template(None), animator.style_reference(None)
+    assert animator.synthesise(audio, template, reference, num_frames=27).shape[0] == 27
+    with pytest.raises(InputError, match="num_frames"):
+        animator.synthesise(audio, template, reference, num_frames=0)
+
+
 def test_windowed_synthesis(animator: Animator) -> None:
     rng = np.random.default_rng(2)
     audio = (rng.standard_normal(3 * 16_000) * 0.1).astype(np.float32)

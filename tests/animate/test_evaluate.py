@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mmface4d import cli
+from mmface4d.animate.animator import Animator
 from mmface4d.animate.checkpoint import load_run
 from mmface4d.animate.evaluate import METRIC_DEFINITIONS, evaluate
 from mmface4d.animate.metrics import ALL_METRICS, LIP_SYNC_METRICS, sequence_metrics
@@ -82,6 +83,22 @@ def test_metrics_match_a_direct_computation(tiny_run, tiny_store, tmp_path):
         expected = sequence_metrics(prediction, truth, regions, item["template"].numpy())
         got = result.runs[0].report.per_sequence[item["sequence_id"]]
         assert {k: got[k] for k in expected} == pytest.approx(expected, rel=1e-5)
+
+
+def test_evaluation_animates_through_the_animator_users_run(
+    tiny_run, tiny_store, tmp_path, monkeypatch
+):
+    calls = []
+    real = Animator.synthesise
+
+    def counted(self, audio, template, reference, *args, **kwargs):
+        calls.append(kwargs.get("num_frames"))
+        return real(self, audio, template, reference, *args, **kwargs)
+
+    monkeypatch.setattr(Animator, "synthesise", counted)
+    evaluate([tiny_run], tiny_store, tmp_path / "r.json")
+    dataset = FaceSequenceDataset(tiny_store, "test", window=None, seed=0)
+    assert calls == [r.num_frames for r in dataset.records]  # as many frames as the truth
 
 
 def test_definitions_cover_every_metric():

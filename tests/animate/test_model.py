@@ -101,7 +101,7 @@ def test_loss_and_training_step_reduce_error():
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     first = None
     for _ in range(60):
-        loss = paper_loss(model, model(audio, template, ref).vertices, target)
+        loss = paper_loss(model, model(audio, template, ref).vertices, target).total
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -180,7 +180,7 @@ def test_mixed_precision_on_cuda(tiny_store, tmp_path):
 def test_a_non_finite_loss_stops_before_the_checkpoint_is_spoiled(
     tiny_store, tmp_path, monkeypatch
 ):
-    from mmface4d.animate.registry import OursAnimator
+    from mmface4d.animate.model import OursAnimator
 
     real_loss, calls = OursAnimator.loss, []
 

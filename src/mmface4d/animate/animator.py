@@ -233,8 +233,12 @@ class Animator:
         window_s: float = 20.0,
         overlap_s: float = 1.0,
         progress: bool = False,
+        num_frames: int | None = None,
     ) -> np.ndarray:
         """Animate speech, in overlapping windows for long inputs.
+
+        This is the one inference path: ``mmface4d.animate``, ``mmface4d evaluate`` and
+        :meth:`~mmface4d.animate.checkpoint.TrainedRun.predict` all animate through it.
 
         Args:
             audio: (N,) 16 kHz mono speech.
@@ -243,9 +247,11 @@ class Animator:
             window_s: longest stretch synthesised in one pass, seconds.
             overlap_s: overlap of consecutive windows, cross-faded linearly.
             progress: show a progress bar over windows.
+            num_frames: T, the frames to give; default the frames the speech spans,
+                round(N * fps / 16000) (evaluation asks for the ground truth's).
 
         Returns:
-            (T, V, 3) float32 vertices, face model frame, T = round(N * fps / 16000).
+            (T, V, 3) float32 vertices, face model frame.
         """
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim != 1 or audio.size == 0:
@@ -258,6 +264,10 @@ class Animator:
                              f"{overlap_s}")  # fmt: skip
         fps = self.fps
         total = max(1, int(round(audio.size * fps / SAMPLE_RATE)))
+        if num_frames is not None:
+            if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+                raise InputError(f"num_frames: expected a positive integer, found {num_frames!r}")
+            total = num_frames
         window = max(1, int(round(window_s * fps)))
         overlap = int(round(overlap_s * fps))
         starts = list(range(0, max(1, total - overlap), window - overlap))

@@ -19,8 +19,9 @@ import random
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -30,6 +31,10 @@ from mmface4d.animate.registry import AnimationModel, build_model
 from mmface4d.atomic import atomic_path
 from mmface4d.audio.encoders import AudioEncoder, build_encoder
 from mmface4d.errors import InputError
+
+if TYPE_CHECKING:
+    from mmface4d.animate.animator import Animator
+    from mmface4d.facemodel.model import FaceModel
 
 CHECKPOINT_FORMAT = "mmface4d-animate-checkpoint"
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -190,7 +195,18 @@ class TrainedRun:
     def num_vertices(self) -> int:
         return self.pipeline.model.num_vertices
 
-    @torch.no_grad()
+    def animator(self, fps: float = 30.0, face_model: FaceModel | None = None) -> Animator:
+        """The run as users run it: an :class:`~mmface4d.animate.animator.Animator` of its
+        pipeline (frame ``model``: the training data's own frame in and out).
+
+        Args:
+            fps: the mesh frame rate to produce.
+            face_model: the face model of its topology, if known.
+        """
+        from mmface4d.animate.animator import Animator  # animator.py imports this module
+
+        return Animator(self.pipeline, str(self.run), face_model, fps=fps)
+
     def predict(
         self,
         audio: torch.Tensor,
@@ -199,7 +215,8 @@ class TrainedRun:
         reference: torch.Tensor,
         num_frames: int | None = None,
     ) -> torch.Tensor:
-        """Animate one whole sequence, non-autoregressively.
+        """Animate one whole sequence in one pass, through the users' code
+        (:meth:`animator`'s ``synthesise`` with a window longer than the sequence).
 
         Args:
             audio: (N,) 16 kHz speech.
@@ -210,18 +227,23 @@ class TrainedRun:
         Returns:
             (T, V, 3) vertices on the CPU.
         """
-        device = next(self.pipeline.model.parameters()).device
-        audio = torch.as_tensor(audio, dtype=torch.float32, device=device)
-        if num_frames is None:
-            num_frames = max(1, round(audio.shape[-1] * fps / self.pipeline.encoder.sample_rate))
-        vertices = self.pipeline(
-            audio[None],
-            fps,
-            num_frames,
-            torch.as_tensor(template, dtype=torch.float32, device=device)[None],
-            torch.as_tensor(reference, dtype=torch.float32, device=device)[None],
+        samples = _numpy(audio)
+        seconds = max(samples.size / self.pipeline.encoder.sample_rate, (num_frames or 0) / fps)
+        vertices = self.animator(fps).synthesise(
+            samples,
+            _numpy(template),
+            _numpy(reference),
+            window_s=seconds + 2.0,
+            num_frames=num_frames,
         )
-        return vertices[0].cpu()
+        return torch.from_numpy(vertices)
+
+
+def _numpy(values: torch.Tensor | np.ndarray) -> np.ndarray:
+    """float32 NumPy copy of a tensor on any device, or of an array."""
+    if isinstance(values, torch.Tensor):
+        return values.detach().to("cpu", torch.float32).numpy()
+    return np.asarray(values, dtype=np.float32)
 
 
 def load_run(run: str | Path, device: str | torch.device = "cpu") -> TrainedRun:

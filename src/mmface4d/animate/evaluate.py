@@ -1,10 +1,12 @@
 """``mmface4d evaluate``: the canonical metrics of trained runs on a store's test split.
 
 Every run is loaded from its folder (``final.pt``, or ``checkpoint.pt`` of an unfinished run,
-with its ``config``), every sequence of the split is predicted whole and non-autoregressively
-from its speech, the subject's template (the store's) and a style reference (another sequence of
-the same subject, drawn as :class:`~mmface4d.data.dataset.FaceSequenceDataset` does with
-``window=None`` and the given seed, so every run sees the same references), and the metrics come
+with its ``config``) and animates every sequence of the split through the code users run
+(:meth:`~mmface4d.animate.animator.Animator.synthesise`: windows of 20 s, so a sequence shorter
+than that is predicted whole), from its speech, the subject's template (the store's) and a style
+reference (another sequence of the same subject, drawn as
+:class:`~mmface4d.data.dataset.FaceSequenceDataset` does with ``window=None`` and the given seed,
+so every run sees the same references), for as many frames as its ground truth; the metrics come
 from :func:`mmface4d.animate.metrics.evaluate_sequences`. Sequences are predicted one at a time
 (nothing holds a whole split in memory).
 
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 
 from mmface4d import __version__
+from mmface4d.animate.animator import Animator
 from mmface4d.animate.checkpoint import TrainedRun, load_run
 from mmface4d.animate.distributed import DistContext, select_device
 from mmface4d.animate.metrics import (
@@ -129,21 +132,28 @@ class EvaluateResult:
 
 
 class _Predictions(Sequence):
-    """``evaluate_sequences`` items computed on access: (id, prediction, truth, template)."""
+    """``evaluate_sequences`` items computed on access: (id, prediction, truth, template), the
+    prediction by the run's :class:`Animator` at the sequence's frame rate."""
 
     def __init__(self, trained: TrainedRun, dataset: FaceSequenceDataset) -> None:
         self.trained, self.dataset = trained, dataset
+        self.animators: dict[float, Animator] = {}
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:  # type: ignore[override]
         item = self.dataset[index]
-        truth = item["vertices"]
-        prediction = self.trained.predict(
-            item["audio"], item["fps"], item["template"], item["style_vertices"], len(truth)
+        fps, truth, template = float(item["fps"]), item["vertices"].numpy(), item["template"]
+        if fps not in self.animators:
+            self.animators[fps] = self.trained.animator(fps)
+        prediction = self.animators[fps].synthesise(
+            item["audio"].numpy(),
+            template.numpy(),
+            item["style_vertices"].numpy(),
+            num_frames=len(truth),
         )
-        return item["sequence_id"], prediction.numpy(), truth.numpy(), item["template"].numpy()
+        return item["sequence_id"], prediction, truth, template.numpy()
 
 
 def bilabial_events(

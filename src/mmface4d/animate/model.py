@@ -14,16 +14,21 @@ reference motion sequence of the same speaker (T_s, V, 3) that carries the speak
   template. Its sparsity regulariser (eq. 7, regional nature) pushes different rows to drive
   different vertices.
 
+The registered model ``ours`` is :class:`OursAnimator`, the adapter of the network to the
+registry's interface, with eq. 8 (:func:`paper_loss`) as its loss.
+
 Shapes: B batch, T frames, V vertices, C_a audio channels, D latent channels.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from mmface4d.animate.registry import AnimationModel, ModelLoss, register_model
 from mmface4d.errors import InputError
 
 #: Length unit of the training losses, in metres: vertices are stored in metres, the losses are
@@ -355,9 +360,73 @@ def reconstruction_loss(
 
 def paper_loss(
     model: Ours, prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Eq. 8: reconstruction plus the weighted regional regulariser (when ``regional``)."""
-    loss = reconstruction_loss(prediction, target, mask)
+) -> ModelLoss:
+    """Eq. 8: reconstruction plus the weighted regional regulariser (when ``regional``).
+
+    Args:
+        model: the network (its config says whether and how much of eq. 7 is added).
+        prediction, target: (B, T, V, 3) metres.
+        mask: (B, T) bool of valid frames, or None.
+
+    Returns:
+        The total and its two parts, unweighted and detached: ``reconstruction`` and, when
+        ``regional``, ``regional``.
+    """
+    reconstruction = reconstruction_loss(prediction, target, mask)
+    terms = {"reconstruction": reconstruction.detach()}
+    total = reconstruction
     if model.config.regional:
-        loss = loss + model.config.sparsity_weight * model.regulariser()
-    return loss
+        regional = model.regulariser()
+        terms["regional"] = regional.detach()
+        total = total + model.config.sparsity_weight * regional
+    return ModelLoss(total=total, terms=terms)
+
+
+class OursAnimator(AnimationModel):
+    """The registry's adapter of :class:`Ours`: the vertices of its output, eq. 8 as its loss.
+
+    The network is kept as ``net``, so its weights are ``net.*`` in every run folder and in the
+    shipped model.
+
+    Args:
+        num_vertices: V.
+        config: its hyper-parameters (``audio_dim`` must already be the encoder's).
+    """
+
+    def __init__(self, num_vertices: int, config: OursConfig) -> None:
+        super().__init__()
+        self.net = Ours(num_vertices, config)
+        self.num_vertices = num_vertices
+        self.audio_dim = config.audio_dim
+        self.config = config
+
+    def forward(
+        self,
+        audio_features: torch.Tensor,
+        template: torch.Tensor,
+        reference: torch.Tensor,
+        target: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(B, T, C), (B, V, 3), (B, T_s, V, 3) -> (B, T, V, 3); ``target`` is not used."""
+        return self.net(audio_features, template, reference).vertices
+
+    def loss(
+        self, prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> ModelLoss:
+        """Eq. 8 (:func:`paper_loss`)."""
+        return paper_loss(self.net, prediction, target, mask)
+
+
+def build_ours(num_vertices: int, audio_dim: int, config: OursConfig) -> OursAnimator:
+    """Registry builder: the encoder's channel count replaces ``config.audio_dim``."""
+    return OursAnimator(num_vertices, dataclasses.replace(config, audio_dim=audio_dim))
+
+
+register_model(
+    "ours",
+    build_ours,
+    OursConfig,
+    ablations={"composite": {"composite": False}, "regional": {"regional": False}},
+    summary="the paper's composite-and-regional non-autoregressive network "
+    "(model.official_variant=true: the official code's variant)",
+)

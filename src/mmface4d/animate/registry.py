@@ -11,9 +11,10 @@ model::
 A model plugs in with :func:`register_model`: a builder ``(num_vertices, audio_dim, config) ->
 AnimationModel``, the dataclass of its hyper-parameters (the ``model.*`` section of the
 training config, overridable as ``model.key=value``) and optional named ablations (config field
-changes selected with ``--ablation``). Built-in models are registered when this module is
-imported; modules listed in :data:`MODEL_MODULES` are imported on the first lookup, so a model
-defined elsewhere in the package (the baselines) only needs its module named there.
+changes selected with ``--ablation``). Each model registers itself in its own module (the
+paper's in :mod:`~mmface4d.animate.model`, the baselines in ``faceformer`` and ``meshtalk``);
+the modules listed in :data:`MODEL_MODULES` are imported on the first lookup, so a new model
+only needs its module named there. This module holds only the generic registry.
 
 Shapes: B batch, T frames, V vertices, C audio channels, T_s style reference frames.
 """
@@ -29,11 +30,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from mmface4d.animate.model import Ours, OursConfig, reconstruction_loss
 from mmface4d.errors import InputError
 
-#: Modules that register further models when imported (one per line; the baselines go here).
+#: Modules that register their models when imported, one per model: the network, its loss and
+#: its adapter to :class:`AnimationModel` live together in each.
 MODEL_MODULES: tuple[str, ...] = (
+    "mmface4d.animate.model",
     "mmface4d.animate.faceformer",
     "mmface4d.animate.meshtalk",
 )
@@ -217,54 +219,3 @@ def build_model(name: str, num_vertices: int, audio_dim: int, config: Any = None
     if not isinstance(model, AnimationModel):
         raise TypeError(f"builder of {name!r} returned {type(model).__name__}, not AnimationModel")
     return model
-
-
-class OursAnimator(AnimationModel):
-    """The paper's model (:class:`~mmface4d.animate.model.Ours`) behind the common interface.
-
-    Args:
-        num_vertices: V.
-        config: its hyper-parameters (``audio_dim`` must already be the encoder's).
-    """
-
-    def __init__(self, num_vertices: int, config: OursConfig) -> None:
-        super().__init__()
-        self.net = Ours(num_vertices, config)
-        self.num_vertices = num_vertices
-        self.audio_dim = config.audio_dim
-        self.config = config
-
-    def forward(
-        self,
-        audio_features: torch.Tensor,
-        template: torch.Tensor,
-        reference: torch.Tensor,
-        target: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """(B, T, C), (B, V, 3), (B, T_s, V, 3) -> (B, T, V, 3); ``target`` is not used."""
-        return self.net(audio_features, template, reference).vertices
-
-    def loss(
-        self, prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
-    ) -> ModelLoss:
-        """Eq. 8 (:func:`~mmface4d.animate.model.paper_loss`) with its two parts named."""
-        reconstruction = reconstruction_loss(prediction, target, mask)
-        terms = {"reconstruction": reconstruction.detach()}
-        total = reconstruction
-        if self.config.regional:
-            regional = self.net.regulariser()
-            terms["regional"] = regional.detach()
-            total = total + self.config.sparsity_weight * regional
-        return ModelLoss(total=total, terms=terms)
-
-
-register_model(
-    "ours",
-    lambda num_vertices, audio_dim, config: OursAnimator(
-        num_vertices, dataclasses.replace(config, audio_dim=audio_dim)
-    ),
-    OursConfig,
-    ablations={"composite": {"composite": False}, "regional": {"regional": False}},
-    summary="the paper's composite-and-regional non-autoregressive network "
-    "(model.official_variant=true: the official code's variant)",
-)

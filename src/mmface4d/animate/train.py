@@ -1,5 +1,10 @@
 """``mmface4d train``: train a registered speech-to-face model on a packed store.
 
+This module is the recipe: the training windows of the store, the pipeline (audio encoder +
+registered model), the model forwarder :func:`batch_loss` (the model's own loss plus the
+``loss.*`` lip-sync terms) and the checks of the run folder; the loop itself is the generic
+:class:`~mmface4d.animate.trainer.Trainer` (restore, step, log, checkpoint, run).
+
 One script for one device and for many: under ``torchrun`` (``RANK``, ``WORLD_SIZE`` and
 ``LOCAL_RANK`` set) it joins a process group (NCCL on CUDA, gloo on CPU), shards the data with a
 :class:`~torch.utils.data.DistributedSampler` and wraps the model in DDP; only rank 0 logs and
@@ -16,19 +21,16 @@ ablation and the encoder must match the checkpoint; the other settings may chang
 from __future__ import annotations
 
 import dataclasses
-import math
+import functools
 import os
-import random
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from mmface4d.animate.checkpoint import (
     CHECKPOINT_NAME,
@@ -36,30 +38,19 @@ from mmface4d.animate.checkpoint import (
     SpeechToFace,
     build_pipeline,
     config_from_dict,
-    final_state,
     load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
 )
-from mmface4d.animate.config import TrainConfig, resolve_config, save_config
-from mmface4d.animate.distributed import (
-    DistContext,
-    ResumableSampler,
-    reduce_means,
-    select_device,
-)
+from mmface4d.animate.config import TrainConfig, resolve_config
+from mmface4d.animate.distributed import DistContext, ResumableSampler, select_device
 from mmface4d.animate.losses import LossConfig, inner_lip_pairs, lip_sync_loss
 from mmface4d.animate.registry import ModelLoss
-from mmface4d.animate.runlog import CsvLog, tensorboard_writer
+from mmface4d.animate.trainer import CONFIG_NAME, LOG_NAME, Trainer, seed_everything
 from mmface4d.data.analysis import resolve_landmarks
 from mmface4d.data.dataset import FaceSequenceDataset
 from mmface4d.data.splits import load_splits
 from mmface4d.data.store import Store
 from mmface4d.errors import InputError
 
-LOG_NAME = "log.csv"
-CONFIG_NAME = "config.json"
 LOG_COLUMNS = ("step", "loss", "lr", "seconds")
 
 
@@ -186,19 +177,6 @@ def _check_resumable(saved: TrainConfig, config: TrainConfig, path: Path) -> Non
         )
 
 
-def _check_finite(ok: bool, step: int) -> None:
-    if not ok:
-        raise FloatingPointError(
-            f"the loss stopped being finite by step {step}; {CHECKPOINT_NAME} keeps the last "
-            "good state (try a lower optim.lr)"
-        )
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def train(
     data: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -237,183 +215,93 @@ def train(
             dist.destroy_process_group()
 
 
-def _train(
-    config: TrainConfig, store: Store, output: Path, device: torch.device, ctx: DistContext
-) -> TrainResult:
-    seed = config.train.seed
+def _dataset(config: TrainConfig, store: Store) -> FaceSequenceDataset:
+    """The training split's windows (one topology)."""
     require_split(store, config.data.split)
     dataset = FaceSequenceDataset(
-        store, config.data.split, config.data.window, seed, augment=config.augment
+        store, config.data.split, config.data.window, config.train.seed, augment=config.augment
     )
     counts = {r.num_vertices for r in dataset.records}
     if len(counts) != 1:
         raise InputError(f"{store.url}: sequences of several vertex counts {sorted(counts)}")
-    _seed_everything(seed)
-    pipeline = build_pipeline(config, counts.pop())
-    pairs = lip_pairs(config, store, dataset.records[0].subject)
+    return dataset
+
+
+def _resume_state(config: TrainConfig, output: Path, ctx: DistContext) -> dict[str, Any] | None:
+    """The run's checkpoint when it has one (checked against ``config``); a final.pt that more
+    steps will replace is removed."""
     checkpoint_path, final_path = output / CHECKPOINT_NAME, output / FINAL_NAME
-    state = load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
-    if state is not None:
-        _check_resumable(config_from_dict(state["config"], str(checkpoint_path)), config, output)
-        if state["step"] > config.optim.steps:
-            raise InputError(
-                f"{checkpoint_path} is at step {state['step']}, beyond optim.steps="
-                f"{config.optim.steps}; ask for more steps or use a new folder"
-            )
-    if (
-        state is not None
-        and ctx.is_main
-        and final_path.exists()
-        and state["step"] < config.optim.steps
-    ):
-        final_path.unlink()  # training goes on: the old final.pt is no longer the run's result
-    pipeline.to(device)
-    use_amp = config.train.amp and device.type == "cuda"
-    if use_amp:
-        pipeline.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=pipeline.amp_dtype == torch.float16)
-    parameters = [p for p in pipeline.parameters() if p.requires_grad]
-    o = config.optim
-    optimizer = torch.optim.Adam(
-        parameters, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay
-    )
-    step, elapsed = 0, 0.0
-    if state is None:
-        if ctx.rank:
-            torch.manual_seed(seed + ctx.rank)  # same initial weights, different dropout
-    else:
-        pipeline.model.load_state_dict(state["model"])
-        if state.get("encoder") is not None:
-            pipeline.encoder.load_state_dict(state["encoder"])
-        optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        step, elapsed = int(state["step"]), float(state["seconds"])
-        if len(state["rng"]) == ctx.world_size:
-            set_rng_state(state["rng"][ctx.rank])
-        else:  # another world size: fresh, distinct streams
-            _seed_everything(seed + 7919 * (ctx.rank + 1) + step)
-    start_step = step
-    trainer: torch.nn.Module = pipeline
-    if ctx.enabled:
-        trainer = DistributedDataParallel(
-            pipeline, device_ids=[device.index] if device.type == "cuda" else None
+    if not checkpoint_path.exists():
+        return None
+    state = load_checkpoint(checkpoint_path)
+    _check_resumable(config_from_dict(state["config"], str(checkpoint_path)), config, output)
+    if state["step"] > config.optim.steps:
+        raise InputError(
+            f"{checkpoint_path} is at step {state['step']}, beyond optim.steps="
+            f"{config.optim.steps}; ask for more steps or use a new folder"
         )
+    if ctx.is_main and final_path.exists() and state["step"] < config.optim.steps:
+        final_path.unlink()  # training goes on: the old final.pt is no longer the run's result
+    return state
+
+
+def _loader(
+    config: TrainConfig,
+    dataset: FaceSequenceDataset,
+    store: Store,
+    device: torch.device,
+    ctx: DistContext,
+) -> tuple[DataLoader, ResumableSampler]:
+    """This process's shard of the shuffled windows, in batches; the sampler resumes
+    mid-epoch."""
+    seed, batch_size = config.train.seed, config.data.batch_size
     sampler = ResumableSampler(
         dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=seed, drop_last=True
     )
-    per_epoch = sampler.num_samples // config.data.batch_size
-    if per_epoch == 0:
+    if sampler.num_samples // batch_size == 0:
         raise InputError(
             f"{store.url}: split {config.data.split!r} has {len(dataset)} sequences of at least "
-            f"{config.data.window} frames, fewer than data.batch_size={config.data.batch_size} "
+            f"{config.data.window} frames, fewer than data.batch_size={batch_size} "
             f"x {ctx.world_size} processes"
         )
     loader = DataLoader(
         dataset,
-        batch_size=config.data.batch_size,
+        batch_size=batch_size,
         sampler=sampler,
         num_workers=config.data.workers,
         drop_last=True,
         pin_memory=device.type == "cuda",
         generator=torch.Generator().manual_seed(seed),
     )
-    board = (
-        tensorboard_writer(config.train.tensorboard, output / "tensorboard", step)
-        if ctx.is_main
-        else None
-    )
-    if ctx.is_main:
-        output.mkdir(parents=True, exist_ok=True)
-        save_config(config, output / CONFIG_NAME)
-    log = CsvLog(output / LOG_NAME, step) if ctx.is_main else None
-    bar = tqdm(
-        total=config.optim.steps,
-        initial=step,
-        desc="train",
-        unit="step",
-        disable=not (ctx.is_main and config.train.progress),
-    )
-    sums: dict[str, float] = {}
-    count, last_loss, finite = 0, math.nan, True
-    started = time.perf_counter() - elapsed
-    epoch, offset = divmod(step, per_epoch)
-    trainer.train()
-    try:
-        while step < config.optim.steps:
-            sampler.set_epoch(epoch)
-            dataset.set_epoch(epoch)
-            sampler.skip = offset * config.data.batch_size
-            for batch in loader:
-                losses = batch_loss(trainer, pipeline, batch, device, config.loss, pairs)
-                value = float(losses.total.detach())
-                finite = finite and math.isfinite(value)
-                if not ctx.enabled:  # under DDP every rank stops together, at the next sync
-                    _check_finite(finite, step + 1)
-                scaler.scale(losses.total).backward()
-                if o.grad_clip > 0:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(parameters, o.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                optimizer.zero_grad(set_to_none=True)
-                step, count = step + 1, count + 1
-                for name, term in {"loss": value, **losses.terms}.items():
-                    sums[name] = sums.get(name, 0.0) + float(term)
-                bar.update(1)
-                last = step == config.optim.steps
-                if step % config.train.log_every == 0 or last:
-                    means = reduce_means(sums, count, ctx, device)
-                    _check_finite(math.isfinite(means["loss"]), step)
-                    last_loss = means.pop("loss")
-                    row = {"step": step, "loss": last_loss, "lr": optimizer.param_groups[0]["lr"]}
-                    row |= {"seconds": time.perf_counter() - started, **means}
-                    if log is not None:
-                        log.write(row)
-                        bar.set_postfix(loss=f"{last_loss:.3g}")
-                    if board is not None:
-                        for name in ("loss", "lr", *means):
-                            board.add_scalar(f"train/{name}", row[name], step)
-                    sums, count = {}, 0
-                if step % config.train.checkpoint_every == 0 or last:
-                    local = (rng_state(), finite)
-                    rngs = [local]
-                    if ctx.enabled:
-                        rngs = [None] * ctx.world_size
-                        dist.all_gather_object(rngs, local)
-                    _check_finite(all(ok for _, ok in rngs), step)
-                    if ctx.is_main:
-                        training = {
-                            "optimizer": optimizer.state_dict(),
-                            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                            "seconds": time.perf_counter() - started,
-                            "rng": [rng for rng, _ in rngs],
-                            "world_size": ctx.world_size,
-                        }
-                        save_checkpoint(
-                            checkpoint_path, final_state(pipeline, config, step) | training
-                        )
-                if step >= config.optim.steps:
-                    break
-            epoch, offset = epoch + 1, 0
-        if ctx.is_main:
-            save_checkpoint(final_path, final_state(pipeline, config, step))
-    finally:
-        bar.close()
-        if board is not None:
-            board.close()
+    return loader, sampler
+
+
+def _train(
+    config: TrainConfig, store: Store, output: Path, device: torch.device, ctx: DistContext
+) -> TrainResult:
+    """The recipe: data, model and forwarder, then the generic :class:`Trainer`."""
+    dataset = _dataset(config, store)
+    seed_everything(config.train.seed)
+    pipeline = build_pipeline(config, dataset.records[0].num_vertices)
+    pairs = lip_pairs(config, store, dataset.records[0].subject)
+    forward = functools.partial(batch_loss, loss=config.loss, pairs=pairs)
+    state = _resume_state(config, output, ctx)
+    trainer = Trainer(pipeline, config, forward, output, device, ctx)
+    trainer.restore(state)
+    loader, sampler = _loader(config, dataset, store, device, ctx)
+    trainer.run(loader, sampler, dataset)
     return TrainResult(
         run=output,
         model=config.model_name,
         ablation=config.ablation,
-        start_step=start_step,
-        steps=step,
-        final_loss=last_loss,
-        seconds=time.perf_counter() - started,
-        checkpoint=checkpoint_path,
-        final=final_path,
+        start_step=trainer.start_step,
+        steps=trainer.step_count,
+        final_loss=trainer.last_loss,
+        seconds=trainer.seconds,
+        checkpoint=trainer.checkpoint_path,
+        final=trainer.final_path,
         log=output / LOG_NAME,
         world_size=ctx.world_size,
         device=str(device),
-        tensorboard=board is not None,
+        tensorboard=trainer.board is not None,
     )
