@@ -89,7 +89,7 @@ def test_train_preset_names_its_model(capsys):
     [
         (["reconstruct", "--config", "papr"], "config 'papr': no such file, nor a reconstruct "
          "preset (fast, paper)"),
-        (["train", "--config", "nope", "--print-config"], "nor a train preset (table2_"),
+        (["train", "--config", "nope", "--print-config"], "nor a train preset (lipsync_mel, "),
         (["train", "--data", "x", "-o", "y", "optim.steps=5"],
          "unexpected optim.steps=5: settings are given with --set (--set optim.steps=5)"),
         (["reconstruct", "in", "-o", "out", "scale=0.5"], "(--set scale=0.5)"),
@@ -140,4 +140,5 @@ def test_train_help_lists_keys_models_and_ablations(capsys):
             assert f"    {key.key} ({key.type}" in text
     assert "composite (model.composite=false)" in text
     assert "cross_modality (model.cross_modality_weight=0.0)" in text
-    assert "presets: table2_faceformer, table2_meshtalk, table2_ours" in " ".join(text.split())
+    presets = "presets: lipsync_mel, lipsync_phonetic, lipsync_phonetic_eq8, table2_faceformer, "
+    assert presets + "table2_meshtalk, table2_ours" in " ".join(text.split())

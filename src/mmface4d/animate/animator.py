@@ -43,6 +43,7 @@ from mmface4d.animate.checkpoint import (
     pipeline_from_state,
 )
 from mmface4d.audio.sync import frame_to_sample
+from mmface4d.constants import SAMPLE_RATE
 from mmface4d.data.sequence import FRAMES, MeshSequence
 from mmface4d.errors import InputError
 from mmface4d.facemodel.model import FaceModel
@@ -50,7 +51,6 @@ from mmface4d.geometry.frames import from_camera_frame, to_camera_frame
 
 ANIMATOR_FORMAT = "mmface4d-animator"
 DEFAULT_MODEL = "default"
-SAMPLE_RATE = 16_000
 
 
 def default_model_path() -> Path:

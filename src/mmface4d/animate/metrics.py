@@ -1,6 +1,6 @@
 """The canonical evaluation kit: every published lip/face metric from one function.
 
-Definitions (FORMATS.md, "Metrics"); distances in the data's unit (metres):
+Definitions (``docs/FORMATS.md``, "Metrics"); distances in the data's unit (metres):
 
 - Paper metrics (this project's headline): per frame the maximum (``*_max``) or mean
   (``*_mean``) Euclidean distance, not squared, between predicted and ground-truth vertices of a

@@ -16,9 +16,11 @@ import av
 import numpy as np
 
 from mmface4d.atomic import atomic_path
+from mmface4d.constants import SAMPLE_RATE
 from mmface4d.errors import InputError
 
-DEFAULT_SAMPLE_RATE = 16_000
+#: The speech sample rate of the whole project (:data:`mmface4d.constants.SAMPLE_RATE`).
+DEFAULT_SAMPLE_RATE = SAMPLE_RATE
 
 
 def _check_rate(sample_rate: object) -> int:

@@ -2,7 +2,7 @@
 
 The built-in sentences were written for this project. Following the MMFace4D corpus design,
 each emotion has its own emotionally fitting sentences, with lip-visible phonemes spread through
-them. Emotion codes are MMFace4D's sentence prefixes (FORMATS.md).
+them. Emotion codes are MMFace4D's sentence prefixes (``docs/FORMATS.md``).
 
 A user's sentence file is UTF-8 text, one sentence per line, optionally ``emotion<TAB>text``
 where emotion is a name (``happy``) or a code (``21``); lines without one are neutral. Blank lines

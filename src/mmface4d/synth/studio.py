@@ -5,7 +5,7 @@ reconstruction and tracking can be scored in millimetres against the truth.
 
 World frame and camera order. The world is the centre camera's frame (OpenCV: x right, y down,
 z forward, metres), the frame of MMFace4D's reconstructed meshes and of the synthetic corpus. As
-in the MMFace4D release (FORMATS.md: "camera 1 is the centre/master camera"), camera
+in the MMFace4D release (``docs/FORMATS.md``: camera 1 is the centre/master camera), camera
 :data:`CENTRE_CAMERA` = 1 is the centre camera, so its camera-from-world pose is the identity.
 Camera 0 stands on the subject's left (world +x, the right of the centre camera's picture) and
 camera 2 on the subject's right; both are turned 45 degrees about the vertical axis through the
@@ -50,6 +50,7 @@ import torch
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
+from mmface4d.capture.cameras import CENTRE_CAMERA
 from mmface4d.capture.ground_truth import GroundTruthFile, read_ground_truth, write_ground_truth
 from mmface4d.errors import InputError
 from mmface4d.facemodel.lighting import SH_COEFFS
@@ -67,7 +68,6 @@ from mmface4d.synth.depth_noise import (
 )
 
 #: Index of the centre (master) camera, whose frame is the world, as in the MMFace4D release.
-CENTRE_CAMERA = 1
 #: Full colour resolution (MJPG_1080P) of the MMFace4D cameras.
 COLOUR_SIZE = (1920, 1080)
 #: (fx, fy, cx, cy) at 1920x1080 of cameras 0, 1, 2: /work/shared/data/mmface4d_sample/
