@@ -155,6 +155,19 @@ def test_mmface4d_template_is_the_mean_of_all_frames(tmp_path: Path, mmface4d_re
     assert store.template_info()["P1"]["source"] == "mean of 55 frames of 2 sequences"
 
 
+def test_a_neutral_templates_file_beside_the_recordings_wins(tmp_path: Path, mmface4d_recording):
+    mmface4d_recording(tmp_path / "src" / "P1", "000001", 20, seed=1)
+    neutral = np.random.default_rng(9).uniform(-0.1, 0.1, (SMALL_V, 3)).astype(np.float32)
+    np.savez(tmp_path / "src" / "templates.npz", P1=neutral)  # what `synth corpus` writes
+    pack(tmp_path / "src", tmp_path / "store", num_vertices=SMALL_V, progress=False)
+    store = Store(tmp_path / "store")
+    np.testing.assert_array_equal(store.read_template("P1"), neutral)
+    assert store.template_info()["P1"]["source"] == "templates.npz"
+    (tmp_path / "src" / "templates.npz").write_bytes(b"broken")
+    with pytest.raises(InputError, match="templates.npz: not a readable templates file"):
+        pack(tmp_path / "src", tmp_path / "other", num_vertices=SMALL_V, progress=False)
+
+
 def test_same_id_from_another_source_is_refused(tmp_path: Path, mmface4d_recording) -> None:
     mmface4d_recording(tmp_path / "src" / "P1", "000001", 20, seed=1)
     pack(tmp_path / "src", tmp_path / "store", num_vertices=SMALL_V, progress=False)

@@ -76,6 +76,17 @@ def test_bilabials_close_the_lips_in_the_written_meshes(small_corpus, synth):
     assert closures > 0
 
 
+def test_templates_are_the_neutral_faces_in_the_corpus_frame(small_corpus, synth):
+    out, rows = small_corpus
+    with np.load(out / "templates.npz") as templates:
+        assert sorted(templates.files) == sorted({r["subject"] for r in rows})
+        neutral = templates[rows[0]["subject"]]
+    lm = synth.landmarks
+    assert np.linalg.norm(neutral[lm[62]] - neutral[lm[66]]) < 1e-3  # mouth shut at rest
+    first = decode_nut(out / rows[0]["recording"], num_vertices=synth.num_vertices)[0]
+    assert np.abs(first - neutral).max() < 0.02  # same frame and place, the face at rest
+
+
 def test_ground_truth_reproduces_the_mesh(small_corpus, synth):
     from mmface4d.synth.performance import Performance, performance_vertices
     from mmface4d.synth.style import sample_subjects

@@ -17,8 +17,10 @@ and without extension (``<dir>/<name>`` for the first style, ``<dir>`` for the s
 optional columns ``subject``, ``age`` (integer years), ``gender``, ``emotion`` (a name),
 ``sentence``, ``language`` and ``num_vertices`` (V of the ``.nut`` files, which the frame size
 alone does not fix) replace the defaults where non-empty; other columns are ignored.
-A row that matches no recording is an error. MMFace4D has no neutral scan: a subject's template
-is the mean of all frames of all its packed sequences (computed when a pack finishes).
+A row that matches no recording is an error. A subject's template is its neutral face from
+``SRC/templates.npz`` (subject -> (V, 3), what ``mmface4d synth corpus`` writes); MMFace4D has no
+neutral scan, so without that file it is the mean of all frames of all the subject's packed
+sequences (computed when a pack finishes; a talking face's mean has the mouth ~5 mm open).
 
 **FaceFormer layout** (:func:`scan_faceformer`): ``<ds>/wav/<Subject>_<sentence>.wav``,
 ``<ds>/vertices_npy/<same>.npy`` ((T, V*3) or (T, V, 3) float) and ``<ds>/templates.pkl``
@@ -49,6 +51,9 @@ from mmface4d.audio.sync import align_lengths
 from mmface4d.data.manifest import check_name, emotion_code, emotion_from_sentence
 from mmface4d.data.nut import axis_paths, decode_nut
 from mmface4d.errors import InputError
+
+#: Per-subject neutral faces beside MMFace4D-layout recordings (written by ``synth corpus``).
+TEMPLATES_FILE = "templates.npz"
 
 LAYOUTS = ("auto", "mmface4d", "faceformer")
 _METADATA_COLUMNS = ("subject", "age", "gender", "emotion", "sentence", "language", "num_vertices")
@@ -230,7 +235,20 @@ def scan_mmface4d(
                 metadata=metadata,
             )
         )
-    return SourceScan(root, "mmface4d", sources, {}, unmatched)
+    return SourceScan(root, "mmface4d", sources, _neutral_templates(root), unmatched)
+
+
+def _neutral_templates(root: Path) -> dict[str, np.ndarray]:
+    """Subject -> (V, 3) neutral face from ``SRC/templates.npz`` (a synthetic corpus writes
+    one), or none."""
+    path = root / TEMPLATES_FILE
+    if not path.is_file():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {str(k): np.asarray(data[k], dtype=np.float32) for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable templates file ({exc})") from None
 
 
 def _manifest_vertices(row: dict[str, str], where: str) -> int | None:

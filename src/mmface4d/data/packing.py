@@ -23,13 +23,20 @@ import numpy as np
 
 from mmface4d.audio.io import DEFAULT_SAMPLE_RATE
 from mmface4d.batch import Job, check_executor, run_batch
-from mmface4d.data.importers import SequenceSource, SourceScan, load_sequence, scan_sources
+from mmface4d.data.importers import (
+    TEMPLATES_FILE,
+    SequenceSource,
+    SourceScan,
+    load_sequence,
+    scan_sources,
+)
 from mmface4d.data.manifest import SequenceRecord
 from mmface4d.data.splits import load_splits
 from mmface4d.data.store import Store
 from mmface4d.errors import InputError
 
-TEMPLATE_FROM_FILE = "templates.pkl"
+#: Template sources that came with the data (FaceFormer's pickle, a synthetic corpus's npz).
+TEMPLATE_FILES = ("templates.pkl", TEMPLATES_FILE)
 
 
 @dataclass(frozen=True)
@@ -195,8 +202,9 @@ def _finalise(store: Store, scan: SourceScan, written: list[str]) -> None:
                     f"have {vertex_counts.pop()}"
                 )
             if subject in changed or subject not in existing:
-                templates[subject] = (given, TEMPLATE_FROM_FILE)
-        elif existing.get(subject, {}).get("source") == TEMPLATE_FROM_FILE:
+                label = TEMPLATE_FILES[0] if scan.layout == "faceformer" else TEMPLATE_FILES[1]
+                templates[subject] = (given, label)
+        elif existing.get(subject, {}).get("source") in TEMPLATE_FILES:
             continue
         elif subject in changed or subject not in existing:
             templates[subject] = _mean_template(store, subject_records)

@@ -5,6 +5,8 @@ emotion code then a four-digit sentence number, English sentences 0001-4999, Man
 
     corpus.json                      the generating config (seed, counts, face model, version)
     subjects.json                    every subject: age, gender, identity, albedo, style, voice
+    templates.npz                    every subject's neutral face (V, 3), corpus frame, metres
+                                     (``data pack`` makes it the subject's template)
     manifest.csv                     one row per recording (columns: MANIFEST_COLUMNS; the
                                      recording column is the path without extension, S001/210003)
     S001/210003.wav                  16 kHz mono speech
@@ -28,6 +30,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from mmface4d import __version__
 from mmface4d.atomic import atomic_path
@@ -35,6 +38,7 @@ from mmface4d.batch import Job, check_executor, read_manifest, run_batch
 from mmface4d.errors import InputError
 from mmface4d.facemodel.model import FaceModel
 from mmface4d.facemodel.sources import load_face_model
+from mmface4d.geometry.frames import to_camera_frame
 from mmface4d.synth.style import Subject, sample_subjects
 
 MANIFEST_COLUMNS = (
@@ -43,6 +47,8 @@ MANIFEST_COLUMNS = (
     "source",
 )  # fmt: skip
 FPS = 30.0
+#: Per-subject neutral faces, read by ``data pack`` (:mod:`mmface4d.data.importers`).
+TEMPLATES_NAME = "templates.npz"
 LANGS = ("en", "zh", "both")
 PAD_SILENCE_S = (0.2, 0.9)
 
@@ -278,6 +284,7 @@ def corpus(
     people = sample_subjects(model, subjects, seed)
     with atomic_path(out / "subjects.json") as tmp:
         tmp.write_text(json.dumps([s.to_dict() for s in people], indent=1))
+    _write_templates(out / TEMPLATES_NAME, model, people)
     jobs = []
     for job in plan_jobs(config):
         subject = people[job.subject_index]
@@ -299,6 +306,19 @@ def corpus(
         _write_manifest(manifest, _finished_rows(out, manifest))
     report.check("recordings")
     return manifest
+
+
+def _write_templates(path: Path, model: FaceModel, people: list[Subject]) -> None:
+    """Each subject's neutral face (zero expression) in the corpus frame, as ``data pack`` reads
+    it: a talking subject's mean frame has the mouth open, the neutral face is exact."""
+    templates = {}
+    with torch.no_grad():
+        for person in people:
+            identity = torch.as_tensor(np.asarray(person.identity)[: model.identity_dims])
+            neutral = model.vertices(identity[None].float()).numpy()[0]
+            templates[person.subject_id] = to_camera_frame(neutral).astype(np.float32)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **templates)
 
 
 def _corpus_config(
