@@ -13,6 +13,7 @@ from mmface4d.data.plots import plot_demographics, plot_lip_velocity, plot_regio
 from mmface4d.data.stats import DatasetStats, compute_stats
 from mmface4d.data.store import Store
 from mmface4d.errors import InputError
+from mmface4d.facemodel.model import FaceModel
 from mmface4d.facemodel.regions import landmark_regions
 
 #: Local regions correlated in Fig. 4(d) (bilateral ones split into left and right) and the
@@ -20,6 +21,32 @@ from mmface4d.facemodel.regions import landmark_regions
 LOCAL_REGIONS = ("lip", "chin", "cheeks", "nose", "eyes", "forehead")
 BILATERAL = ("cheeks", "eyes")
 SKULL_REGIONS = ("forehead", "nose")
+
+
+def _keypoints(source: str | Path) -> np.ndarray:
+    """(68,) 0-based landmark vertices from a Deep3DFaceRecon ``facemodel_info.mat``."""
+    mat = scipy.io.loadmat(str(source), variable_names=["keypoints"])
+    if "keypoints" not in mat:
+        raise InputError(f"{source}: no 'keypoints' field (expected facemodel_info.mat)")
+    return mat["keypoints"].ravel().astype(np.int64) - 1
+
+
+def _face_model(source: str | Path | None, num_vertices: int) -> FaceModel:
+    """The face model ``source`` (default ``synth``), checked to have the store's V."""
+    from mmface4d.facemodel.sources import load_face_model
+
+    model = load_face_model(str(source or "synth"))
+    if model.num_vertices != num_vertices:
+        raise InputError(
+            f"face model {source or 'synth'} has {model.num_vertices} vertices, the store "
+            f"{num_vertices}; pass a face model, facemodel_info.mat or region folder of its "
+            "topology (--regions)"
+        )
+    return model
+
+
+def _is_mat(source: str | Path | None) -> bool:
+    return source is not None and Path(str(source)).suffix == ".mat"
 
 
 def resolve_regions(source: str | Path | None, template: np.ndarray) -> dict[str, np.ndarray]:
@@ -34,13 +61,8 @@ def resolve_regions(source: str | Path | None, template: np.ndarray) -> dict[str
         template: (V, 3) a template of the store.
     """
     V = len(template)
-    if source is not None and Path(str(source)).suffix == ".mat":
-        mat = scipy.io.loadmat(str(source), variable_names=["keypoints"])
-        if "keypoints" not in mat:
-            raise InputError(f"{source}: no 'keypoints' field (expected facemodel_info.mat)")
-        return landmark_regions(
-            template, mat["keypoints"].ravel().astype(np.int64) - 1, np.arange(V)
-        )
+    if _is_mat(source):
+        return landmark_regions(template, _keypoints(source), np.arange(V))
     if source is not None and Path(str(source)).is_dir():
         regions = {
             p.stem: np.loadtxt(p, dtype=np.int64, ndmin=1) for p in Path(source).glob("*.txt")
@@ -48,15 +70,7 @@ def resolve_regions(source: str | Path | None, template: np.ndarray) -> dict[str
         if not regions:
             raise InputError(f"{source}: no <region>.txt index files")
     else:
-        from mmface4d.facemodel.sources import load_face_model
-
-        model = load_face_model(source or "synth")
-        if model.num_vertices != V:
-            raise InputError(
-                f"face model {source or 'synth'} has {model.num_vertices} vertices, the store "
-                f"{V}; pass --regions (a face model, facemodel_info.mat or region folder)"
-            )
-        regions = model.regions
+        regions = _face_model(source, V).regions
     if "lip" not in regions or max(int(r.max()) for r in regions.values()) >= V:
         raise InputError(f"regions from {source} do not fit a {V}-vertex store or lack 'lip'")
     return regions
@@ -75,21 +89,10 @@ def resolve_landmarks(source: str | Path | None, template: np.ndarray) -> np.nda
         (68,) int64 vertex indices.
     """
     V = len(template)
-    if source is not None and Path(str(source)).suffix == ".mat":
-        mat = scipy.io.loadmat(str(source), variable_names=["keypoints"])
-        if "keypoints" not in mat:
-            raise InputError(f"{source}: no 'keypoints' field (expected facemodel_info.mat)")
-        landmarks = mat["keypoints"].ravel().astype(np.int64) - 1
+    if _is_mat(source):
+        landmarks = _keypoints(source)
     else:
-        from mmface4d.facemodel.sources import load_face_model
-
-        model = load_face_model(source or "synth")
-        if model.num_vertices != V:
-            raise InputError(
-                f"face model {source or 'synth'} has {model.num_vertices} vertices, the store "
-                f"{V}; name a face model or facemodel_info.mat of the store's topology"
-            )
-        landmarks = np.asarray(model.landmarks, dtype=np.int64)
+        landmarks = np.asarray(_face_model(source, V).landmarks, dtype=np.int64)
     if landmarks.shape != (68,) or landmarks.min() < 0 or landmarks.max() >= V:
         raise InputError(f"landmarks from {source}: expected 68 vertex indices below {V}")
     return landmarks
