@@ -81,17 +81,20 @@ class BuiltinStyle:
         return {
             "identity": torch.as_tensor(self.identity, dtype=torch.float32),
             "expression": torch.as_tensor(self.expression, dtype=torch.float16),
-            "fps": float(self.fps), "source": self.source, "emotion": self.emotion,
-        }  # fmt: skip
+            "fps": float(self.fps),
+            "source": self.source,
+            "emotion": self.emotion,
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> BuiltinStyle:
         return cls(
             identity=state["identity"].float().numpy(),
             expression=state["expression"].float().numpy(),
-            fps=float(state["fps"]), source=str(state["source"]),
+            fps=float(state["fps"]),
+            source=str(state["source"]),
             emotion=str(state.get("emotion", "neutral")),
-        )  # fmt: skip
+        )
 
 
 #: What :func:`mmface4d.animate` returns: the project's one sequence type, with the speech, the
@@ -176,8 +179,9 @@ class Animator:
         match = [k for k, v in self.styles.items() if k == subject or k.startswith(f"{subject}-")]
         if not match:
             subjects = sorted({k.split("-")[0] for k in self.styles}) or ["none"]
-            raise InputError(f"subject {subject!r}: unknown; model {self.name} has "
-                             f"{', '.join(subjects)}")  # fmt: skip
+            raise InputError(
+                f"subject {subject!r}: unknown; model {self.name} has {', '.join(subjects)}"
+            )
         style = self.styles[match[0]]
         with torch.no_grad():
             identity = torch.as_tensor(style.identity[: model.identity_dims])[None]
@@ -260,8 +264,9 @@ class Animator:
         if np.shape(template) != (V, 3):
             raise InputError(f"template: expected ({V}, 3), got {np.shape(template)}")
         if not 0 <= overlap_s < window_s:
-            raise InputError(f"overlap_s: expected 0 <= overlap < window ({window_s}), found "
-                             f"{overlap_s}")  # fmt: skip
+            raise InputError(
+                f"overlap_s: expected 0 <= overlap < window ({window_s}), found {overlap_s}"
+            )
         fps = self.fps
         total = max(1, int(round(audio.size * fps / SAMPLE_RATE)))
         if num_frames is not None:
@@ -288,8 +293,9 @@ class Animator:
             if start > 0 and overlap:
                 ramp[:overlap] = (np.arange(overlap) + 0.5) / overlap
             if stop < total and overlap:
-                ramp[-overlap:] = np.minimum(ramp[-overlap:], (np.arange(overlap)[::-1] + 0.5)
-                                             / overlap)  # fmt: skip
+                ramp[-overlap:] = np.minimum(
+                    ramp[-overlap:], (np.arange(overlap)[::-1] + 0.5) / overlap
+                )
             out[start:stop] += pred * ramp[:, None, None]
             weight[start:stop] += ramp
         out /= np.maximum(weight, 1e-8)[:, None, None]
@@ -350,8 +356,17 @@ def _load_state(path: Path) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
         raise InputError(f"{path}: not a readable model file ({type(exc).__name__})") from None
     if isinstance(state, dict) and state.get("format") == ANIMATOR_FORMAT:
-        missing = [k for k in ("config", "model", "num_vertices", "styles", "face_model",
-                               "frame", "camera_distance", "fps") if k not in state]  # fmt: skip
+        required = (
+            "config",
+            "model",
+            "num_vertices",
+            "styles",
+            "face_model",
+            "frame",
+            "camera_distance",
+            "fps",
+        )
+        missing = [k for k in required if k not in state]
         if missing:
             raise InputError(f"{path}: animator file lacks {missing}")
         return state
@@ -364,13 +379,23 @@ def animator_state(
     animator: Animator, step: int, config: dict[str, Any], face_model_spec: str
 ) -> dict[str, Any]:
     """What a packaged animator file holds (weights in float16)."""
-    weights = {k: v.half() if v.is_floating_point() else v
-               for k, v in animator.pipeline.model.state_dict().items()}  # fmt: skip
+    weights = {
+        k: v.half() if v.is_floating_point() else v
+        for k, v in animator.pipeline.model.state_dict().items()
+    }
     return {
-        "format": ANIMATOR_FORMAT, "version": __version__, "step": step, "config": config,
-        "model": weights, "encoder": None, "num_vertices": animator.num_vertices,
-        "audio_dim": animator.pipeline.model.audio_dim, "face_model": face_model_spec,
-        "frame": animator.frame, "camera_distance": animator.camera_distance,
-        "fps": animator.fps, "styles": {k: v.to_state() for k, v in animator.styles.items()},
+        "format": ANIMATOR_FORMAT,
+        "version": __version__,
+        "step": step,
+        "config": config,
+        "model": weights,
+        "encoder": None,
+        "num_vertices": animator.num_vertices,
+        "audio_dim": animator.pipeline.model.audio_dim,
+        "face_model": face_model_spec,
+        "frame": animator.frame,
+        "camera_distance": animator.camera_distance,
+        "fps": animator.fps,
+        "styles": {k: v.to_state() for k, v in animator.styles.items()},
         "info": animator.info,
-    }  # fmt: skip
+    }

@@ -97,8 +97,10 @@ def _check_speech(samples: np.ndarray, source: str, max_seconds: float) -> bool:
     if not np.isfinite(samples).all():
         raise InputError(f"{source}: audio holds NaN or infinite samples")
     if seconds > max_seconds:
-        raise InputError(f"{source}: {seconds:.0f} s of audio, more than max_seconds="
-                         f"{max_seconds:g}; split it or raise the limit")  # fmt: skip
+        raise InputError(
+            f"{source}: {seconds:.0f} s of audio, more than max_seconds="
+            f"{max_seconds:g}; split it or raise the limit"
+        )
     return float(np.abs(samples).max()) <= 10 ** (SILENCE_DBFS / 20)
 
 
@@ -126,8 +128,10 @@ def load_template(path: str | os.PathLike[str], num_vertices: int) -> np.ndarray
     else:
         raise InputError(f"{path}: expected a .ply, .obj or .npz template")
     if vertices.shape != (num_vertices, 3):
-        raise InputError(f"{path}: {vertices.shape[0]} vertices, the model animates "
-                         f"{num_vertices} (give a mesh in the model's topology)")  # fmt: skip
+        raise InputError(
+            f"{path}: {vertices.shape[0]} vertices, the model animates "
+            f"{num_vertices} (give a mesh in the model's topology)"
+        )
     return vertices
 
 
@@ -153,8 +157,7 @@ def load_style(style: str, animator: Animator) -> tuple[np.ndarray, str]:
         frames = decode_nut(style, animator.num_vertices)
         return animator.style_reference(flip_axes(frames)), style
     known = ", ".join(animator.styles) or "none"
-    raise InputError(f"--style {style!r}: not a built-in style ({known}), an .npz or a .nut "
-                     "prefix")  # fmt: skip
+    raise InputError(f"--style {style!r}: not a built-in style ({known}), an .npz or a .nut prefix")
 
 
 def animate(
@@ -237,8 +240,10 @@ def animate(
         style = base if emotion == "neutral" else f"{base}-{emotion}"
         if style not in animator.styles:
             have = sorted(v.emotion for k, v in animator.styles.items() if k.split("-")[0] == base)
-            raise InputError(f"--emotion {emotion}: model {animator.name} has no {emotion} style "
-                             f"for {base} (it has {', '.join(have) or 'none'})")  # fmt: skip
+            raise InputError(
+                f"--emotion {emotion}: model {animator.name} has no {emotion} style "
+                f"for {base} (it has {', '.join(have) or 'none'})"
+            )
     if style is None:
         reference, style_label = animator.style_reference(None), str(animator.default_style)
     else:
@@ -262,14 +267,30 @@ def animate(
         import trimesh
 
         faces = np.asarray(trimesh.load(template, process=False, force="mesh").faces, np.int64)
+    if template is None:
+        template_label = None
+    elif isinstance(template, np.ndarray):
+        template_label = "array"
+    else:
+        template_label = str(template)
     return AnimationResult(
-        vertices=vertices, faces=faces, fps=animator.fps, audio=samples,
-        sample_rate=SAMPLE_RATE, template=neutral, colors=colors, face_model=fm,
+        vertices=vertices,
+        faces=faces,
+        fps=animator.fps,
+        audio=samples,
+        sample_rate=SAMPLE_RATE,
+        template=neutral,
+        colors=colors,
+        face_model=fm,
         metadata={
-            "name": name, "model": animator.name, "style": style_label,
-            "subject": subject, "template": None if template is None else str(template)
-            if not isinstance(template, np.ndarray) else "array",
-            "mmface4d_version": __version__, "seconds": time.perf_counter() - started,
-            "silent": silent, "liveliness": lively,
+            "name": name,
+            "model": animator.name,
+            "style": style_label,
+            "subject": subject,
+            "template": template_label,
+            "mmface4d_version": __version__,
+            "seconds": time.perf_counter() - started,
+            "silent": silent,
+            "liveliness": lively,
         },
-    )  # fmt: skip
+    )

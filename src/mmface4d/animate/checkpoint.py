@@ -271,8 +271,9 @@ def pipeline_from_state(state: dict[str, Any], source: Path) -> tuple[TrainConfi
     config = config_from_dict(state["config"], str(source))
     pipeline = build_pipeline(config, int(state["num_vertices"]))
     try:
-        pipeline.model.load_state_dict({k: v.float() if v.is_floating_point() else v
-                                        for k, v in state["model"].items()})  # fmt: skip
+        pipeline.model.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()}
+        )
         if state.get("encoder") is not None:
             pipeline.encoder.load_state_dict(state["encoder"])
     except RuntimeError as exc:

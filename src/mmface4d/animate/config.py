@@ -210,9 +210,12 @@ def validate_config(config: TrainConfig) -> None:
         ("optim.lr", config.optim.lr > 0, config.optim.lr),
         ("optim.grad_clip", config.optim.grad_clip >= 0, config.optim.grad_clip),
         ("data.workers", config.data.workers >= 0, config.data.workers),
-        ("train.tensorboard", config.train.tensorboard in TENSORBOARD_CHOICES,
-         f"{config.train.tensorboard!r} (expected {', '.join(TENSORBOARD_CHOICES)})"),
-    )  # fmt: skip
+        (
+            "train.tensorboard",
+            config.train.tensorboard in TENSORBOARD_CHOICES,
+            f"{config.train.tensorboard!r} (expected {', '.join(TENSORBOARD_CHOICES)})",
+        ),
+    )
     for key, ok, value in checks:
         if not ok:
             raise InputError(f"{key}: invalid value {value}")

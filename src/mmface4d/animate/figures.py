@@ -109,8 +109,14 @@ class _Grid:
         """Right-aligned text left of panel row ``row``."""
         centre = self.header_px + row * (self.size + self.caption_px) + self.caption_px
         centre += self.size / 2
-        fig.text((self.label_px - 6) / self.width, 1 - centre / self.height, text,
-                 ha="right", va="center", fontsize=_FONT)  # fmt: skip
+        fig.text(
+            (self.label_px - 6) / self.width,
+            1 - centre / self.height,
+            text,
+            ha="right",
+            va="center",
+            fontsize=_FONT,
+        )
 
 
 def _check_png(output_png: str | os.PathLike[str]) -> Path:
@@ -210,8 +216,10 @@ def style_figure(
     ]  # each (T, V, 3)
     T = len(sequences[0])
     if num_frames > T:
-        raise InputError(f"num_frames: the speech spans {T} frames, fewer than {num_frames} "
-                         f"({T / animator.fps:.2f} s at {animator.fps:g} fps)")  # fmt: skip
+        raise InputError(
+            f"num_frames: the speech spans {T} frames, fewer than {num_frames} "
+            f"({T / animator.fps:.2f} s at {animator.fps:g} fps)"
+        )
     opening = mouth_opening(sequences[0], face_model.landmarks)
     frames = contrasting_frames(opening, num_frames, flat=_STILL_MOUTH)
     shown = np.stack([s[frames] for s in sequences])  # (S, num_frames, V, 3)
@@ -228,8 +236,12 @@ def style_figure(
         grid.row_label(fig, row, f"{style}\n({animator.styles[style].emotion})")
     for ax, frame in zip(axes[0], frames, strict=True):
         ax.set_title(f"{(frame + 0.5) / animator.fps:.2f} s", fontsize=_FONT, pad=2)
-    fig.suptitle(f"one speech, {len(styles)} speaking styles ({Path(animator.name).name})",
-                 y=1 - 4 / grid.height, va="top", fontsize=_FONT + 1)  # fmt: skip
+    fig.suptitle(
+        f"one speech, {len(styles)} speaking styles ({Path(animator.name).name})",
+        y=1 - 4 / grid.height,
+        va="top",
+        fontsize=_FONT + 1,
+    )
     return save_figure(fig, path, dpi=_DPI, facecolor="white")
 
 
@@ -319,12 +331,15 @@ def decoding_sparsity_summary(
     top_rows = np.argsort(-norms, kind="stable")[: max(1, min(int(top), D))]
     eq7 = float(decoding_sparsity(torch.as_tensor(decoding_matrix).detach().cpu().double()))
     return DecodingSparsity(
-        rows=D, num_vertices=V, mass_share=MASS_SHARE,
-        mass_fraction=float(np.nanmean(fractions)), eq7=eq7,
+        rows=D,
+        num_vertices=V,
+        mass_share=MASS_SHARE,
+        mass_fraction=float(np.nanmean(fractions)),
+        eq7=eq7,
         eq7_per_pair=eq7 / (D * (D - 1)) if D > 1 else 0.0,
         top_rows=[int(r) for r in top_rows],
         top_mass_fraction=[float(fractions[r]) for r in top_rows],
-    )  # fmt: skip
+    )
 
 
 def decoding_matrix_of(source: DecodingSource, name: str = "model") -> torch.Tensor:
@@ -351,12 +366,15 @@ def decoding_matrix_of(source: DecodingSource, name: str = "model") -> torch.Ten
     elif isinstance(source, nn.Module):
         model = source
     else:
-        raise InputError(f"{name}: expected a run folder, a model file or a model, got "
-                         f"{type(source).__name__}")  # fmt: skip
+        raise InputError(
+            f"{name}: expected a run folder, a model file or a model, got {type(source).__name__}"
+        )
     net = model if isinstance(model, Ours) else getattr(model, "net", None)
     if not isinstance(net, Ours):
-        raise InputError(f"{name}: a {type(model).__name__} has no decoding matrix W_d (only the "
-                         "paper's model, 'ours', has one)")  # fmt: skip
+        raise InputError(
+            f"{name}: a {type(model).__name__} has no decoding matrix W_d (only the "
+            "paper's model, 'ours', has one)"
+        )
     return net.decoding_matrix().detach().float().cpu()
 
 
@@ -403,18 +421,22 @@ def decoding_regions_figure(
     matrices = {name: decoding_matrix_of(source, name) for name, source in runs.items()}
     for name, matrix in matrices.items():
         if matrix.shape[1] != 3 * V:
-            raise InputError(f"{name}: W_d drives {matrix.shape[1] // 3} vertices, face model "
-                             f"{face_model.name} has {V}")  # fmt: skip
+            raise InputError(
+                f"{name}: W_d drives {matrix.shape[1] // 3} vertices, face model "
+                f"{face_model.name} has {V}"
+            )
         if matrix.shape[0] < rows:
             raise InputError(f"rows: {name} has {matrix.shape[0]} rows in W_d, asked for {rows}")
     summaries = {name: decoding_sparsity_summary(m, top=rows) for name, m in matrices.items()}
 
     mean = np.asarray(face_model.mean, dtype=np.float32)
     face = face_model.regions.get("face")
-    camera = frame_mesh(mean[face] if face is not None and len(face) else mean, "front", size,
-                        size, fill=0.92)  # fmt: skip
-    grid = _Grid(len(runs), int(rows), size, label_px=150, header_px=26, caption_px=14,
-                 footer_px=40)  # fmt: skip
+    camera = frame_mesh(
+        mean[face] if face is not None and len(face) else mean, "front", size, size, fill=0.92
+    )
+    grid = _Grid(
+        len(runs), int(rows), size, label_px=150, header_px=26, caption_px=14, footer_px=40
+    )
     fig, axes = grid.figure()
     for r, (name, matrix) in enumerate(matrices.items()):
         summary = summaries[name]
@@ -422,24 +444,29 @@ def decoding_regions_figure(
         activation /= np.maximum(activation.max(axis=1, keepdims=True), 1e-30)
         colours = cmap(activation)[..., :3].astype(np.float32)  # (rows, V, 3)
         vertices = np.repeat(mean[None], len(colours), axis=0)
-        images = render_preview(vertices, face_model.faces, colours, camera,
-                                background=(255, 255, 255))  # fmt: skip
-        for ax, image, row, spread in zip(axes[r], images, summary.top_rows,
-                                          summary.top_mass_fraction, strict=True):  # fmt: skip
+        images = render_preview(
+            vertices, face_model.faces, colours, camera, background=(255, 255, 255)
+        )
+        for ax, image, row, spread in zip(
+            axes[r], images, summary.top_rows, summary.top_mass_fraction, strict=True
+        ):
             ax.imshow(image, interpolation="none")
             caption = (
                 f"row {row}: {100 * spread:.0f}% of V" if size >= 128 else f"{row}: {spread:.0%}"
             )
             ax.set_title(caption, fontsize=_FONT - 1, pad=1)
-        grid.row_label(fig, r, f"{name}\nD = {summary.rows} rows\n90% mass: "
-                       f"{100 * summary.mass_fraction:.1f}% of V\neq. 7 per pair: "
-                       f"{summary.eq7_per_pair:.3f}")  # fmt: skip
+        label = (
+            f"{name}\nD = {summary.rows} rows\n90% mass: "
+            f"{100 * summary.mass_fraction:.1f}% of V\neq. 7 per pair: "
+            f"{summary.eq7_per_pair:.3f}"
+        )
+        grid.row_label(fig, r, label)
     title = "strongest rows of W_d"
     if grid.width >= 600:
         title += f": activation |offset| / row max on the mean face ({face_model.name})"
     fig.suptitle(title, y=1 - 4 / grid.height, va="top", fontsize=_FONT + 1)
-    bar = fig.add_axes((grid.label_px / grid.width, 12 / grid.height,
-                        min(grid.cols * size - 16, 240) / grid.width, 8 / grid.height))  # fmt: skip
+    bar_width = min(grid.cols * size - 16, 240) / grid.width
+    bar = fig.add_axes((grid.label_px / grid.width, 12 / grid.height, bar_width, 8 / grid.height))
     bar.imshow(np.linspace(0, 1, 256)[None], aspect="auto", cmap=cmap, extent=(0, 1, 0, 1))
     bar.set_yticks([])
     bar.set_xticks([0, 0.5, 1])

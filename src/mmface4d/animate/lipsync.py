@@ -122,8 +122,10 @@ class SpeechPauseMotion:
     def to_dict(self) -> dict[str, float | int | None]:
         """JSON-ready values (an infinite ratio becomes None)."""
         values = asdict(self)
-        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
-                for k, v in values.items()}  # fmt: skip
+        return {
+            k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+            for k, v in values.items()
+        }
 
 
 def speech_pause_motion(

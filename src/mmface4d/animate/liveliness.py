@@ -52,8 +52,9 @@ class LivelinessConfig:
     def validate(self) -> None:
         """An :class:`InputError` for a rate outside 0-120 per minute."""
         if not 0 < self.blink_rate <= 120:
-            raise InputError(f"blink_rate: expected 0 < rate <= 120 per minute, found "
-                             f"{self.blink_rate}")  # fmt: skip
+            raise InputError(
+                f"blink_rate: expected 0 < rate <= 120 per minute, found {self.blink_rate}"
+            )
 
     @property
     def enabled(self) -> bool:

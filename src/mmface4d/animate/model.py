@@ -295,8 +295,9 @@ class Ours(nn.Module):
                 f"audio features have {C} channels, the model expects {self.config.audio_dim}"
             )
         if speaker.template.shape[0] != B:
-            raise InputError(f"speaker conditioning of batch {speaker.template.shape[0]}, "
-                             f"audio of batch {B}")  # fmt: skip
+            raise InputError(
+                f"speaker conditioning of batch {speaker.template.shape[0]}, audio of batch {B}"
+            )
         audio = self.audio_proj(audio_features)  # (B, T, D)
         face = speaker.face.unsqueeze(1).expand(-1, T, -1)
         h = self.decoder_in(torch.cat([audio, face], dim=2).transpose(1, 2))

@@ -31,8 +31,9 @@ DEFAULT_FORMATS = ("mp4", "glb", "csv", "npz")
 
 def parse_formats(text: str) -> tuple[str, ...]:
     """``"mp4,glb"`` -> ("mp4", "glb"); an :class:`InputError` naming unknown formats."""
-    items = tuple(dict.fromkeys(f.strip().lower().lstrip(".") for f in text.split(",")
-                                if f.strip()))  # fmt: skip
+    items = tuple(
+        dict.fromkeys(f.strip().lower().lstrip(".") for f in text.split(",") if f.strip())
+    )
     unknown = [f for f in items if f not in FORMATS]
     if unknown or not items:
         raise InputError(f"--formats {text!r}: expected some of {', '.join(FORMATS)}")
@@ -93,9 +94,13 @@ def write_animation(
     written: dict[str, Path] = {}
     if "npz" in formats:
         written["npz"] = write_animation_npz(
-            folder / f"{name}.npz", result.vertices, result.faces, result.fps,
-            result.sample_rate, metadata=_jsonable(result.metadata),
-        )  # fmt: skip
+            folder / f"{name}.npz",
+            result.vertices,
+            result.faces,
+            result.fps,
+            result.sample_rate,
+            metadata=_jsonable(result.metadata),
+        )
     if "csv" in formats and basis is not None:
         solve = solve_arkit_weights(offsets, basis.targets)
         written["csv"] = write_arkit_csv(
@@ -108,9 +113,14 @@ def write_animation(
             basis.names if basis is not None else None,
         )
         written["glb"] = write_glb(
-            folder / f"{name}.glb", result.template, result.faces, morphs, result.fps,
-            vertex_colors=result.colors, name=name,
-        )  # fmt: skip
+            folder / f"{name}.glb",
+            result.template,
+            result.faces,
+            morphs,
+            result.fps,
+            vertex_colors=result.colors,
+            name=name,
+        )
         if result.audio is not None:
             written["wav"] = write_wav(
                 folder / f"{name}.wav", result.audio, result.sample_rate, encoding="pcm16"
@@ -118,15 +128,25 @@ def write_animation(
     for kind in ("ply", "obj"):
         if kind in formats:
             write_mesh_sequence(
-                folder / f"{name}_{kind}", result.vertices, result.faces, fmt=kind,
+                folder / f"{name}_{kind}",
+                result.vertices,
+                result.faces,
+                fmt=kind,
                 progress=progress,
-            )  # fmt: skip
+            )
             written[kind] = folder / f"{name}_{kind}"
     if "mp4" in formats:
         render_video(
-            result.vertices, result.faces, result.fps, folder / f"{name}.mp4", result.audio,
-            result.sample_rate, colors=result.colors, size=(size, size), progress=progress,
-        )  # fmt: skip
+            result.vertices,
+            result.faces,
+            result.fps,
+            folder / f"{name}.mp4",
+            result.audio,
+            result.sample_rate,
+            colors=result.colors,
+            size=(size, size),
+            progress=progress,
+        )
         written["mp4"] = folder / f"{name}.mp4"
     return written
 

@@ -58,8 +58,9 @@ def corpus_styles(
         if not mine:
             raise InputError(f"{manifest}: no recording of subject {subject!r}")
         for emotion in sorted({r["emotion"] for r in mine}, key=lambda e: e != "neutral"):
-            row = max((r for r in mine if r["emotion"] == emotion),
-                      key=lambda r: float(r["duration_s"]))  # fmt: skip
+            row = max(
+                (r for r in mine if r["emotion"] == emotion), key=lambda r: float(r["duration_s"])
+            )
             gt = np.load(root / f"{row['recording']}_gt.npz")
             fps = float(row["fps"])
             frames = min(len(gt["arkit_weights"]), int(round(seconds * fps)))
@@ -99,8 +100,9 @@ def package_animator(
     if config.get("head_motion", True):
         raise InputError(f"{corpus}: has head motion; animators are trained on pose-free corpora")
     if config.get("face_model") != face_model:
-        raise InputError(f"{corpus}: was made with face model {config.get('face_model')!r}, "
-                         f"not {face_model!r}")  # fmt: skip
+        raise InputError(
+            f"{corpus}: was made with face model {config.get('face_model')!r}, not {face_model!r}"
+        )
     splits = load_splits(Store(store))
     if splits is None:
         raise InputError(f"{store}: no splits.json")
@@ -110,11 +112,18 @@ def package_animator(
     model = load_face_model(face_model)
     styles = corpus_styles(corpus, subjects, model.expression_names)
     animator = Animator(
-        trained.pipeline, str(run), model, frame="camera", camera_distance=CAMERA_DISTANCE,
-        fps=30.0, styles=styles, info=info,
-    )  # fmt: skip
-    state = animator_state(animator, trained.step, json.loads((Path(run) / "config.json")
-                           .read_text()), face_model)  # fmt: skip
+        trained.pipeline,
+        str(run),
+        model,
+        frame="camera",
+        camera_distance=CAMERA_DISTANCE,
+        fps=30.0,
+        styles=styles,
+        info=info,
+    )
+    state = animator_state(
+        animator, trained.step, json.loads((Path(run) / "config.json").read_text()), face_model
+    )
     output = Path(output)
     with atomic_path(output) as tmp:
         torch.save(state, tmp)
