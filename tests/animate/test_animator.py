@@ -118,3 +118,15 @@ def test_packaging_refuses_corpora_with_head_motion(tiny_run: Path, tiny_store: 
     (corpus / "corpus.json").write_text(json.dumps(info))
     with pytest.raises(InputError, match="head motion"):
         package_animator(tiny_run, tmp_path / "a.pt", corpus, tiny_store)
+
+
+def test_a_camera_frame_style_file_reaches_the_model_as_recorded(
+    animator: Animator, tmp_path: Path
+) -> None:
+    from mmface4d.animate.api import load_style
+
+    recorded = to_camera_frame(animator.style_reference(None), animator.camera_distance)
+    np.savez(tmp_path / "ref.npz", vertices=recorded, frame="camera")
+    reference, _ = load_style(str(tmp_path / "ref.npz"), animator)
+    seen = to_camera_frame(reference, animator.camera_distance)  # what the model is given
+    np.testing.assert_allclose(seen, recorded, atol=1e-6)

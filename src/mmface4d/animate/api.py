@@ -18,7 +18,7 @@ from mmface4d import __version__
 from mmface4d.animate.animator import DEFAULT_MODEL, SAMPLE_RATE, AnimationResult, Animator
 from mmface4d.animate.liveliness import LivelinessConfig, add_liveliness
 from mmface4d.errors import InputError
-from mmface4d.geometry.frames import flip_axes
+from mmface4d.geometry.frames import from_camera_frame
 
 #: Longest speech animated in one call (the result is held in memory: ~4.7 GB per hour of
 #: 10,794-vertex frames); split longer recordings.
@@ -151,11 +151,12 @@ def load_style(style: str, animator: Animator) -> tuple[np.ndarray, str]:
             raise InputError(f"--style {path}: expected an array 'vertices' (T_s, V, 3)")
         frames = np.asarray(data["vertices"], dtype=np.float32)
         if "frame" in data and str(data["frame"]) == "camera":
-            frames = flip_axes(frames)
+            frames = from_camera_frame(frames, animator.camera_distance)
         return animator.style_reference(frames), str(path)
     if Path(f"{style}_0.nut").is_file():  # MMFace4D convention: centre-camera frame
         frames = decode_nut(style, animator.num_vertices)
-        return animator.style_reference(flip_axes(frames)), style
+        frames = from_camera_frame(frames, animator.camera_distance)
+        return animator.style_reference(frames), style
     known = ", ".join(animator.styles) or "none"
     raise InputError(f"--style {style!r}: not a built-in style ({known}), an .npz or a .nut prefix")
 
