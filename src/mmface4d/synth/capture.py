@@ -221,8 +221,9 @@ def add_subject_detail(
     squared = ((first[region, None, :] - centres[None]) ** 2).sum(-1)  # (R, K)
     heights = (signs * np.exp(-squared / (2 * radii**2))).sum(-1)
     heights = (heights - heights.mean()) / max(heights.std(), 1e-12) * std_mm / 1000.0
-    normals = vertex_normals(torch.as_tensor(vertices, dtype=torch.float32),
-                             torch.as_tensor(faces)).numpy()  # fmt: skip
+    normals = vertex_normals(
+        torch.as_tensor(vertices, dtype=torch.float32), torch.as_tensor(faces)
+    ).numpy()
     out = vertices.astype(np.float32).copy()
     out[:, region] += (heights[None, :, None] * normals[:, region]).astype(np.float32)
     return out
@@ -242,8 +243,11 @@ def _corpus_face_model(root: Path) -> str | None:
 
 def _prefix_job(prefix: Path) -> CaptureJob:
     prefix = prefix.resolve()
-    missing = [f"{prefix.name}_{axis}.nut" for axis in range(3)
-               if not prefix.with_name(f"{prefix.name}_{axis}.nut").is_file()]  # fmt: skip
+    missing = [
+        f"{prefix.name}_{axis}.nut"
+        for axis in range(3)
+        if not prefix.with_name(f"{prefix.name}_{axis}.nut").is_file()
+    ]
     if missing:
         raise InputError(f"{prefix}: recording is missing {', '.join(missing)}")
     truth = prefix.with_name(f"{prefix.name}_gt.npz")
@@ -408,8 +412,14 @@ def capture_recording(
     folder = Path(output) / job.subject
     frames = render_capture(vertices, faces, albedo, rig, rng, lighting=lighting)
     with RawRecordingWriter(folder, job.name, calibrations, fps=fps) as writer:
-        bar = tqdm(frames, total=len(vertices), desc=job.key, unit="frame", leave=False,
-                   disable=not progress)  # fmt: skip
+        bar = tqdm(
+            frames,
+            total=len(vertices),
+            desc=job.key,
+            unit="frame",
+            leave=False,
+            disable=not progress,
+        )
         for t, views in enumerate(bar):
             writer.write(
                 [view.colour[:height, :width] for view in views],
@@ -517,9 +527,13 @@ def capture(
     if len({job.key for job in jobs}) != len(jobs):
         raise InputError(f"{source}: two recordings share a subject/name")
     config = CaptureConfig(
-        str(Path(source).resolve()), float(scale), None if frames is None else int(frames),
-        int(seed), spec, float(detail_mm),
-    )  # fmt: skip
+        str(Path(source).resolve()),
+        float(scale),
+        None if frames is None else int(frames),
+        int(seed),
+        spec,
+        float(detail_mm),
+    )
     out = Path(output)
     _check_config(out, config, [job.key for job in jobs])
     alone = progress and executor == "local" and workers == 1  # a bar over the frames

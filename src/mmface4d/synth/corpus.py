@@ -162,17 +162,22 @@ def render_recording(
         lead, trail = (int(round(s * utt.sample_rate)) for s in pad_rng.uniform(*PAD_SILENCE_S, 2))
         audio = np.concatenate([np.zeros(lead, np.float32), audio, np.zeros(trail, np.float32)])
         t0, t1 = lead / utt.sample_rate, (lead + len(utt.audio)) / utt.sample_rate
-        phonemes = [TimedClass("silence", 0.0, t0),
-                    *(TimedClass(p.cls, p.start + t0, p.end + t0) for p in phonemes),
-                    TimedClass("silence", t1, len(audio) / utt.sample_rate)]  # fmt: skip
+        phonemes = [
+            TimedClass("silence", 0.0, t0),
+            *(TimedClass(p.cls, p.start + t0, p.end + t0) for p in phonemes),
+            TimedClass("silence", t1, len(audio) / utt.sample_rate),
+        ]
         symbols = ["_", *symbols, "_"]
-    seed = int(np.random.default_rng([config.seed, job.subject_index, hash_name(job.recording)])
-               .integers(0, 2**31 - 1))  # fmt: skip
+    seed_rng = np.random.default_rng([config.seed, job.subject_index, hash_name(job.recording)])
+    seed = int(seed_rng.integers(0, 2**31 - 1))
     intensity = config.emotion_intensity if job.emotion != "neutral" else 0.0
     perf = perform(phonemes, audio, utt.sample_rate, subject, job.emotion, intensity, FPS, seed)
     if not config.head_motion:
-        perf = replace(perf, head_rotation=np.zeros_like(perf.head_rotation),
-                       head_translation=np.zeros_like(perf.head_translation))  # fmt: skip
+        perf = replace(
+            perf,
+            head_rotation=np.zeros_like(perf.head_rotation),
+            head_translation=np.zeros_like(perf.head_translation),
+        )
     verts = performance_vertices(model, subject, perf, camera_frame=True)
     paths = _recording_paths(folder, job.recording)
     folder.mkdir(parents=True, exist_ok=True)
@@ -193,14 +198,22 @@ def render_recording(
             albedo=subject.albedo,
         )
     return {
-        "recording": f"{subject.subject_id}/{job.recording}", "subject": subject.subject_id,
-        "age": subject.age, "gender": subject.gender, "emotion": job.emotion,
+        "recording": f"{subject.subject_id}/{job.recording}",
+        "subject": subject.subject_id,
+        "age": subject.age,
+        "gender": subject.gender,
+        "emotion": job.emotion,
         "emotion_code": job.emotion_code,
-        "sentence_id": job.sentence_id, "sentence": job.text, "language": job.lang,
+        "sentence_id": job.sentence_id,
+        "sentence": job.text,
+        "language": job.lang,
         "voice": voice.name + (f"+{voice.variant}" if getattr(voice, "variant", "") else ""),
-        "duration_s": round(len(audio) / utt.sample_rate, 4), "num_frames": perf.num_frames,
-        "fps": FPS, "num_vertices": model.num_vertices, "source": f"synth:{config.face_model}",
-    }  # fmt: skip
+        "duration_s": round(len(audio) / utt.sample_rate, 4),
+        "num_frames": perf.num_frames,
+        "fps": FPS,
+        "num_vertices": model.num_vertices,
+        "source": f"synth:{config.face_model}",
+    }
 
 
 def hash_name(name: str) -> int:

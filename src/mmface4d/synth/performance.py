@@ -110,8 +110,9 @@ def perform(
     shifted = [TimedClass(p.cls, p.start + lag, p.end + lag) for p in phonemes]
     mouth, closure = coarticulate(shifted, num_frames, fps)
     weights = _apply_style(mouth, subject, emotion)
-    weights += expressive.emotion_weights(emotion, intensity if emotion != "neutral" else 0.0,
-                                          num_frames, fps)  # fmt: skip
+    weights += expressive.emotion_weights(
+        emotion, intensity if emotion != "neutral" else 0.0, num_frames, fps
+    )
     weights[:, _IDX["mouthSmileLeft"]] += subject.style.smile_bias
     weights[:, _IDX["mouthSmileRight"]] += subject.style.smile_bias
     feats = expressive.prosody(audio, sample_rate, num_frames, fps)

@@ -32,9 +32,16 @@ from mmface4d.synth.phonemes import SILENCE, espeak_to_ipa, is_stop, phoneme_cla
 from mmface4d.synth.voices import VoiceSpec, espeak_voice_name, sample_voice
 
 __all__ = [
-    "EspeakEngine", "LANGUAGES", "Phoneme", "SpeechEngine", "Utterance", "VoiceSpec", "Word",
-    "phoneme_class", "sample_voice",
-]  # fmt: skip
+    "EspeakEngine",
+    "LANGUAGES",
+    "Phoneme",
+    "SpeechEngine",
+    "Utterance",
+    "VoiceSpec",
+    "Word",
+    "phoneme_class",
+    "sample_voice",
+]
 
 DEFAULT_VOICES = {"en": VoiceSpec("en-us"), "zh": VoiceSpec("cmn")}
 _LANGUAGE_SWITCH = re.compile(r"^\(.*\)$")  # espeak marks "(en)", "(cmn)" around foreign words
@@ -222,8 +229,9 @@ def _word_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _words(events: list[_espeak.RawEvent], text: str, phonemes: list[Phoneme], t0: float,
-           total: float) -> list[Word]:  # fmt: skip
+def _words(
+    events: list[_espeak.RawEvent], text: str, phonemes: list[Phoneme], t0: float, total: float
+) -> list[Word]:
     """Timed words from espeak's word events, matched to the words of the text.
 
     espeak's positions are approximate (several events inside a number, a length of 0 next to a

@@ -147,9 +147,12 @@ class StudioRig:
         for cam, sign in enumerate(CAMERA_YAW_SIGN):
             phi = math.radians(sign * self.side_angle_degrees)
             rotation = np.array(
-                [[math.cos(phi), 0.0, math.sin(phi)], [0.0, 1.0, 0.0],
-                 [-math.sin(phi), 0.0, math.cos(phi)]]
-            )  # fmt: skip
+                [
+                    [math.cos(phi), 0.0, math.sin(phi)],
+                    [0.0, 1.0, 0.0],
+                    [-math.sin(phi), 0.0, math.cos(phi)],
+                ]
+            )
             centre = self.pivot + self.distance * np.array([math.sin(phi), 0.0, -math.cos(phi)])
             poses[cam, :3, :3], poses[cam, :3, 3] = rotation, -rotation @ centre
         return poses
@@ -176,8 +179,11 @@ class StudioRig:
             zip(self.intrinsics, self.camera_from_world(), strict=True)
         ):
             full = PinholeCamera(fx, fy, cx, cy, *COLOUR_SIZE, R=pose[:3, :3], t=pose[:3, 3])
-            full.metadata = {"color_mode": "MJPG_1080P", "depth_mode": "NFOV_UNBINNED",
-                             "serial_number": f"synthetic-{self.seed:04d}-{index}"}  # fmt: skip
+            full.metadata = {
+                "color_mode": "MJPG_1080P",
+                "depth_mode": "NFOV_UNBINNED",
+                "serial_number": f"synthetic-{self.seed:04d}-{index}",
+            }
             cams.append(full.resized(width, height))
         return cams
 
@@ -316,9 +322,12 @@ def _views(rig: StudioRig, depth: DepthNoise) -> list[_View]:
         tex = (np.stack([arc, points[..., 1]], -1) + 3.0) / 6.0 * 127.0  # 6 m x 6 m, 128 cells
         coords = [tex[..., 1], tex[..., 0]]
         wall = np.stack(
-            [ndimage.map_coordinates(texture[..., k], coords, order=1, mode="mirror")
-             for k in range(3)], -1
-        )  # fmt: skip
+            [
+                ndimage.map_coordinates(texture[..., k], coords, order=1, mode="mirror")
+                for k in range(3)
+            ],
+            -1,
+        )
         normal = np.stack([points[..., 0], np.zeros_like(t), points[..., 2]], -1) / radius
         length = np.linalg.norm(world, axis=-1)
         incidence = np.arccos(np.clip(np.abs((normal * world).sum(-1)) / length, 0.0, 1.0))
@@ -629,7 +638,7 @@ class StudioGroundTruth:
         return [
             PinholeCamera(
                 k[0, 0], k[1, 1], k[0, 2], k[1, 2], *self.image_size, R=pose[:3, :3], t=pose[:3, 3]
-            )  # fmt: skip
+            )
             for k, pose in zip(self.intrinsics, self.camera_from_world, strict=True)
         ]
 

@@ -152,9 +152,12 @@ def enforce_closure(weights: np.ndarray, closure: np.ndarray) -> np.ndarray:
     out = weights.copy()
     jaw, close = _IDX["jawOpen"], _IDX["mouthClose"]
     opening = (
-        _IDX["mouthFunnel"], _IDX["mouthLowerDownLeft"], _IDX["mouthLowerDownRight"],
-        _IDX["mouthUpperUpLeft"], _IDX["mouthUpperUpRight"],
-    )  # fmt: skip
+        _IDX["mouthFunnel"],
+        _IDX["mouthLowerDownLeft"],
+        _IDX["mouthLowerDownRight"],
+        _IDX["mouthUpperUpLeft"],
+        _IDX["mouthUpperUpRight"],
+    )
     out[:, close] = np.maximum(out[:, close], closure * out[:, jaw])
     out[:, opening] *= 1.0 - closure[:, None]
     return out
