@@ -133,14 +133,21 @@ def store_stats(
     if len(fps) != 1:
         raise InputError(f"{store.url}: sequences have different frame rates {sorted(fps)}")
     seqs = [store.read_vertices(i) for i in ids]
-    meta = [{"age": records[i].age, "gender": records[i].gender, "emotion": records[i].emotion}
-            for i in ids]  # fmt: skip
+    meta = [
+        {"age": records[i].age, "gender": records[i].gender, "emotion": records[i].emotion}
+        for i in ids
+    ]
     local = local_regions(regions, _frontal(store.read_template(first.subject), regions))
     anchors = [regions[n] for n in SKULL_REGIONS if n in regions]
     stats = compute_stats(
-        seqs, [records[i].subject for i in ids], ids, local, fps.pop(), meta,
+        seqs,
+        [records[i].subject for i in ids],
+        ids,
+        local,
+        fps.pop(),
+        meta,
         stabilise_on=np.concatenate(anchors) if anchors else None,
-    )  # fmt: skip
+    )
     return stats, regions
 
 
@@ -187,8 +194,12 @@ def stats(stores: list[str | Path], output: str | Path, regions: str | Path | No
 
 def _lip_row(name: str, s: DatasetStats) -> dict[str, object]:
     v = s.velocity["lip"].mean(axis=0)
-    return {"store": name, "sequences": len(s.sequence_ids), "v_lip_m_per_s": (v * s.fps).tolist(),
-            "v_lip_norm_mm_per_s": float(np.linalg.norm(v) * s.fps * 1000)}  # fmt: skip
+    return {
+        "store": name,
+        "sequences": len(s.sequence_ids),
+        "v_lip_m_per_s": (v * s.fps).tolist(),
+        "v_lip_norm_mm_per_s": float(np.linalg.norm(v) * s.fps * 1000),
+    }
 
 
 def _frontal(template: np.ndarray, regions: dict[str, np.ndarray]) -> np.ndarray:

@@ -61,8 +61,11 @@ def plot_demographics(stats: DatasetStats, path: Path) -> Path:
     d = stats.durations
     axes[2].hist(d, bins=20, color="#55a868")
     axes[2].axvline(np.median(d), color="k", ls="--", label=f"median {np.median(d):.2f} s")
-    axes[2].set(title=f"Sequence duration ({d.min():.1f}-{d.max():.1f} s)", xlabel="duration (s)",
-                ylabel="sequences")  # fmt: skip
+    axes[2].set(
+        title=f"Sequence duration ({d.min():.1f}-{d.max():.1f} s)",
+        xlabel="duration (s)",
+        ylabel="sequences",
+    )
     axes[2].legend()
     return save_figure(fig, path, bbox_inches="tight")
 

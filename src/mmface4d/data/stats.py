@@ -144,6 +144,19 @@ class DatasetStats:
             for j, b in enumerate(self.correlation_regions)
             if i < j and self.correlation[i, j] >= 0.5
         ]
+        chance = (len(set(self.subjects)) - 1) / max(len(self.subjects) - 1, 1)
+        per_sequence: list[dict[str, object]] = []
+        if "lip" in self.velocity:
+            pairs = zip(self.sequence_ids, self.subjects, strict=True)
+            per_sequence = [
+                {
+                    "id": s,
+                    "subject": subj,
+                    "v_lip_m_per_frame": self.velocity["lip"][k].tolist(),
+                    **self.metadata[k],
+                }
+                for k, (s, subj) in enumerate(pairs)
+            ]
         return {
             "sequences": len(self.sequence_ids),
             "subjects": len(set(self.subjects)),
@@ -157,19 +170,14 @@ class DatasetStats:
             "velocity": per_region,
             "lip_velocity_subject_silhouette": self.lip_silhouette,
             "lip_velocity_variance_explained_by_subject": self.lip_subject_r2,
-            "chance_variance_explained": (len(set(self.subjects)) - 1)
-            / max(len(self.subjects) - 1, 1),
+            "chance_variance_explained": chance,
             "region_correlation": {
                 "regions": self.correlation_regions,
                 "matrix": np.round(self.correlation, 4).tolist(),
                 "edges_at_least_0.5": strong,
             },
-            "per_sequence": [
-                {"id": s, "subject": subj, "v_lip_m_per_frame": self.velocity["lip"][k].tolist(),
-                 **self.metadata[k]}
-                for k, (s, subj) in enumerate(zip(self.sequence_ids, self.subjects, strict=True))
-            ] if "lip" in self.velocity else [],
-        }  # fmt: skip
+            "per_sequence": per_sequence,
+        }
 
 
 def compute_stats(
