@@ -50,10 +50,16 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--text", help="say this with the synthetic voice instead of an audio file")
     p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of --text")
-    p.add_argument("--model", default="default", help="default (shipped), an animator .pt or a "
-                   "training run folder")  # fmt: skip
-    p.add_argument("--style", help="built-in style id (e.g. S001, S001-happy) or a reference "
-                   "sequence (.npz or .nut prefix)")  # fmt: skip
+    p.add_argument(
+        "--model",
+        default="default",
+        help="default (shipped), an animator .pt or a training run folder",
+    )
+    p.add_argument(
+        "--style",
+        help="built-in style id (e.g. S001, S001-happy) or a reference "
+        "sequence (.npz or .nut prefix)",
+    )
     p.add_argument("--emotion", help="use the built-in style with this emotion")
     p.add_argument("--subject", help="built-in subject whose face is animated (default: mean)")
     p.add_argument("--template", help="your neutral mesh in the model's topology (PLY/OBJ/NPZ)")

@@ -72,9 +72,11 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--face-model", help=f"default: the corpus's, else synth. {SPEC_HELP}")
     q.add_argument(
-        "--detail-mm", type=float, default=0.0,
+        "--detail-mm",
+        type=float,
+        default=0.0,
         help="std of per-subject surface detail beyond the face model's space, mm (default 0)",
-    )  # fmt: skip
+    )
     add_batch_options(q)
     q.set_defaults(run=_capture)
 

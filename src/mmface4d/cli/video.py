@@ -35,11 +35,19 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
         from mmface4d.export.video import video
 
         info = video(
-            a.sequence, a.output, audio=a.audio, fps=a.fps, size=_size(a.size), view=a.view,
-            faces=a.faces, progress=not a.no_progress,
-        )  # fmt: skip
+            a.sequence,
+            a.output,
+            audio=a.audio,
+            fps=a.fps,
+            size=_size(a.size),
+            view=a.view,
+            faces=a.faces,
+            progress=not a.no_progress,
+        )
         audio = f", audio {info.audio_duration_s:.2f} s" if info.audio_duration_s else ", no audio"
-        print(f"wrote {info.path}: {info.frames} frames at {info.fps:g} fps "
-              f"({info.duration_s:.2f} s){audio}")  # fmt: skip
+        print(
+            f"wrote {info.path}: {info.frames} frames at {info.fps:g} fps "
+            f"({info.duration_s:.2f} s){audio}"
+        )
 
     p.set_defaults(run=run)
