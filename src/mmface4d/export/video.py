@@ -59,6 +59,15 @@ def video(
                 f"({seq.num_frames} frames at {seq.fps:g} fps); check --fps"
             )
     return render_video(
-        seq.in_model_frame(), seq.faces, seq.fps, output, speech, colors=seq.colors,
-        size=size, view=view, progress=progress, batch=batch, supersample=supersample,
-    )  # fmt: skip
+        seq.in_model_frame(),
+        seq.faces,
+        seq.fps,
+        output,
+        speech,
+        colors=seq.colors,
+        size=size,
+        view=view,
+        progress=progress,
+        batch=batch,
+        supersample=supersample,
+    )
