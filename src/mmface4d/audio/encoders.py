@@ -262,9 +262,10 @@ _TRANSFORMER_OPTIONS = {
     "layer": EncoderOption(int, -1, "hidden layer to return; -1 = last"),
     "trainable": EncoderOption(bool, False, "fine-tune the transformer (default frozen)"),
     "train_feature_encoder": EncoderOption(bool, False, "also fine-tune the conv front end"),
-    "normalize": EncoderOption(bool, None, "zero-mean unit-variance input; default from the "
-                               "checkpoint", True),
-}  # fmt: skip
+    "normalize": EncoderOption(
+        bool, None, "zero-mean unit-variance input; default from the checkpoint", True
+    ),
+}
 
 
 def _pretrained_options(kind: str) -> dict[str, EncoderOption]:
