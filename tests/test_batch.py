@@ -172,8 +172,9 @@ def test_interrupt_stops_the_batch_with_a_valid_manifest(tmp_path):
         "r1": "done",
     }
     assert manifest["remaining"] == 3
-    report = run_batch(make_jobs(tmp_path, 5), work, tmp_path, is_done=finished(tmp_path),
-                       progress=False)  # fmt: skip
+    report = run_batch(
+        make_jobs(tmp_path, 5), work, tmp_path, is_done=finished(tmp_path), progress=False
+    )
     assert statuses(report) == dict(r0="skipped", r1="skipped", r2="done", r3="done", r4="done")
 
 
@@ -243,10 +244,12 @@ def test_check_executor_refuses_before_anything_runs():
 
 # ---------------------------------------------------------------------- local, process pool
 def test_pool_gives_the_in_process_results(tmp_path):
-    serial = run_batch(make_jobs(tmp_path / "a", 5, {3: "fail"}), work, tmp_path / "a",
-                       progress=False)  # fmt: skip
-    pooled = run_batch(make_jobs(tmp_path / "b", 5, {3: "fail"}), work, tmp_path / "b",
-                       workers=2, progress=False)  # fmt: skip
+    serial = run_batch(
+        make_jobs(tmp_path / "a", 5, {3: "fail"}), work, tmp_path / "a", progress=False
+    )
+    pooled = run_batch(
+        make_jobs(tmp_path / "b", 5, {3: "fail"}), work, tmp_path / "b", workers=2, progress=False
+    )
     assert [(r.key, r.status, r.reason, r.summary) for r in pooled.results] == [
         (r.key, r.status, r.reason, r.summary) for r in serial.results
     ]
@@ -265,8 +268,9 @@ def test_pool_worker_death_fails_only_its_job(tmp_path, retries):
 
 
 def test_pool_job_killed_once_is_retried(tmp_path):
-    report = run_batch(make_jobs(tmp_path, 4, {2: "kill_once"}), work, tmp_path, workers=2,
-                       progress=False)  # fmt: skip
+    report = run_batch(
+        make_jobs(tmp_path, 4, {2: "kill_once"}), work, tmp_path, workers=2, progress=False
+    )
     assert report.done == 4
     assert calls(tmp_path).count("r2") == 2
 
@@ -282,8 +286,9 @@ def test_pool_error_outside_job_errors_stops_the_batch(tmp_path):
 
 def test_pool_interrupt_stops_the_batch(tmp_path):
     with pytest.raises(KeyboardInterrupt):
-        run_batch(make_jobs(tmp_path, 6, {1: "interrupt"}), work, tmp_path, workers=2,
-                  progress=False)  # fmt: skip
+        run_batch(
+            make_jobs(tmp_path, 6, {1: "interrupt"}), work, tmp_path, workers=2, progress=False
+        )
     # how many others finished first depends on the scheduling; the manifest is valid all the same
     manifest = manifest_of(tmp_path)
     assert "r1" not in manifest["jobs"] and manifest["remaining"] >= 1
@@ -343,8 +348,15 @@ def test_start_ray_local_cluster_or_reuse(monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     ray = FakeRay(initialized=False)
     assert _start_ray(ray, workers=3) is True
-    assert ray.calls == [{"address": "local", "num_cpus": 3, "include_dashboard": False,
-                          "log_to_driver": False, "logging_level": logging.ERROR}]  # fmt: skip
+    assert ray.calls == [
+        {
+            "address": "local",
+            "num_cpus": 3,
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "logging_level": logging.ERROR,
+        }
+    ]
     monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")
     ray = FakeRay(initialized=False)
     assert _start_ray(ray, workers=3) is True
@@ -360,8 +372,13 @@ def ray_session():
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # see the job functions
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.ERROR)  # fmt: skip
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+    )
     yield ray
     ray.shutdown()
     cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
@@ -396,8 +413,7 @@ def test_ray_retries_a_killed_worker(ray_session, tmp_path):
 
 def test_ray_worker_death_without_retries_fails_its_job(ray_session, tmp_path):
     jobs = make_jobs(tmp_path, 3, {1: "kill"})
-    report = run_batch(jobs, work, tmp_path, executor="ray", workers=2, retries=0,
-                       progress=False)  # fmt: skip
+    report = run_batch(jobs, work, tmp_path, executor="ray", workers=2, retries=0, progress=False)
     assert statuses(report) == {"r0": "done", "r1": "failed", "r2": "done"}
     assert report.results[1].reason.startswith(WORKER_DIED)
     assert calls(tmp_path).count("r1") == 1

@@ -28,8 +28,19 @@ def wheel(tmp_path_factory) -> Path:
     for name in ("__init__.py", "errors.py", "settings.py", "py.typed"):
         shutil.copy(ROOT / "src" / "mmface4d" / name, package / name)
     dist = tmp_path_factory.mktemp("dist")
-    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-               "--no-index", "-q", "-w", str(dist), str(source)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-index",
+        "-q",
+        "-w",
+        str(dist),
+        str(source),
+    ]
     subprocess.run(command, check=True, capture_output=True, timeout=300)
     return next(dist.glob("mmface4d-*.whl"))
 
@@ -52,8 +63,14 @@ def test_an_installed_package_finds_its_presets(wheel, tmp_path):
         "print(mmface4d.__file__); print(s.presets_dir()); "
         "print(s.find_config('paper', 'reconstruct')); print(s.preset_names('train'))"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            env={"PYTHONPATH": str(target)}, check=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(target)},
+        check=True,
+        timeout=60,
+    )
     module, folder, paper, train = result.stdout.splitlines()
     assert Path(module).parent == target / "mmface4d"  # the installed copy, not src/
     assert Path(folder) == target / "mmface4d" / "configs"

@@ -124,8 +124,14 @@ def test_field_docs_read_the_string_after_each_field():
 def test_describe_keys_lists_sections_and_fields_with_types_and_defaults():
     keys = describe_keys(Derived(), skip=("name",))
     assert [k.key for k in keys] == [
-        "inner", "inner.size", "inner.rate", "limit", "pair", "flag", "extra"
-    ]  # fmt: skip
+        "inner",
+        "inner.size",
+        "inner.rate",
+        "limit",
+        "pair",
+        "flag",
+        "extra",
+    ]
     by_key = {k.key: k for k in keys}
     assert by_key["inner"].type == "section"
     assert by_key["inner"].doc == "The inner part, see KeyDoc and size."
@@ -170,8 +176,11 @@ def test_to_toml_reads_back_to_the_same_config(tmp_path):
 def test_to_toml_values():
     text = to_toml({"a": 'say "hi"', "b": float("inf"), "c": [1, 2], "d": {"e": {"f": None}}})
     assert tomllib.loads(text) == {
-        "a": 'say "hi"', "b": float("inf"), "c": [1, 2], "d": {"e": {"f": "none"}}
-    }  # fmt: skip
+        "a": 'say "hi"',
+        "b": float("inf"),
+        "c": [1, 2],
+        "d": {"e": {"f": "none"}},
+    }
 
 
 # ----------------------------------------------------------------------------- presets
@@ -215,5 +224,9 @@ def test_train_presets_pick_their_model():
         assert config.data.window == 48 and config.augment.enabled is True
     assert resolve_train(config_file="table2_ours").model.latent_dim == 64
     values = load_config_file(find_config("table2_ours", "train"))
-    assert update_dataclass(TrainConfig(model=resolve_train().model), values, "x",
-                            skip=("model_name",)).optim.lr == 3e-4  # fmt: skip
+    assert (
+        update_dataclass(
+            TrainConfig(model=resolve_train().model), values, "x", skip=("model_name",)
+        ).optim.lr
+        == 3e-4
+    )

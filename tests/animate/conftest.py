@@ -33,9 +33,15 @@ def tiny_store(tmp_path_factory) -> Path:
     subjects."""
     root = tmp_path_factory.mktemp("animate_store")
     corpus(
-        root / "corpus", subjects=3, sentences=2, lang="en", seed=0, workers=1, progress=False,
+        root / "corpus",
+        subjects=3,
+        sentences=2,
+        lang="en",
+        seed=0,
+        workers=1,
+        progress=False,
         head_motion=False,
-    )  # fmt: skip
+    )
     pack(root / "corpus", root / "store", workers=1)
     split(root / "store", seed=0, test_fraction=0.34)
     return root / "store"

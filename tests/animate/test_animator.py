@@ -81,8 +81,9 @@ def test_animate_api_inputs(packaged: Path, animator: Animator) -> None:
     spoken = animate(text="hello there", model=packaged)
     assert spoken.vertices.shape[0] == round(spoken.audio.size * 30 / 16_000)
     with pytest.warns(SilentAudioWarning, match="silent"):
-        rest = animate(np.zeros(16_000, np.float32), sample_rate=16_000, model=packaged,
-                       liveliness=None)  # fmt: skip
+        rest = animate(
+            np.zeros(16_000, np.float32), sample_rate=16_000, model=packaged, liveliness=None
+        )
     np.testing.assert_array_equal(rest.vertices, np.repeat(rest.template[None], 30, axis=0))
     assert rest.metadata["silent"] is True
     with pytest.raises(InputError, match="at least 0.1 s"):
@@ -106,8 +107,9 @@ def test_corrupt_model_file(tmp_path: Path) -> None:
         Animator.load(tmp_path / "missing.pt")
 
 
-def test_packaging_refuses_corpora_with_head_motion(tiny_run: Path, tiny_store: Path,
-                                                    tmp_path: Path) -> None:  # fmt: skip
+def test_packaging_refuses_corpora_with_head_motion(
+    tiny_run: Path, tiny_store: Path, tmp_path: Path
+) -> None:
     import json
     import shutil
 

@@ -36,9 +36,8 @@ def test_context_from_env(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_RANK", "1")
     ctx = DistContext.from_env()
-    assert (ctx.rank, ctx.world_size, ctx.local_rank, ctx.enabled, ctx.is_main) == (
-        1, 2, 1, True, False
-    )  # fmt: skip
+    state = (ctx.rank, ctx.world_size, ctx.local_rank, ctx.enabled, ctx.is_main)
+    assert state == (1, 2, 1, True, False)
 
 
 def test_select_device():
@@ -54,13 +53,30 @@ def test_select_device():
 def torchrun(store, run, *overrides):
     """``torchrun --standalone --nproc_per_node 2 -m mmface4d train ...``; stdout."""
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-               "2", "-m", "mmface4d", "train", "--data", str(store), "-o", str(run),
-               *set_args(*overrides)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "mmface4d",
+        "train",
+        "--data",
+        str(store),
+        "-o",
+        str(run),
+        *set_args(*overrides),
+    ]
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
         start_new_session=True,
-    )  # fmt: skip
+    )
     try:
         out, err = process.communicate(timeout=240)
     except subprocess.TimeoutExpired:
@@ -81,8 +97,11 @@ def test_torchrun_two_cpu_processes_match_one_process(tiny_store, tmp_path):
     ddp = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt")
     assert ddp["step"] == 4 and ddp["world_size"] == 2 and len(ddp["rng"]) == 2
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == [
-        "checkpoint.pt", "config.json", "final.pt", "log.csv"
-    ]  # fmt: skip
+        "checkpoint.pt",
+        "config.json",
+        "final.pt",
+        "log.csv",
+    ]
     reference = load_checkpoint(tmp_path / "one" / "final.pt")["model"]
     weights = load_checkpoint(tmp_path / "ddp" / "final.pt")["model"]
     for name, value in reference.items():

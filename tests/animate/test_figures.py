@@ -140,12 +140,16 @@ def test_decoding_regions_figure(animator: Animator, tiny_run: Path, tmp_path: P
     torch.manual_seed(0)
     untrained = Ours(face_model.num_vertices, SMALL)
     out = decoding_regions_figure(
-        {"ours": tiny_run, "untrained": untrained}, face_model, tmp_path / "regions.png",
-        rows=3, size=64,
-    )  # fmt: skip
+        {"ours": tiny_run, "untrained": untrained},
+        face_model,
+        tmp_path / "regions.png",
+        rows=3,
+        size=64,
+    )
     W, H = png_size(out)
-    one = decoding_regions_figure({"ours": tiny_run}, face_model, tmp_path / "one.png", rows=2,
-                                  size=64)  # fmt: skip
+    one = decoding_regions_figure(
+        {"ours": tiny_run}, face_model, tmp_path / "one.png", rows=2, size=64
+    )
     w, h = png_size(one)
     assert W - w == 64 and H - h > 64  # one more panel per row, one more row (with captions)
     assert W - 3 * 64 < 200 and H - 2 * 64 < 160
@@ -163,11 +167,17 @@ def test_decoding_regions_rejects_models_without_w_d(animator: Animator, tmp_pat
     pipeline = build_pipeline(config, animator.num_vertices)
     save_checkpoint(tmp_path / "faceformer" / "final.pt", final_state(pipeline, config, 0))
     with pytest.raises(InputError, match="no decoding matrix"):
-        decoding_regions_figure({"faceformer": tmp_path / "faceformer"}, animator.face_model,
-                                tmp_path / "x.png", rows=2, size=64)  # fmt: skip
+        decoding_regions_figure(
+            {"faceformer": tmp_path / "faceformer"},
+            animator.face_model,
+            tmp_path / "x.png",
+            rows=2,
+            size=64,
+        )
     with pytest.raises(InputError, match="no such run folder"):
         decoding_matrix_of(tmp_path / "missing")
     with pytest.raises(InputError, match="vertices"):
-        decoding_regions_figure({"small": Ours(10, SMALL)}, animator.face_model,
-                                tmp_path / "x.png", rows=2, size=64)  # fmt: skip
+        decoding_regions_figure(
+            {"small": Ours(10, SMALL)}, animator.face_model, tmp_path / "x.png", rows=2, size=64
+        )
     assert not (tmp_path / "x.png").exists()

@@ -68,8 +68,9 @@ def test_needs_speech_and_pauses(tmp_path: Path) -> None:
     audio = _speech([(0.0, 4.0)], 4.0)
     with pytest.raises(InputError, match="pause frames"):
         speech_pause_motion(_face(np.zeros(120)), LANDMARKS, audio, RATE, FPS)
-    picture = plot_speech_pause(tmp_path / "p.png", _face(np.zeros(120)), LANDMARKS,
-                                _speech([(1.0, 2.0)], 4.0), RATE, FPS)  # fmt: skip
+    picture = plot_speech_pause(
+        tmp_path / "p.png", _face(np.zeros(120)), LANDMARKS, _speech([(1.0, 2.0)], 4.0), RATE, FPS
+    )
     assert picture.read_bytes()[:4] == b"\x89PNG"
 
 

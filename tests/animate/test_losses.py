@@ -19,8 +19,9 @@ def _faces(gap_mm: list[float]) -> torch.Tensor:
 
 
 def test_gap_term_measures_the_inner_lip_gap_in_mm() -> None:
-    torch.testing.assert_close(lip_gaps(_faces([0.0, 5.0]), UPPER, LOWER)[0, :, 0],
-                               torch.tensor([0.0, 5.0]))  # fmt: skip
+    torch.testing.assert_close(
+        lip_gaps(_faces([0.0, 5.0]), UPPER, LOWER)[0, :, 0], torch.tensor([0.0, 5.0])
+    )
     config = LossConfig(gap_weight=2.0)
     truth = _faces([0.0, 5.0, 5.0])
     assert lip_sync_loss(config, truth, truth, UPPER, LOWER)["lip_gap"] == 0
@@ -32,8 +33,9 @@ def test_gap_term_measures_the_inner_lip_gap_in_mm() -> None:
 def test_closure_boost_weighs_frames_where_the_truth_is_shut() -> None:
     truth, wrong = _faces([0.0, 5.0]), _faces([3.0, 8.0])  # same 3 mm error on both frames
     plain = lip_sync_loss(LossConfig(gap_weight=1.0), wrong, truth, UPPER, LOWER)["lip_gap"]
-    boosted = lip_sync_loss(LossConfig(gap_weight=1.0, closure_boost=4.0), wrong, truth,
-                            UPPER, LOWER)["lip_gap"]  # fmt: skip
+    boosted = lip_sync_loss(
+        LossConfig(gap_weight=1.0, closure_boost=4.0), wrong, truth, UPPER, LOWER
+    )["lip_gap"]
     torch.testing.assert_close(boosted, plain * (5 + 1) / 2)
 
 

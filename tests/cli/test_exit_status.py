@@ -23,9 +23,11 @@ def test_silent_audio_is_a_one_line_warning_not_an_error(tmp_path, capsys):
 
     silence = tmp_path / "quiet.wav"
     scipy.io.wavfile.write(silence, 16_000, np.zeros(16_000, np.int16))
-    assert main(["animate", str(silence), "-o", str(tmp_path / "out"), "--formats", "npz",
-                 "--quiet"]) == 0  # fmt: skip
+    argv = ["animate", str(silence), "-o", str(tmp_path / "out"), "--formats", "npz", "--quiet"]
+    assert main(argv) == 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"mmface4d: warning: {silence}: the audio is silent (peak below -60 dBFS); "
-                   "the face stays at rest"]  # fmt: skip
+    assert err == [
+        f"mmface4d: warning: {silence}: the audio is silent (peak below -60 dBFS); "
+        "the face stays at rest"
+    ]
     assert (tmp_path / "out" / "quiet.npz").is_file()

@@ -90,13 +90,27 @@ def make_record():
 
     def make(subject: str = "s", sentence: str | None = "a", **fields: object) -> SequenceRecord:
         row = {
-            "sequence_id": f"{subject}_{sentence}", "subject": subject, "age": None,
-            "gender": None, "emotion": None, "emotion_code": None, "sentence": sentence,
-            "language": None, "duration_s": 1.0, "fps": 30.0, "num_frames": 30,
-            "num_vertices": 5, "num_samples": 16_000, "sample_rate": 16_000,
-            "layout": "faceformer", "source": "x", "quant_step_m": 1e-6, "trimmed_frames": 0,
-            "trimmed_samples": 0, "checksum": "",
-        }  # fmt: skip
+            "sequence_id": f"{subject}_{sentence}",
+            "subject": subject,
+            "age": None,
+            "gender": None,
+            "emotion": None,
+            "emotion_code": None,
+            "sentence": sentence,
+            "language": None,
+            "duration_s": 1.0,
+            "fps": 30.0,
+            "num_frames": 30,
+            "num_vertices": 5,
+            "num_samples": 16_000,
+            "sample_rate": 16_000,
+            "layout": "faceformer",
+            "source": "x",
+            "quant_step_m": 1e-6,
+            "trimmed_frames": 0,
+            "trimmed_samples": 0,
+            "checksum": "",
+        }
         return SequenceRecord(**{**row, **fields})
 
     return make

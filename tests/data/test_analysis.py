@@ -48,8 +48,8 @@ def test_real_sample_with_bfm_regions(shared_data, tmp_path):
         shutil.copy(shared_data / "mmface4d_sample" / name, src / name)
     pack(tmp_path / "src", tmp_path / "store", workers=1)
     info = shared_data / "bfm_aux" / "facemodel_info.mat"
-    assert cli.main(["data", "stats", str(tmp_path / "store"), "-o", str(tmp_path / "out"),
-                     "--regions", str(info)]) == 0  # fmt: skip
+    argv = ["data", "stats", str(tmp_path / "store"), "-o", str(tmp_path / "out")]
+    assert cli.main([*argv, "--regions", str(info)]) == 0
     summary = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert summary["sequences"] == 1 and summary["subjects"] == 1
     v = summary["velocity"]

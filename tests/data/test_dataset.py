@@ -116,9 +116,13 @@ def test_speed_augmentation_keeps_speech_and_motion_in_sync(store: Store) -> Non
 
     # speed only (every item sped up or slowed down), no waveform augmentation
     only_speed = AugmentConfig(
-        speed=(1.2, 1.2), speed_probability=1.0, pitch_probability=0.0, noise_probability=0.0,
-        reverb_probability=0.0, level_probability=0.0,
-    )  # fmt: skip
+        speed=(1.2, 1.2),
+        speed_probability=1.0,
+        pitch_probability=0.0,
+        noise_probability=0.0,
+        reverb_probability=0.0,
+        level_probability=0.0,
+    )
     plain = FaceSequenceDataset(store, None, 24, seed=3)
     fast = FaceSequenceDataset(store, None, 24, seed=3, augment=only_speed)
     for index in range(len(fast)):

@@ -29,17 +29,23 @@ def test_npz_round_trip(tmp_path):
 def test_animation_fields_round_trip_and_optional_keys_stay_out(tmp_path):
     seq = small()
     animation = MeshSequence(
-        seq.vertices, seq.faces, 30.0, audio=np.zeros(16_000), sample_rate=16_000,
-        template=seq.vertices[0], metadata={"model": "tiny"},
-    )  # fmt: skip
+        seq.vertices,
+        seq.faces,
+        30.0,
+        audio=np.zeros(16_000),
+        sample_rate=16_000,
+        template=seq.vertices[0],
+        metadata={"model": "tiny"},
+    )
     path = save_sequence(animation, tmp_path / "clip.bin")  # written at exactly that name
     with np.load(path) as data:
         assert sorted(data.files) == ["faces", "fps", "metadata", "sample_rate", "vertices"]
     back = read_sequence_npz(path)
     assert (back.sample_rate, back.metadata, back.frame) == (16_000, {"model": "tiny"}, "model")
     assert back.audio is None and back.template is None  # speech and template are not stored
-    camera = save_sequence(MeshSequence(seq.vertices, seq.faces, 30.0, frame="camera"),
-                           tmp_path / "camera.npz")  # fmt: skip
+    camera = save_sequence(
+        MeshSequence(seq.vertices, seq.faces, 30.0, frame="camera"), tmp_path / "camera.npz"
+    )
     with np.load(camera) as data:
         assert sorted(data.files) == ["faces", "fps", "frame", "vertices"]
     assert load_sequence(camera).frame == "camera"
@@ -77,8 +83,10 @@ def test_validation(kwargs, message):
 def test_real_sample_nut_with_bfm_faces(shared_data):
     tri = load_faces(shared_data / "bfm_aux" / "facemodel_info.mat")
     assert tri.shape == (70789, 3) and tri.min() == 0 and tri.max() == 35708
-    seq = load_sequence(shared_data / "mmface4d_sample" / "reconstruct_filt",
-                        faces=shared_data / "bfm_aux" / "facemodel_info.mat")  # fmt: skip
+    seq = load_sequence(
+        shared_data / "mmface4d_sample" / "reconstruct_filt",
+        faces=shared_data / "bfm_aux" / "facemodel_info.mat",
+    )
     assert seq.vertices.shape == (67, 35709, 3) and seq.fps == 30 and seq.frame == "camera"
     assert 0.6 < seq.vertices[..., 2].mean() < 0.8  # metres in front of the camera
 

@@ -35,8 +35,9 @@ def slow_silhouette(points, labels):
         a = np.mean(same)
         b = min(
             np.mean([np.linalg.norm(p - q) for j, q in enumerate(points) if labels[j] == other])
-            for other in set(labels) if other != labels[i]
-        )  # fmt: skip
+            for other in set(labels)
+            if other != labels[i]
+        )
         out.append((b - a) / max(a, b))
     return float(np.mean(out))
 

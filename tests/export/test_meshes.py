@@ -19,9 +19,13 @@ def test_npz_round_trip(tmp_path, clip):
     vertices, faces = clip
     metadata = {"model": "synth", "subject": "s01", "nested": {"a": [1, 2]}}
     path = write_animation_npz(
-        tmp_path / "clip.npz", vertices.astype(np.float64), faces.astype(np.int32), 30.0, 16000,
+        tmp_path / "clip.npz",
+        vertices.astype(np.float64),
+        faces.astype(np.int32),
+        30.0,
+        16000,
         metadata,
-    )  # fmt: skip
+    )
     read = read_animation_npz(path)
     np.testing.assert_array_equal(read.vertices, vertices)
     assert read.vertices.dtype == np.float32 and read.faces.dtype == np.int64

@@ -153,8 +153,9 @@ def test_resume_and_reproduce(filmed, tmp_path):
     assert not [p for p in (out / subject).iterdir() if p.name.startswith(".")]  # no temps
     assert is_complete(out, key)
     # the same seed reproduces the recording from its prefix alone; another seed does not
-    again = capture(source / key, tmp_path / "a", scale=SCALE, frames=FRAMES, seed=4,
-                    progress=False)  # fmt: skip
+    again = capture(
+        source / key, tmp_path / "a", scale=SCALE, frames=FRAMES, seed=4, progress=False
+    )
     first = read_landmarks(out / subject / f"{name}_1.pkl")
     np.testing.assert_array_equal(read_landmarks(again / subject / f"{name}_1.pkl"), first)
     other = capture(source / key, tmp_path / "b", scale=SCALE, frames=2, seed=5, progress=False)
@@ -213,8 +214,9 @@ def test_bad_sources_and_arguments(tmp_path, filmed):
         capture(source, tmp_path / "out", scale=0.001, progress=False)
     assert not (tmp_path / "out").exists()  # nothing written for a refused call
     with pytest.raises(InputError, match="pass --face-model"):  # ~6000 vertices, not ~10800
-        capture(source, tmp_path / "m", scale=SCALE, face_model="synth:vertices=6000",
-                progress=False)  # fmt: skip
+        capture(
+            source, tmp_path / "m", scale=SCALE, face_model="synth:vertices=6000", progress=False
+        )
     assert cli.main(["synth", "capture", str(tmp_path / "missing"), "-o", str(tmp_path / "o")]) == 2
 
 
@@ -224,8 +226,19 @@ def test_cli_capture(tmp_path, filmed):
     assert [job.key for job in jobs] == [key] and spec == "synth"
     assert jobs[0].truth is not None and jobs[0].audio is not None
     out = tmp_path / "cli"
-    argv = ["synth", "capture", str(source / key), "-o", str(out), "--scale", "0.125",
-            "--frames", "2", "--seed", "1"]  # fmt: skip
+    argv = [
+        "synth",
+        "capture",
+        str(source / key),
+        "-o",
+        str(out),
+        "--scale",
+        "0.125",
+        "--frames",
+        "2",
+        "--seed",
+        "1",
+    ]
     assert cli.main(argv) == 0
     cap = Capture.from_raw(out / key.split("/")[0], key.split("/")[1])
     assert len(cap) == 2 and cap.landmarks(0).shape == (2, 98, 2)

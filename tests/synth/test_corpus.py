@@ -96,8 +96,9 @@ def test_ground_truth_reproduces_the_mesh(small_corpus, synth):
     prefix = out / r["recording"]
     gt = np.load(f"{prefix}_gt.npz")
     subject = sample_subjects(synth, 2, seed=3)[int(r["subject"][1:]) - 1]
-    perf = Performance(30.0, gt["arkit_weights"], gt["head_rotation"], gt["head_translation"],
-                       gt["lip_closure"])  # fmt: skip
+    perf = Performance(
+        30.0, gt["arkit_weights"], gt["head_rotation"], gt["head_translation"], gt["lip_closure"]
+    )
     expected = performance_vertices(synth, subject, perf)
     np.testing.assert_allclose(decode_nut(prefix, synth.num_vertices), expected, atol=2e-5)
     assert to_camera_frame(np.zeros((1, 3)))[0, 2] > 0.5
@@ -136,8 +137,8 @@ def test_bad_arguments(tmp_path):
 
 
 def test_say_cli(tmp_path, capsys, synth):
-    assert cli.main(["synth", "say", "Maybe we meet at the beach.", "-o", str(tmp_path / "clip"),
-                     "--emotion", "happy", "--subject", "2"]) == 0  # fmt: skip
+    argv = ["synth", "say", "Maybe we meet at the beach.", "-o", str(tmp_path / "clip")]
+    assert cli.main([*argv, "--emotion", "happy", "--subject", "2"]) == 0
     assert (tmp_path / "clip" / "say.wav").is_file()
     verts = decode_nut(tmp_path / "clip" / "say", synth.num_vertices)
     assert verts.shape[1:] == (synth.num_vertices, 3)
@@ -150,8 +151,9 @@ def test_own_sentence_file(tmp_path):
     text = tmp_path / "lines.txt"
     text.write_text("happy\tWe baked a warm apple pie.\nPlease move the blue box.\n")
     out = tmp_path / "mine"
-    corpus(out, subjects=1, sentences=2, lang="en", seed=0, workers=1, progress=False,
-           text_file=text)  # fmt: skip
+    corpus(
+        out, subjects=1, sentences=2, lang="en", seed=0, workers=1, progress=False, text_file=text
+    )
     with open(out / "manifest.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert {r["sentence"] for r in rows} == {
@@ -169,8 +171,16 @@ def test_own_sentence_file(tmp_path):
 def test_pad_silence_and_still_head(tmp_path, synth):
     from mmface4d.animate.lipsync import mouth_opening
 
-    manifest = corpus(tmp_path / "c", subjects=1, sentences=1, lang="en", workers=1,
-                      progress=False, head_motion=False, pad_silence=True)  # fmt: skip
+    manifest = corpus(
+        tmp_path / "c",
+        subjects=1,
+        sentences=1,
+        lang="en",
+        workers=1,
+        progress=False,
+        head_motion=False,
+        pad_silence=True,
+    )
     row = next(csv.DictReader(open(manifest)))
     audio = load_audio(tmp_path / "c" / f"{row['recording']}.wav")
     assert np.abs(audio[:3200]).max() == 0 and np.abs(audio[-3200:]).max() == 0  # >= 0.2 s

@@ -52,8 +52,12 @@ def spoken():
 
 
 def test_every_emitted_phoneme_has_a_known_class(spoken):
-    unknown = {p.symbol for _, u in spoken.values() for p in u.phonemes
-               if "unknown" in phoneme_classes(p.symbol)}  # fmt: skip
+    unknown = {
+        p.symbol
+        for _, u in spoken.values()
+        for p in u.phonemes
+        if "unknown" in phoneme_classes(p.symbol)
+    }
     assert not unknown
 
 
@@ -65,8 +69,16 @@ def test_sentences_are_short_and_cover_the_mouth_shapes(spoken):
         assert 1.5 < utt.duration < 5.0, sentence.text
         for p in utt.phonemes:
             coverage[sentence.lang, sentence.emotion].update(phoneme_classes(p.symbol))
-    mouth = {"bilabial", "labiodental", "vowel_round", "vowel_open", "vowel_close",
-             "approximant_round", "postalveolar", "velar"}  # fmt: skip
+    mouth = {
+        "bilabial",
+        "labiodental",
+        "vowel_round",
+        "vowel_open",
+        "vowel_close",
+        "approximant_round",
+        "postalveolar",
+        "velar",
+    }
     for (lang, emotion), counts in coverage.items():
         assert mouth <= set(counts), (lang, emotion, mouth - set(counts))
     english = sum((c for (lang, _), c in coverage.items() if lang == "en"), collections.Counter())
@@ -75,8 +87,10 @@ def test_sentences_are_short_and_cover_the_mouth_shapes(spoken):
 
 def test_load_sentence_file(tmp_path):
     path = tmp_path / "my lines.txt"
-    path.write_text("# my sentences\nhappy\tWhat a lovely day!\n\nPlain words here.\n"
-                    "26\tThat smells bad.\n", encoding="utf-8")  # fmt: skip
+    path.write_text(
+        "# my sentences\nhappy\tWhat a lovely day!\n\nPlain words here.\n26\tThat smells bad.\n",
+        encoding="utf-8",
+    )
     got = load_sentence_file(path, "en")
     assert got == [
         Sentence("my_lines-0002", "What a lovely day!", "en", "happy", "21"),

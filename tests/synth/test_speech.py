@@ -246,8 +246,12 @@ def test_words_follow_the_text_whatever_espeak_positions_say():
     marks = [(1, 1, 0), (3, 4, 100), (8, 3, 300), (9, 3, 600), (9, 3, 800), (12, 6, 1000),
              (20, 2, 1400), (27, 1, 1600), (34, 1, 2000)]  # fmt: skip
     events = [word_event(*mark) for mark in marks]
-    phonemes = [Phoneme("a", 0.0, 1.0), Phoneme("z", 1.0, 1.3), Phoneme("_", 1.3, 1.4),
-                Phoneme("a", 1.4, 2.5)]  # fmt: skip
+    phonemes = [
+        Phoneme("a", 0.0, 1.0),
+        Phoneme("z", 1.0, 1.3),
+        Phoneme("_", 1.3, 1.4),
+        Phoneme("a", 1.4, 2.5),
+    ]
     words = _words(events, text, phonemes, 0.0, 2.5)
     assert [w.text for w in words] == ["I", "have", "123", "apples", "in the", "U.S.A", "苹果"]
     assert [w.start for w in words] == [0.0, 0.1, 0.3, 1.0, 1.4, 1.6, 2.0]

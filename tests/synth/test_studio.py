@@ -200,8 +200,9 @@ def test_depth_noise_grows_with_the_incidence_angle():
     camera = rig.cameras()[1]
     interior = ndimage.binary_erosion(frame.mask, iterations=2)
     rows, cols = np.nonzero(interior)
-    rays = np.stack([(cols - camera.cx) / camera.fx, (rows - camera.cy) / camera.fy,
-                     np.ones(len(rows))], -1)  # fmt: skip
+    rays = np.stack(
+        [(cols - camera.cx) / camera.fx, (rows - camera.cy) / camera.fy, np.ones(len(rows))], -1
+    )
     theta = np.arccos(np.abs(rays @ normal) / np.linalg.norm(rays, axis=-1))
     assert theta.min() > math.radians(50) and theta.max() < math.radians(70)
     z = frame.depth_true[rows, cols]
@@ -224,8 +225,9 @@ def test_grazing_angles_make_holes(yaw):
     covered = frame.mask
     assert covered.sum() > 300
     rows, cols = np.nonzero(covered)
-    rays = np.stack([(cols - camera.cx) / camera.fx, (rows - camera.cy) / camera.fy,
-                     np.ones(len(rows))], -1)  # fmt: skip
+    rays = np.stack(
+        [(cols - camera.cx) / camera.fx, (rows - camera.cy) / camera.fy, np.ones(len(rows))], -1
+    )
     theta = np.degrees(np.arccos(np.abs(rays @ normal) / np.linalg.norm(rays, axis=-1)))
     expected = np.clip((theta - 70.0) / 10.0, 0, 1).mean()
     holes = (frame.depth[rows, cols] == 0).mean()

@@ -35,8 +35,13 @@ def test_open_vowel_opens_the_jaw_and_silence_rests():
 
 def test_anticipatory_rounding():
     # rounding reaches further ahead of a rounded vowel than behind it
-    phon = seq(("silence", 0.3), ("alveolar", 0.1), ("vowel_round", 0.2), ("alveolar", 0.1),
-               ("silence", 0.3))  # fmt: skip
+    phon = seq(
+        ("silence", 0.3),
+        ("alveolar", 0.1),
+        ("vowel_round", 0.2),
+        ("alveolar", 0.1),
+        ("silence", 0.3),
+    )
     w, _ = coarticulate(phon, 30, 30.0)
     centre = 0.5
     before = w[int((centre - 0.15) * 30), FUNNEL]
