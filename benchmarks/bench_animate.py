@@ -63,12 +63,16 @@ def main() -> None:
             _time(clip, args.model, Path(tmp) / "warm", ("npz",))  # warm-up
             for label, formats in (("npz", ("npz",)), ("npz+mp4", ("npz", "mp4"))):
                 elapsed = _time(clip, args.model, Path(tmp) / label, formats)
-                rows.append({
-                    "clip": clip.name, "speech_s": round(seconds, 3), "outputs": label,
-                    "seconds": round(elapsed, 3),
-                    "seconds_per_speech_second": round(elapsed / seconds, 4),
-                    "times_real_time": round(seconds / elapsed, 2),
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "clip": clip.name,
+                        "speech_s": round(seconds, 3),
+                        "outputs": label,
+                        "seconds": round(elapsed, 3),
+                        "seconds_per_speech_second": round(elapsed / seconds, 4),
+                        "times_real_time": round(seconds / elapsed, 2),
+                    }
+                )
                 print(rows[-1])
     npz = [r["times_real_time"] for r in rows if r["outputs"] == "npz"]
     video = [r["times_real_time"] for r in rows if r["outputs"] == "npz+mp4"]
@@ -85,7 +89,7 @@ def main() -> None:
                 "target": 1,
                 "met": min(video) >= 1,
             },
-        },  # fmt: skip
+        },
         "machine": machine(("av",)),
     }
     args.output.write_text(json.dumps(report, indent=2) + "\n")

@@ -159,8 +159,10 @@ def time_calls(
         decoded = time.perf_counter()
         expected = (1, case.frames, case.vertices, 3)
         if tuple(features.shape) != (1, case.frames, case.audio_dim):
-            raise RuntimeError(f"features: expected {(1, case.frames, case.audio_dim)}, got "
-                               f"{tuple(features.shape)}")  # fmt: skip
+            raise RuntimeError(
+                f"features: expected {(1, case.frames, case.audio_dim)}, got "
+                f"{tuple(features.shape)}"
+            )
         if tuple(vertices.shape) != expected:
             raise RuntimeError(f"vertices: expected {expected}, got {tuple(vertices.shape)}")
         return encoded - start, decoded - encoded
@@ -199,8 +201,10 @@ def time_conditioned(
             net.decode(inputs["features"], speaker)
             conditions.append(conditioned - start)
             decodes.append(time.perf_counter() - conditioned)
-    return {"speaker_s": statistics.median(conditions),
-            "decoder_conditioned_s": statistics.median(decodes)}  # fmt: skip
+    return {
+        "speaker_s": statistics.median(conditions),
+        "decoder_conditioned_s": statistics.median(decodes),
+    }
 
 
 def run_case(case: Case, repeats: int) -> dict[str, Any]:
@@ -221,8 +225,9 @@ def run_case(case: Case, repeats: int) -> dict[str, Any]:
     else:
         encoder = build_encoder(case.encoder).eval()
         if encoder.dim != case.audio_dim:
-            raise RuntimeError(f"encoder {case.encoder}: C = {encoder.dim}, expected "
-                               f"{case.audio_dim}")  # fmt: skip
+            raise RuntimeError(
+                f"encoder {case.encoder}: C = {encoder.dim}, expected {case.audio_dim}"
+            )
         samples = round(case.seconds * SAMPLE_RATE)
         noise = 0.1 * torch.randn(1, samples, generator=generator)
         inputs["audio"] = noise.clamp(-1.0, 1.0)
@@ -271,9 +276,16 @@ RESULT_PREFIX = "CASE-RESULT "
 
 def measure_in_subprocess(case: Case, repeats: int, threads: int) -> dict[str, Any]:
     """Run one case in a fresh interpreter (this script with ``--case``) and return its figures."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--case",
-               json.dumps(dataclasses.asdict(case)), "--repeats", str(repeats),
-               "--threads", str(threads)]  # fmt: skip
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--case",
+        json.dumps(dataclasses.asdict(case)),
+        "--repeats",
+        str(repeats),
+        "--threads",
+        str(threads),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(
@@ -333,8 +345,12 @@ def bare_projection(vertices: int, repeats: int) -> list[dict[str, Any]]:
                 start = time.perf_counter()
                 latent @ weight
                 timings.append(time.perf_counter() - start)
-        rows.append({"matmul": f"({frames}x256)(256x{3 * vertices})",
-                     "seconds": round_s(statistics.median(timings))})  # fmt: skip
+        rows.append(
+            {
+                "matmul": f"({frames}x256)(256x{3 * vertices})",
+                "seconds": round_s(statistics.median(timings)),
+            }
+        )
     return rows
 
 
@@ -363,21 +379,37 @@ def targets(rows: list[dict[str, Any]]) -> dict[str, dict]:
         "ours_decoder_conditioned_s": check(
             "ours (latent 256) decoder only with the speaker's style computed once "
             "(Ours.decode), C=1024, 35,709 vertices, 10 s: seconds, at most",
-            None if ours is None else ours.get("decoder_conditioned_s"), 0.30, at_most=True),
+            None if ours is None else ours.get("decoder_conditioned_s"),
+            0.30,
+            at_most=True,
+        ),
         "speedup_over_faceformer_conditioned": check(
-            "FaceFormer decoder_s / ours decoder_conditioned_s: at least", conditioned_speedup,
-            30.0, at_most=False),
+            "FaceFormer decoder_s / ours decoder_conditioned_s: at least",
+            conditioned_speedup,
+            30.0,
+            at_most=False,
+        ),
         "ours_decoder_s": check(
             "ours (latent 256) decoder only, C=1024, 35,709 vertices, 10 s: seconds, at most",
-            None if ours is None else ours["decoder_s"], 0.30, at_most=True),
+            None if ours is None else ours["decoder_s"],
+            0.30,
+            at_most=True,
+        ),
         "speedup_over_faceformer": check(
             "FaceFormer decoder_s / ours decoder_s (latent 256), C=1024, 35,709 vertices, 10 s: "
-            "at least", speedup, 30.0, at_most=False),
+            "at least",
+            speedup,
+            30.0,
+            at_most=False,
+        ),
         "ours_mel_peak_rss_mb": check(
             "ours (latent 256) end to end with mel, 35,709 vertices, 10 s: peak RSS increase, "
-            "MiB, at most (1 GiB)", None if mel is None else mel["peak_rss_mb"], 1024.0,
-            at_most=True),
-    }  # fmt: skip
+            "MiB, at most (1 GiB)",
+            None if mel is None else mel["peak_rss_mb"],
+            1024.0,
+            at_most=True,
+        ),
+    }
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -413,10 +445,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=None, help="timed calls (default 3)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default 2)")
-    parser.add_argument("--skip-slow", action="store_true",
-                        help=f"skip {SLOW_MODEL} beyond {SLOW_BEYOND_S:g} s")  # fmt: skip
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 1 repeat, 1 s, 2,000 vertices, 1 thread")  # fmt: skip
+    parser.add_argument(
+        "--skip-slow", action="store_true", help=f"skip {SLOW_MODEL} beyond {SLOW_BEYOND_S:g} s"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 1 repeat, 1 s, 2,000 vertices, 1 thread"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "inference.json")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: one case, in a subprocess
     args = parser.parse_args()
@@ -462,8 +496,11 @@ def main() -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     for k, case in enumerate(listing, 1):
-        print(f"[{k}/{len(listing)}] {case.config} V={case.vertices} {case.seconds:g} s "
-              f"{case.encoder or f'features C={case.audio_dim}'}", flush=True)  # fmt: skip
+        print(
+            f"[{k}/{len(listing)}] {case.config} V={case.vertices} {case.seconds:g} s "
+            f"{case.encoder or f'features C={case.audio_dim}'}",
+            flush=True,
+        )
         case_start = time.perf_counter()
         row = make_row(case, measure_in_subprocess(case, repeats, threads))
         row["case_wall_s"] = round(time.perf_counter() - case_start, 1)

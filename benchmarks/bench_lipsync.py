@@ -172,8 +172,15 @@ def plot_clip(path: Path, name: str, gaps: dict[str, np.ndarray], phones: list, 
         bilabial = label in BILABIAL_PHONES
         if bilabial:
             axis.axvspan(start, end, color="tab:red", alpha=0.12, lw=0)
-        axis.text((start + end) / 2, -1.6, label, ha="center", va="top", fontsize=7,
-                  color="tab:red" if bilabial else "0.2")  # fmt: skip
+        axis.text(
+            (start + end) / 2,
+            -1.6,
+            label,
+            ha="center",
+            va="top",
+            fontsize=7,
+            color="tab:red" if bilabial else "0.2",
+        )
     axis.set_ylim(-3.2, None)
     axis.set_xlim(0, seconds)
     axis.set_xlabel("time (s)")
@@ -197,10 +204,13 @@ def main() -> None:
     parser.add_argument("--corpus", help="the synthetic corpus the store was packed from")
     parser.add_argument("--run", action="append", default=[], metavar="NAME=RUN")
     parser.add_argument("-o", "--output", type=Path, default=RESULTS / "lipsync.json")
-    args = parser.parse_args()  # fmt: skip
+    args = parser.parse_args()
     models = dict(item.split("=", 1) for item in (args.model or ["default=default"]))
-    report: dict = {"command": "python benchmarks/bench_lipsync.py " + " ".join(sys.argv[1:]),
-                    "models": models, "clips": {}}  # fmt: skip
+    report: dict = {
+        "command": "python benchmarks/bench_lipsync.py " + " ".join(sys.argv[1:]),
+        "models": models,
+        "clips": {},
+    }
     for clip, path in CLIPS.items():
         if not path.is_file():
             print(f"skipping {clip}: {path} not found")

@@ -43,30 +43,45 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_synth_"))
     try:
         start = time.perf_counter()
-        manifest = corpus(work / "corpus", subjects=args.subjects, sentences=args.sentences,
-                          lang=args.lang, seed=0, workers=args.workers, progress=False)  # fmt: skip
+        manifest = corpus(
+            work / "corpus",
+            subjects=args.subjects,
+            sentences=args.sentences,
+            lang=args.lang,
+            seed=0,
+            workers=args.workers,
+            progress=False,
+        )
         wall = time.perf_counter() - start
         with open(manifest, newline="") as fh:
             rows = list(csv.DictReader(fh))
         seconds = sum(float(r["duration_s"]) for r in rows)
         model = load_face_model("synth")
-        seqs = [decode_nut(work / "corpus" / r["recording"], model.num_vertices)
-                for r in rows]  # fmt: skip
-        regions = {n: model.regions[n] for n in
-                   ("lip", "chin", "cheeks", "nose", "eyes", "forehead")}  # fmt: skip
+        seqs = [decode_nut(work / "corpus" / r["recording"], model.num_vertices) for r in rows]
+        regions = {
+            n: model.regions[n] for n in ("lip", "chin", "cheeks", "nose", "eyes", "forehead")
+        }
         meta = [{"age": int(r["age"]), "gender": r["gender"]} for r in rows]
         subjects = [r["subject"] for r in rows]
         ids = [r["recording"] for r in rows]
         anchors = np.concatenate([model.regions["forehead"], model.regions["nose"]])
         stats = compute_stats(seqs, subjects, ids, regions, 30.0, meta, stabilise_on=anchors)
         names = stats.correlation_regions
-        corr = {f"{a}~{b}": float(stats.correlation[i, j]) for i, a in enumerate(names)
-                for j, b in enumerate(names) if i < j}  # fmt: skip
+        corr = {
+            f"{a}~{b}": float(stats.correlation[i, j])
+            for i, a in enumerate(names)
+            for j, b in enumerate(names)
+            if i < j
+        }
         RESULTS.mkdir(exist_ok=True)
         plot_lip_velocity(stats, RESULTS / "synth_lip_velocity.png")
         centroids = {n: model.mean[idx, :2].mean(0) for n, idx in regions.items()}
-        plot_region_graph(stats, centroids, model.mean[model.regions["face"], :2],
-                          RESULTS / "synth_region_graph.png")  # fmt: skip
+        plot_region_graph(
+            stats,
+            centroids,
+            model.mean[model.regions["face"], :2],
+            RESULTS / "synth_region_graph.png",
+        )
         result = {
             "command": "python " + " ".join(sys.argv),
             "machine": machine(),
@@ -82,7 +97,7 @@ def main() -> None:
             "mouth_chin_vs_forehead_chin": [
                 round(corr["lip~chin"], 3),
                 round(corr.get("chin~forehead", np.nan), 3),
-            ],  # fmt: skip
+            ],
         }
         (RESULTS / "synth.json").write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result, indent=2))

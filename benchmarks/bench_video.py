@@ -40,8 +40,13 @@ def measure(
 
     def frames():
         for start in range(0, n, 8):
-            yield from render_preview(frames_src[start : start + 8], faces, colors=colors,
-                                      camera=camera, supersample=supersample)  # fmt: skip
+            yield from render_preview(
+                frames_src[start : start + 8],
+                faces,
+                colors=colors,
+                camera=camera,
+                supersample=supersample,
+            )
 
     # Warm up with one batch of the measured kind (supersampling, batch size): the render
     # threads, their allocations and caches start the way they run for the rest of a video.
@@ -53,17 +58,22 @@ def measure(
         wall = time.perf_counter() - start
         cpu = time.process_time() - cpu
     return {
-        "vertices": int(verts.shape[1]), "faces": int(len(faces)), "size": f"{size}x{size}",
-        "supersample": supersample, "frames": n,
+        "vertices": int(verts.shape[1]),
+        "faces": int(len(faces)),
+        "size": f"{size}x{size}",
+        "supersample": supersample,
+        "frames": n,
         "seconds_per_second_of_video": round(wall / seconds, 3),
         "cpu_seconds_per_second_of_video": round(cpu / seconds, 3),
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
     if (SHARED / "mmface4d_sample").is_dir():
-        seq = load_sequence(SHARED / "mmface4d_sample" / "reconstruct_filt",
-                            faces=SHARED / "bfm_aux" / "facemodel_info.mat")  # fmt: skip
+        seq = load_sequence(
+            SHARED / "mmface4d_sample" / "reconstruct_filt",
+            faces=SHARED / "bfm_aux" / "facemodel_info.mat",
+        )
         source = "real MMFace4D sample 000337 (BFM front, 35,709 vertices)"
     else:
         seq = load_sequence_synth()

@@ -28,8 +28,9 @@ def main() -> None:
         "neutral templates (benchmarks/table2/neutral_templates.py)",
         "config": "configs/train/table2_ours.toml",
     }
-    path = package_animator(args.run, args.output, args.corpus, args.store, args.subjects,
-                            info=info)  # fmt: skip
+    path = package_animator(
+        args.run, args.output, args.corpus, args.store, args.subjects, info=info
+    )
     print(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
 
 
