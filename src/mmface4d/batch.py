@@ -591,8 +591,10 @@ def run_batch(
             else:
                 todo.append(job)
         manifest.save()
-        bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=desc, unit="job",
-                   disable=not progress)  # fmt: skip
+        done_before = len(jobs) - len(todo)
+        bar = tqdm(
+            total=len(jobs), initial=done_before, desc=desc, unit="job", disable=not progress
+        )
         counts = {"done": 0, "failed": 0}
 
         def finish(result: JobResult) -> None:
