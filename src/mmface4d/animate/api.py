@@ -18,6 +18,7 @@ from mmface4d import __version__
 from mmface4d.animate.animator import DEFAULT_MODEL, SAMPLE_RATE, AnimationResult, Animator
 from mmface4d.animate.liveliness import LivelinessConfig, add_liveliness
 from mmface4d.errors import InputError
+from mmface4d.facemodel.model import FaceModel
 from mmface4d.geometry.frames import from_camera_frame
 
 #: Longest speech animated in one call (the result is held in memory: ~4.7 GB per hour of
@@ -161,6 +162,55 @@ def load_style(style: str, animator: Animator) -> tuple[np.ndarray, str]:
     raise InputError(f"--style {style!r}: not a built-in style ({known}), an .npz or a .nut prefix")
 
 
+def _neutral_face(
+    animator: Animator, subject: str | None, template: str | os.PathLike[str] | np.ndarray | None
+) -> np.ndarray:
+    """(V, 3) the face to animate: a template mesh or array, else a built-in subject's face."""
+    if template is None:
+        return animator.subject_template(subject)
+    if isinstance(template, np.ndarray):
+        neutral = np.asarray(template, dtype=np.float32)
+        if neutral.shape != (animator.num_vertices, 3):
+            raise InputError(
+                f"template: expected ({animator.num_vertices}, 3), got {neutral.shape}"
+            )
+        return neutral
+    return load_template(template, animator.num_vertices)
+
+
+def _style_reference(
+    animator: Animator, style: str | None, emotion: str | None, subject: str | None
+) -> tuple[np.ndarray, str]:
+    """The style reference and its label from ``--style`` or ``--emotion`` (default style else)."""
+    if emotion is not None:
+        if style is not None:
+            raise InputError("give --style or --emotion, not both")
+        base = subject or str(animator.default_style).split("-")[0]
+        style = base if emotion == "neutral" else f"{base}-{emotion}"
+        if style not in animator.styles:
+            have = sorted(v.emotion for k, v in animator.styles.items() if k.split("-")[0] == base)
+            raise InputError(
+                f"--emotion {emotion}: model {animator.name} has no {emotion} style "
+                f"for {base} (it has {', '.join(have) or 'none'})"
+            )
+    if style is None:
+        return animator.style_reference(None), str(animator.default_style)
+    return load_style(style, animator)
+
+
+def _triangles(
+    face_model: FaceModel | None, template: str | os.PathLike[str] | np.ndarray | None
+) -> np.ndarray:
+    """(F, 3) triangles: the face model's, else a template mesh file's, else none."""
+    if face_model is not None:
+        return face_model.faces
+    if isinstance(template, str | os.PathLike) and Path(template).suffix != ".npz":
+        import trimesh
+
+        return np.asarray(trimesh.load(template, process=False, force="mesh").faces, np.int64)
+    return np.zeros((0, 3), dtype=np.int64)
+
+
 def animate(
     audio: str | os.PathLike[str] | np.ndarray | None = None,
     *,
@@ -224,31 +274,8 @@ def animate(
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device {device}: CUDA is not available on this machine")
     animator = load_animator(model, face_model, device)
-    if template is None:
-        neutral = animator.subject_template(subject)
-    elif isinstance(template, np.ndarray):
-        neutral = np.asarray(template, dtype=np.float32)
-        if neutral.shape != (animator.num_vertices, 3):
-            raise InputError(
-                f"template: expected ({animator.num_vertices}, 3), got {neutral.shape}"
-            )
-    else:
-        neutral = load_template(template, animator.num_vertices)
-    if emotion is not None:
-        if style is not None:
-            raise InputError("give --style or --emotion, not both")
-        base = subject or str(animator.default_style).split("-")[0]
-        style = base if emotion == "neutral" else f"{base}-{emotion}"
-        if style not in animator.styles:
-            have = sorted(v.emotion for k, v in animator.styles.items() if k.split("-")[0] == base)
-            raise InputError(
-                f"--emotion {emotion}: model {animator.name} has no {emotion} style "
-                f"for {base} (it has {', '.join(have) or 'none'})"
-            )
-    if style is None:
-        reference, style_label = animator.style_reference(None), str(animator.default_style)
-    else:
-        reference, style_label = load_style(style, animator)
+    neutral = _neutral_face(animator, subject, template)
+    reference, style_label = _style_reference(animator, style, emotion, subject)
     if silent:
         frames = max(1, int(round(samples.size * animator.fps / SAMPLE_RATE)))
         vertices = np.repeat(np.asarray(neutral, dtype=np.float32)[None], frames, axis=0)
@@ -260,14 +287,7 @@ def animate(
     lively: dict[str, object] = {"skipped": "switched off"}
     if liveliness is not None:
         vertices, lively = add_liveliness(vertices, neutral, fm, animator.fps, liveliness)
-    colors = None
-    if fm is not None:
-        colors = np.clip(fm.albedo_mean, 0.0, 1.0)
-    faces = fm.faces if fm is not None else np.zeros((0, 3), dtype=np.int64)
-    if fm is None and isinstance(template, str | os.PathLike) and Path(template).suffix != ".npz":
-        import trimesh
-
-        faces = np.asarray(trimesh.load(template, process=False, force="mesh").faces, np.int64)
+    colors = None if fm is None else np.clip(fm.albedo_mean, 0.0, 1.0)
     if template is None:
         template_label = None
     elif isinstance(template, np.ndarray):
@@ -276,7 +296,7 @@ def animate(
         template_label = str(template)
     return AnimationResult(
         vertices=vertices,
-        faces=faces,
+        faces=_triangles(fm, template),
         fps=animator.fps,
         audio=samples,
         sample_rate=SAMPLE_RATE,

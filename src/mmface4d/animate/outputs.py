@@ -78,17 +78,9 @@ def write_animation(
     folder = Path(output)
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder}: exists and is not a folder")
-    formats = tuple(formats)
     name = name or str(result.metadata.get("name") or "animation")
-    if result.faces.size == 0 and any(f in formats for f in ("mp4", "glb", "npz", "ply", "obj")):
-        raise InputError("the animation has no triangles; give --face-model or a mesh --template")
-    if result.template is None and any(f in formats for f in ("glb", "csv")):
-        raise InputError("the animation has no neutral template to give glb or csv offsets")
     basis = arkit_basis(result.face_model) if result.face_model is not None else None
-    if "csv" in formats and basis is None:
-        if tuple(formats) != DEFAULT_FORMATS:
-            raise InputError("--formats csv: the face model has no ARKit basis to solve against")
-        formats = tuple(f for f in formats if f != "csv")
+    formats = _check_formats(result, tuple(formats), basis is not None)
     folder.mkdir(parents=True, exist_ok=True)
     offsets = None if result.template is None else result.vertices - result.template[None]
     written: dict[str, Path] = {}
@@ -149,6 +141,22 @@ def write_animation(
         )
         written["mp4"] = folder / f"{name}.mp4"
     return written
+
+
+def _check_formats(
+    result: MeshSequence, formats: tuple[str, ...], has_arkit: bool
+) -> tuple[str, ...]:
+    """The formats to write: an :class:`InputError` for those the animation cannot give (a
+    default ``csv`` without an ARKit basis is dropped)."""
+    if result.faces.size == 0 and any(f in formats for f in ("mp4", "glb", "npz", "ply", "obj")):
+        raise InputError("the animation has no triangles; give --face-model or a mesh --template")
+    if result.template is None and any(f in formats for f in ("glb", "csv")):
+        raise InputError("the animation has no neutral template to give glb or csv offsets")
+    if "csv" in formats and not has_arkit:
+        if formats != DEFAULT_FORMATS:
+            raise InputError("--formats csv: the face model has no ARKit basis to solve against")
+        formats = tuple(f for f in formats if f != "csv")
+    return formats
 
 
 def _jsonable(values: dict) -> dict:
