@@ -65,15 +65,14 @@ CAPTURED = {"mmface4d_000337_mandarin": SHARED / "mmface4d_sample" / "reconstruc
 
 def captured_gap(prefix: Path) -> np.ndarray | None:
     """Inner-lip gap (m) of a captured MMFace4D sequence (BFM topology, Deep3DFaceRecon keys)."""
-    import scipy.io
-
+    from mmface4d.data.analysis import resolve_landmarks
     from mmface4d.data.nut import decode_nut
 
     info = SHARED / "bfm_aux" / "facemodel_info.mat"
     if not info.is_file() or not Path(f"{prefix}_0.nut").is_file():
         return None
-    keypoints = scipy.io.loadmat(str(info), variable_names=["keypoints"])["keypoints"].ravel() - 1
-    return inner_lip_gap(decode_nut(prefix), keypoints.astype(np.int64))
+    captured = decode_nut(prefix)
+    return inner_lip_gap(captured, resolve_landmarks(info, captured[0]))
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:

@@ -226,20 +226,7 @@ def test_cli_capture(tmp_path, filmed):
     assert [job.key for job in jobs] == [key] and spec == "synth"
     assert jobs[0].truth is not None and jobs[0].audio is not None
     out = tmp_path / "cli"
-    argv = [
-        "synth",
-        "capture",
-        str(source / key),
-        "-o",
-        str(out),
-        "--scale",
-        "0.125",
-        "--frames",
-        "2",
-        "--seed",
-        "1",
-    ]
-    assert cli.main(argv) == 0
+    assert cli.main(_capture_argv(source / key, out)) == 0
     cap = Capture.from_raw(out / key.split("/")[0], key.split("/")[1])
     assert len(cap) == 2 and cap.landmarks(0).shape == (2, 98, 2)
 

@@ -26,9 +26,6 @@ import torch
 
 from mmface4d.animate.model import LOSS_UNIT
 from mmface4d.errors import InputError
-from mmface4d.facemodel.regions import inner_lip_pairs
-
-__all__ = ["LossConfig", "inner_lip_pairs", "lip_gaps", "lip_sync_loss"]
 
 
 @dataclass
@@ -79,7 +76,8 @@ def lip_sync_loss(
     Args:
         config: the weights.
         prediction, target: (B, T, V, 3) metres.
-        upper, lower: (P,) inner-lip vertex indices (:func:`inner_lip_pairs`).
+        upper, lower: (P,) inner-lip vertex indices
+            (:func:`mmface4d.facemodel.regions.inner_lip_pairs`).
 
     Returns:
         ``{"lip_gap": ..., "velocity": ...}`` for the enabled terms, each a weighted scalar.

@@ -42,7 +42,7 @@ from mmface4d.animate.checkpoint import (
 )
 from mmface4d.animate.config import TrainConfig, resolve_config
 from mmface4d.animate.distributed import DistContext, ResumableSampler, select_device
-from mmface4d.animate.losses import LossConfig, inner_lip_pairs, lip_sync_loss
+from mmface4d.animate.losses import LossConfig, lip_sync_loss
 from mmface4d.animate.registry import ModelLoss
 from mmface4d.animate.trainer import CONFIG_NAME, LOG_NAME, Trainer, seed_everything
 from mmface4d.data.analysis import resolve_landmarks
@@ -50,6 +50,7 @@ from mmface4d.data.dataset import FaceSequenceDataset
 from mmface4d.data.splits import load_splits
 from mmface4d.data.store import Store
 from mmface4d.errors import InputError
+from mmface4d.facemodel.regions import inner_lip_pairs
 
 LOG_COLUMNS = ("step", "loss", "lr", "seconds")
 
