@@ -20,7 +20,12 @@ Then blinks (rate, duration, peak ARKit ``eyeBlinkLeft`` as the CSV export solve
 minutes of animated speech, and with ``--store/--corpus/--run`` the lip-sync metrics of training
 runs on the store's test split (unseen speakers, phone timing from the corpus's ground truth).
 One PNG per clip: the inner-lip gap of every model over time, the phones written under it.
-Caveat: the real clips' phones come from the same recogniser the ``phonetic`` encoder uses.
+Caveat: the real clips' phones come from the same recogniser the ``phonetic`` encoder and the
+lip-closure layer (:mod:`mmface4d.animate.closure`) use, so on real speech the layer's closure
+is close to 1 by construction; ``--bare`` models show the model alone, and the synthetic test
+split (whose timing is the corpus's own) is the independent check of the layer. On real clips
+``closed_away_from_bilabials`` (closed frames more than 0.1 s from any recognised p/b/m) shows
+lips that shut where they should not.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import machine  # noqa: E402
 from mmface4d.animate.api import animate, load_animator  # noqa: E402
+from mmface4d.animate.closure import ClosureConfig  # noqa: E402
 from mmface4d.animate.lipsync import openness_curve, speech_pause_motion  # noqa: E402
 from mmface4d.animate.metrics import (  # noqa: E402
     CLOSED_GAP,
@@ -80,8 +86,11 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a[:n], b[:n])[0, 1])
 
 
-def clip_metrics(name: str, path: Path, spec: str) -> tuple[dict, np.ndarray, list]:
-    """One model on one clip: metrics, the gap (m) and the recognised phones."""
+def clip_metrics(
+    name: str, path: Path, spec: str, closure: bool = True
+) -> tuple[dict, np.ndarray, list]:
+    """One model on one clip (with or without the lip-closure layer): metrics, the gap (m) and
+    the recognised phones."""
     audio = load_audio(path, RATE)
     animator = load_animator(spec)
     encoder = animator.pipeline.encoder
@@ -89,7 +98,9 @@ def clip_metrics(name: str, path: Path, spec: str) -> tuple[dict, np.ndarray, li
     encoder.encode_to_frames(audio, 30.0)
     encoder_s = time.perf_counter() - started
     started = time.perf_counter()
-    result = animate(audio, sample_rate=RATE, model=spec, liveliness=None)
+    result = animate(
+        audio, sample_rate=RATE, model=spec, liveliness=None, closure=ClosureConfig(enabled=closure)
+    )
     call_s = time.perf_counter() - started
     seconds = audio.size / RATE
     landmarks = result.face_model.landmarks
@@ -98,6 +109,9 @@ def clip_metrics(name: str, path: Path, spec: str) -> tuple[dict, np.ndarray, li
     bilabial_times = np.array([(s, e) for label, s, e in phones if label in BILABIAL_PHONES])
     events = phone_frames(bilabial_times.reshape(-1, 2), result.fps, len(gap))
     hit = closed_during(gap, events, CLOSED_GAP)
+    near = np.zeros(len(gap), dtype=bool)  # frames within 0.1 s of a recognised bilabial
+    for first, last in events:
+        near[max(0, first - 3) : last + 4] = True
     try:
         ratio = speech_pause_motion(result.vertices, landmarks, audio, RATE, result.fps)
         ratio = ratio.to_dict()["motion_ratio"]
@@ -114,6 +128,7 @@ def clip_metrics(name: str, path: Path, spec: str) -> tuple[dict, np.ndarray, li
         )
         if len(events)
         else None,
+        "closed_away_from_bilabials": float((gap[~near] < CLOSED_GAP).mean()),
         "openness_corr": _correlation(gap, openness),
         "gap_p5_p95_mm": [float(np.percentile(gap, q) * 1e3) for q in (5, 95)],
         "speech_pause_motion_ratio": ratio,
@@ -197,17 +212,28 @@ def main() -> None:
         action="append",
         default=[],
         metavar="NAME=SPEC",
-        help="packaged model to measure (repeatable); default: default=default",
+        help="packaged model to measure, with the lip-closure layer animate adds "
+        "(repeatable); default: default=default",
+    )
+    parser.add_argument(
+        "--bare",
+        action="append",
+        default=[],
+        metavar="NAME=SPEC",
+        help="packaged model to measure alone, without the lip-closure layer (repeatable)",
     )
     parser.add_argument("--store", help="store whose test split the --run models are scored on")
     parser.add_argument("--corpus", help="the synthetic corpus the store was packed from")
     parser.add_argument("--run", action="append", default=[], metavar="NAME=RUN")
     parser.add_argument("-o", "--output", type=Path, default=RESULTS / "lipsync.json")
     args = parser.parse_args()
-    models = dict(item.split("=", 1) for item in (args.model or ["default=default"]))
+    models = {
+        **{k: (v, False) for k, v in (item.split("=", 1) for item in args.bare)},
+        **{k: (v, True) for k, v in (item.split("=", 1) for item in args.model)},
+    } or {"default": ("default", True)}
     report: dict = {
         "command": "python benchmarks/bench_lipsync.py " + " ".join(sys.argv[1:]),
-        "models": models,
+        "models": {k: {"spec": v, "lip_closure_layer": c} for k, (v, c) in models.items()},
         "clips": {},
     }
     for clip, path in CLIPS.items():
@@ -215,15 +241,15 @@ def main() -> None:
             print(f"skipping {clip}: {path} not found")
             continue
         gaps, phones = {}, []
-        for label, spec in models.items():
-            metrics, gaps[label], phones = clip_metrics(clip, path, spec)
+        for label, (spec, closure) in models.items():
+            metrics, gaps[label], phones = clip_metrics(clip, path, spec, closure)
             report["clips"].setdefault(clip, {})[label] = metrics
             print(clip, label, json.dumps(metrics))
         figure = RESULTS / f"lipsync_{clip}.png"
         plot_clip(figure, clip, gaps, phones, 30.0)
         report["clips"][clip]["figure"] = figure.name
         report["clips"][clip]["phones"] = " ".join(p[0] for p in phones)
-    last = list(models.values())[-1]
+    last = list(models.values())[-1][0]
     if CLIPS["english_male_test"].is_file():
         report["blinks"] = blink_metrics(last, CLIPS["english_male_test"])
         print("blinks", report["blinks"])
@@ -231,11 +257,16 @@ def main() -> None:
         from mmface4d.animate.evaluate import evaluate
 
         runs = dict(item.split("=", 1) for item in args.run)
-        out = args.output.with_name(args.output.stem + "_test_split.json")
-        result = evaluate(list(runs.values()), args.store, out, phones=args.corpus)
-        report["synthetic_test_split"] = {
-            name: run.report.overall for name, run in zip(runs, result.runs, strict=True)
-        }
+        report["synthetic_test_split"] = {}
+        for suffix, closure in (("", None), ("_closure", ClosureConfig())):
+            out = args.output.with_name(f"{args.output.stem}_test_split{suffix}.json")
+            result = evaluate(
+                list(runs.values()), args.store, out, phones=args.corpus, closure=closure
+            )
+            report["synthetic_test_split"] |= {
+                name + ("+closure layer" if closure else ""): run.report.overall
+                for name, run in zip(runs, result.runs, strict=True)
+            }
     report["targets"] = {
         "synthetic": "closure >= 0.9; range_ratio and jitter_ratio within 0.8-1.2",
         "real": "closure >= 0.8 of the aligned p/b/m; openness_corr >= 0.8",

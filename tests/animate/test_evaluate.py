@@ -60,7 +60,8 @@ def test_cli_report_and_table(tiny_run, ablation_run, tiny_store, tmp_path, caps
     table = table_path.read_text().splitlines()
     assert table[0] == (
         "| Run | Model | Step | Lip max (mm) | Lip mean (mm) | Upper max (mm) | Face max (mm) "
-        "| LVE (mm²) | FDD (mm²) | Closure (%) | Gap err (mm) | Gap corr | Range ratio "
+        "| LVE (mm²) | FDD (mm²) | Closure (%) | False closed (%) | Gap err (mm) | Gap corr "
+        "| Range ratio "
         "| Jitter ratio |"
     )
     assert table[3].startswith("| no_composite | ours w/o composite | 2 |")

@@ -110,6 +110,8 @@ def test_lip_sync_closure_counts_bilabials_where_the_truth_closes() -> None:
     assert no["closure"] == 0.0 and no["bilabials"] == 2  # the third: truth open there
     yes = lip_sync_metrics(_talking(late), landmarks, events, 30, truth)
     assert yes["closure"] == 1.0  # within +-1 frame
+    assert no["false_closure"] == 0.0
+    assert yes["false_closure"] == pytest.approx(2 / 9)  # closed on 2 of the 9 open frames
     same = lip_sync_metrics(truth, landmarks, events, 30, truth)
     assert same["gap_error"] == 0 and same["gap_corr"] == pytest.approx(1.0)
     assert same["range_ratio"] == pytest.approx(1.0) and same["jitter_ratio"] == pytest.approx(1)

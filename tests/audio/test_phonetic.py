@@ -14,6 +14,7 @@ from mmface4d.audio.phonetic import (
     BILABIAL_PHONES,
     _chunks,
     align_phones,
+    bilabial_peaks,
     blank_index,
     chunked_log_probs,
     frame_levels,
@@ -25,14 +26,19 @@ from mmface4d.errors import InputError
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 ENGLISH = SHARED / "speech" / "english_male_test.wav"
-SENTENCE = "Bob and Pam made maple bread, baby, by the mill pond."  # 12 bilabials
+SENTENCE = "Bob and Pam made maple bread, baby, by the mill pond."
 
 
 @pytest.fixture(scope="module")
-def spoken() -> np.ndarray:
+def utterance():
     from mmface4d.synth.speech import EspeakEngine
 
-    return EspeakEngine(sample_rate=16_000).synthesize(SENTENCE, "en").audio
+    return EspeakEngine(sample_rate=16_000).synthesize(SENTENCE, "en")
+
+
+@pytest.fixture(scope="module")
+def spoken(utterance) -> np.ndarray:
+    return utterance.audio
 
 
 def test_features_are_distributions_plus_level_at_50_hz(spoken: np.ndarray) -> None:
@@ -84,6 +90,21 @@ def test_alignment_finds_the_bilabials_of_synthetic_speech(spoken: np.ndarray) -
     assert all(a.end <= b.start + 1e-9 for a, b in zip(phones, phones[1:], strict=False))
     assert all(p.start < p.end for p in phones)
     assert blank_index() == len(phoneme_tokens()) - 1
+
+
+def test_bilabial_peaks_find_more_p_b_m_than_the_greedy_path(utterance) -> None:
+    bilabial = ("p", "b", "m")
+    truth = [(p.start + p.end) / 2 for p in utterance.phonemes if p.symbol in bilabial]
+    assert len(truth) == 13  # espeak says "Pam made" with two m
+    peaks = bilabial_peaks(utterance.audio)
+    found = sum(np.abs(peaks - t).min() < 0.1 for t in truth)
+    aligned = align_phones(utterance.audio)
+    greedy = [(p.start + p.end) / 2 for p in aligned if p.label in BILABIAL_PHONES]
+    assert found >= 10 and found > sum(np.abs(np.array(greedy) - t).min() < 0.1 for t in truth)
+    assert len(peaks) <= len(truth) + 2  # few false ones
+    assert bilabial_peaks(np.zeros(16_000, np.float32)).size == 0
+    with pytest.raises(InputError, match="threshold"):
+        bilabial_peaks(utterance.audio, threshold=0)
 
 
 @pytest.mark.skipif(not ENGLISH.is_file(), reason="../shared/data (real speech) not present")

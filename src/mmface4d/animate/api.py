@@ -16,7 +16,9 @@ import torch
 
 from mmface4d import __version__
 from mmface4d.animate.animator import DEFAULT_MODEL, SAMPLE_RATE, AnimationResult, Animator
+from mmface4d.animate.closure import ClosureConfig, close_lips
 from mmface4d.animate.liveliness import LivelinessConfig, add_liveliness
+from mmface4d.audio.phonetic import bilabial_peaks
 from mmface4d.errors import InputError
 from mmface4d.facemodel.model import FaceModel
 from mmface4d.geometry.frames import from_camera_frame
@@ -31,6 +33,8 @@ _ANIMATORS: dict[tuple[str, str | None, str], Animator] = {}
 
 #: Blinks and saccades on, seed 0.
 DEFAULT_LIVELINESS = LivelinessConfig()
+#: Lips closed at recognised p, b, m.
+DEFAULT_CLOSURE = ClosureConfig()
 
 
 class SilentAudioWarning(UserWarning):
@@ -228,6 +232,7 @@ def animate(
     max_seconds: float = MAX_SECONDS,
     progress: bool = False,
     liveliness: LivelinessConfig | None = DEFAULT_LIVELINESS,
+    closure: ClosureConfig | None = DEFAULT_CLOSURE,
 ) -> AnimationResult:
     """Animate speech with a trained model.
 
@@ -253,6 +258,8 @@ def animate(
         progress: show progress bars.
         liveliness: blinks and saccades added on top (:mod:`mmface4d.animate.liveliness`);
             None adds nothing.
+        closure: lips closed at the p, b and m the phoneme recogniser finds
+            (:mod:`mmface4d.animate.closure`); None leaves the model's mouth as it is.
 
     Silent audio (peak below :data:`SILENCE_DBFS`) is not an error: the face stays at rest
     (with its blinks), and a :class:`SilentAudioWarning` says so.
@@ -284,6 +291,14 @@ def animate(
             samples, neutral, reference, window_s=window_s, progress=progress
         )
     fm = animator.face_model
+    closed: dict[str, object] = {"skipped": "switched off"}
+    if closure is not None and closure.enabled and not silent:
+        landmarks, upper = (None, None) if fm is None else (fm.landmarks, fm.regions["upper_face"])
+        # free after the phonetic encoder: the recogniser's output for the clip is cached
+        centres = bilabial_peaks(samples, closure.threshold)
+        vertices, closed = close_lips(
+            vertices, neutral, landmarks, upper, centres, animator.fps, closure
+        )
     lively: dict[str, object] = {"skipped": "switched off"}
     if liveliness is not None:
         vertices, lively = add_liveliness(vertices, neutral, fm, animator.fps, liveliness)
@@ -313,5 +328,6 @@ def animate(
             "seconds": time.perf_counter() - started,
             "silent": silent,
             "liveliness": lively,
+            "lip_closure": closed,
         },
     )

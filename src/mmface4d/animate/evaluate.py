@@ -20,7 +20,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import torch
 from mmface4d import __version__
 from mmface4d.animate.animator import Animator
 from mmface4d.animate.checkpoint import TrainedRun, load_run
+from mmface4d.animate.closure import ClosureConfig, close_lips
 from mmface4d.animate.distributed import DistContext, select_device
 from mmface4d.animate.metrics import (
     EvaluationReport,
@@ -39,7 +40,7 @@ from mmface4d.animate.metrics import (
 )
 from mmface4d.animate.train import require_split
 from mmface4d.atomic import atomic_path
-from mmface4d.audio.phonetic import BILABIAL_PHONES, align_phones
+from mmface4d.audio.phonetic import BILABIAL_PHONES, align_phones, bilabial_peaks
 from mmface4d.data.analysis import resolve_landmarks, resolve_regions
 from mmface4d.data.dataset import FaceSequenceDataset
 from mmface4d.data.manifest import SequenceRecord
@@ -64,6 +65,9 @@ METRIC_DEFINITIONS: dict[str, tuple[str, str]] = {
     "closure": ("share of the bilabials (p, b, m) where the truth's lips close (inner-lip gap "
                 "< 1 mm within the phone's frames +-1) at which the prediction's close too; "
                 "pooled over sequences", "1"),
+    "false_closure": ("share of the frames where the truth's lips are open (inner-lip gap > "
+                      "3 mm) at which the prediction's are closed (< 1 mm); mean over "
+                      "sequences", "1"),
     "gap_error": ("mean absolute error of the inner-lip gap (mean distance of the three facing "
                   "inner-lip landmark pairs)", "m"),
     "gap_corr": ("Pearson correlation over frames of the predicted and true inner-lip gaps; mean "
@@ -85,6 +89,7 @@ TABLE_COLUMNS = (
     ("lve", "LVE (mm²)", 1e6, ".4g"),
     ("fdd", "FDD (mm²)", 1e6, ".4g"),
     ("closure", "Closure (%)", 100, ".1f"),
+    ("false_closure", "False closed (%)", 100, ".1f"),
     ("gap_error", "Gap err (mm)", 1e3, ".3f"),
     ("gap_corr", "Gap corr", 1, ".3f"),
     ("range_ratio", "Range ratio", 1, ".2f"),
@@ -135,8 +140,15 @@ class _Predictions(Sequence):
     """``evaluate_sequences`` items computed on access: (id, prediction, truth, template), the
     prediction by the run's :class:`Animator` at the sequence's frame rate."""
 
-    def __init__(self, trained: TrainedRun, dataset: FaceSequenceDataset) -> None:
+    def __init__(
+        self,
+        trained: TrainedRun,
+        dataset: FaceSequenceDataset,
+        closure: ClosureConfig | None = None,
+        regions: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
         self.trained, self.dataset = trained, dataset
+        self.closure, self.regions = closure, regions
         self.animators: dict[float, Animator] = {}
 
     def __len__(self) -> int:
@@ -153,6 +165,13 @@ class _Predictions(Sequence):
             item["style_vertices"].numpy(),
             num_frames=len(truth),
         )
+        if self.closure is not None and self.regions is not None:
+            landmarks, upper_face = self.regions
+            # timed by the recogniser, never by the ground truth
+            centres = bilabial_peaks(item["audio"].numpy(), self.closure.threshold)
+            prediction, _ = close_lips(
+                prediction, template.numpy(), landmarks, upper_face, centres, fps, self.closure
+            )
         return item["sequence_id"], prediction, truth, template.numpy()
 
 
@@ -232,6 +251,7 @@ def evaluate(
     device: str = "auto",
     seed: int = 0,
     phones: str | os.PathLike[str] | None = None,
+    closure: ClosureConfig | None = None,
 ) -> EvaluateResult:
     """Evaluate trained runs on a store's split with the canonical metrics.
 
@@ -249,6 +269,9 @@ def evaluate(
         phones: where the lip-sync metrics' phone timing comes from: a synthetic corpus folder
             (its generator's timing), or None to align each sequence's speech with the phoneme
             recogniser (:func:`bilabial_events`).
+        closure: also run the lip-closure layer (:mod:`mmface4d.animate.closure`) on each
+            prediction, as ``mmface4d animate`` does, timed by the recogniser (never by the
+            corpus's timing); None scores the model alone.
 
     Returns:
         An :class:`EvaluateResult`.
@@ -263,8 +286,9 @@ def evaluate(
     template = store.read_template(dataset.records[0].subject)
     region_sets = resolve_regions(regions, template)
     landmark_source = None if regions is None or Path(regions).is_dir() else regions
+    landmarks = resolve_landmarks(landmark_source, template)
     lip_sync = LipSyncInputs(
-        resolve_landmarks(landmark_source, template),
+        landmarks,
         bilabial_events(store, dataset.records, phones),
         dataset.records[0].fps,
     )
@@ -277,7 +301,10 @@ def evaluate(
                 f"{path} was trained on {trained.num_vertices} vertices, {store.url} has "
                 f"{num_vertices}"
             )
-        report = evaluate_sequences(_Predictions(trained, dataset), region_sets, lip_sync)
+        predictions = _Predictions(
+            trained, dataset, closure, (landmarks, region_sets["upper_face"])
+        )
+        report = evaluate_sequences(predictions, region_sets, lip_sync)
         results.append(
             RunEvaluation(
                 name,
@@ -301,6 +328,7 @@ def evaluate(
         "style_seed": seed,
         "regions": {"source": source, **{k: len(region_sets[k]) for k in _REGIONS}},
         "phones": str(phones) if phones is not None else "phoneme recogniser (hama)",
+        "lip_closure": None if closure is None else asdict(closure),
         "unit": "m",
         "metrics": {k: {"definition": d, "unit": u} for k, (d, u) in METRIC_DEFINITIONS.items()},
         "runs": [

@@ -19,6 +19,8 @@ closed when it is below ``closed`` (1 mm):
 - ``closure``: share of the bilabial phones (p, b, m) during which, +-1 frame, the predicted
   lips close, over the bilabials where the truth's lips close (pooled over sequences: closed
   bilabials / bilabials; ``bilabials`` counts them). Without a truth, over all bilabials.
+- ``false_closure``: share of the frames where the truth's lips are clearly open (gap above
+  3 mm) at which the predicted lips are closed (lips that shut too often or at the wrong time).
 - ``gap_error``: mean absolute inner-lip gap error; ``gap_corr``: Pearson correlation of the
   predicted and true gaps over frames.
 - ``range_ratio``: the predicted mouth-opening range (95th minus 5th percentile of the gap)
@@ -47,9 +49,18 @@ PAPER_METRICS: dict[str, tuple[str, str]] = {
 }
 ALL_METRICS = (*PAPER_METRICS, "lve", "fdd")
 #: Lip-sync metrics (with phone timing); ``closure`` is pooled over bilabials, not averaged.
-LIP_SYNC_METRICS = ("closure", "gap_error", "gap_corr", "range_ratio", "jitter_ratio")
+LIP_SYNC_METRICS = (
+    "closure",
+    "false_closure",
+    "gap_error",
+    "gap_corr",
+    "range_ratio",
+    "jitter_ratio",
+)
 #: Inner-lip gap below which the lips count as closed, metres.
 CLOSED_GAP = 1e-3
+#: Inner-lip gap above which the truth's lips count as clearly open (``false_closure``), metres.
+OPEN_GAP = 3e-3
 
 
 def inner_lip_gap(vertices: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -115,8 +126,8 @@ def lip_sync_metrics(
 
     Returns:
         ``closure`` (NaN without bilabials), ``bilabials`` and ``closed_bilabials`` (counts
-        behind it), and with a truth ``gap_error``, ``gap_corr``, ``range_ratio``,
-        ``jitter_ratio``.
+        behind it), and with a truth ``false_closure``, ``gap_error``, ``gap_corr``,
+        ``range_ratio``, ``jitter_ratio``.
     """
     gap_pred = inner_lip_gap(prediction, landmarks)
     events = np.asarray(bilabials, dtype=np.int64).reshape(-1, 2)
@@ -133,7 +144,11 @@ def lip_sync_metrics(
         spread = lambda g: np.percentile(g, 95) - np.percentile(g, 5)  # noqa: E731
         both_vary = gap_pred.std() > 1e-9 and gap_true.std() > 1e-9
         lip_ids = np.asarray(landmarks)[60:68] if lip is None else np.asarray(lip)
+        open_truth = gap_true > OPEN_GAP
         out |= {
+            "false_closure": float((gap_pred[open_truth] < closed).mean())
+            if open_truth.any()
+            else np.nan,
             "gap_error": float(np.abs(gap_pred - gap_true).mean()),
             "gap_corr": float(np.corrcoef(gap_pred, gap_true)[0, 1]) if both_vary else np.nan,
             "range_ratio": _ratio(spread(gap_pred), spread(gap_true)),

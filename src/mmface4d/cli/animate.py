@@ -10,6 +10,7 @@ FORMAT_HELP = "comma-separated outputs: mp4, glb, csv (ARKit curves), npz, ply, 
 
 def _animate(args: argparse.Namespace) -> None:
     from mmface4d.animate.api import animate
+    from mmface4d.animate.closure import ClosureConfig
     from mmface4d.animate.liveliness import LivelinessConfig
     from mmface4d.animate.outputs import DEFAULT_FORMATS, parse_formats, write_animation
 
@@ -29,6 +30,7 @@ def _animate(args: argparse.Namespace) -> None:
         liveliness=LivelinessConfig(
             blinks=not args.no_blinks, saccades=not args.no_saccades, seed=args.seed
         ),
+        closure=ClosureConfig(enabled=not args.no_lip_closure),
     )
     written = write_animation(
         result, args.output, formats, name=args.name, progress=not args.quiet, size=args.size
@@ -71,5 +73,10 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-blinks", action="store_true", help="do not add blinks")
     p.add_argument("--no-saccades", action="store_true", help="do not add eye saccades")
+    p.add_argument(
+        "--no-lip-closure",
+        action="store_true",
+        help="leave the model's mouth as it is (default: lips closed at recognised p, b, m)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the blink and gaze timing")
     p.set_defaults(run=_animate)

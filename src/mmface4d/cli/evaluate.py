@@ -6,6 +6,7 @@ import argparse
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    from mmface4d.animate.closure import ClosureConfig
     from mmface4d.animate.evaluate import evaluate
 
     result = evaluate(
@@ -18,6 +19,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         device=args.device,
         seed=args.seed,
         phones=args.phones,
+        closure=ClosureConfig() if args.lip_closure else None,
     )
     print(result.markdown, end="")
     print(f"report: {result.report}" + (f", table: {result.table}" if result.table else ""))
@@ -45,5 +47,11 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
         metavar="CORPUS",
         help="phone timing of the lip-sync metrics from this synthetic corpus (its generator's "
         "ground truth); default: align each sequence's speech with the phoneme recogniser",
+    )
+    p.add_argument(
+        "--lip-closure",
+        action="store_true",
+        help="score each run with the lip-closure layer that mmface4d animate adds (timed by "
+        "the phoneme recogniser); default: the model alone",
     )
     p.set_defaults(run=_evaluate)

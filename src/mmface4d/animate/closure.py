@@ -1,0 +1,186 @@
+"""Lips that close on p, b and m: a closure layer timed by the phoneme recogniser.
+
+A regression from speech to vertices learns the average mouth around a bilabial; where the
+speech gives the closure's timing only roughly, the average is a mouth that nearly closes
+(``docs/LIPSYNC.md`` measures it). The viewer sees the difference at once: at p, b and m real lips
+meet. :func:`close_lips` adds what the regression averages away, as a switchable layer on top of
+the model (``mmface4d animate --no-lip-closure`` turns it off), the way :mod:`.liveliness` adds
+blinks:
+
+1. **When**: the peaks of the recogniser's probability of a bilabial
+   (:func:`mmface4d.audio.phonetic.bilabial_peaks`: p, b, m in any language the recogniser
+   knows, also where another phone is its first choice). Each gets a closure weight that holds
+   1 from :attr:`ClosureConfig.lead_s` before the peak to :attr:`ClosureConfig.lag_s` after it
+   (where the synthetic corpus's truth holds its lips closed, measured against the recogniser
+   on the training speakers), with raised-cosine ramps of :attr:`ClosureConfig.ramp_s` either
+   side (coarticulation: the lips travel to and from the closure); overlapping events take the
+   larger weight.
+2. **How**: the animation's own lip modes. Over the clip, every lower-face vertex's offset from
+   the neutral face is regressed (ridge least squares) on the vectors between the facing
+   inner-lip landmarks (three pairs, nine numbers per frame): how this model moves the face
+   when the lips part, and in which direction (the jaw drops and swings back, the lower lip
+   rolls). Each frame moves along that regression so the lip vectors go from their value to
+   ``(1 - weight) x value + weight x contact`` (contact: the neutral face's vectors plus
+   :attr:`ClosureConfig.contact_mm` along the clip's mean opening direction: lips touching,
+   not crossing; lips that cross in the model's output are pulled back too). Motion that does
+   not part the lips (a smile, rounding) stays.
+
+The upper face (eyes, brows) is never moved. Face-model-free animations (no landmarks) and
+clips whose mouth hardly moves (nothing to learn the mode from) are returned unchanged, with
+the reason in the returned facts. Shapes: T frames, V vertices; metres.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mmface4d.audio.phonetic import BILABIAL_THRESHOLD
+from mmface4d.errors import InputError
+from mmface4d.facemodel.regions import inner_lip_pairs
+
+#: Least spread (standard deviation) of the inner-lip gap over a clip to learn its lip modes
+#: from, metres.
+MIN_GAP_SPREAD = 5e-4
+#: Ridge of the lip-mode regression, relative to the mean variance of its inputs.
+RIDGE = 1e-3
+
+
+@dataclass(frozen=True)
+class ClosureConfig:
+    """When and how far :func:`close_lips` closes the lips (``mmface4d animate``)."""
+
+    enabled: bool = True
+    """Close the lips at recognised bilabials."""
+    threshold: float = BILABIAL_THRESHOLD
+    """Least recogniser probability of a bilabial that closes the lips."""
+    lead_s: float = 0.06
+    """The closure is complete this long before the bilabial's peak, seconds."""
+    lag_s: float = 0.03
+    """... and holds until this long after it, seconds."""
+    ramp_s: float = 0.08
+    """Raised-cosine ramp to and from the closure, seconds."""
+    contact_mm: float = 0.3
+    """Inner-lip gap at full closure, above the neutral face's, millimetres."""
+
+    def validate(self) -> None:
+        """An :class:`InputError` for a negative duration or contact gap, a bad threshold."""
+        if not 0 < self.threshold < 1:
+            raise InputError(f"closure threshold: expected 0 < t < 1, found {self.threshold}")
+        for name in ("lead_s", "lag_s", "ramp_s", "contact_mm"):
+            if not getattr(self, name) >= 0:
+                raise InputError(f"closure {name}: expected >= 0, found {getattr(self, name)}")
+
+
+def closure_weights(
+    centres: Sequence[float], fps: float, num_frames: int, config: ClosureConfig | None = None
+) -> np.ndarray:
+    """(T,) closure weight in [0, 1] per frame from the bilabials' times (module doc, 1)."""
+    config = config or ClosureConfig()
+    times = (np.arange(num_frames) + 0.5) / fps
+    weights = np.zeros(num_frames)
+    for centre in centres:
+        hold_from, hold_to = centre - config.lead_s, centre + config.lag_s
+        # distance outside the hold, in ramps (0 inside it)
+        outside = np.maximum(hold_from - times, times - hold_to).clip(min=0.0)
+        if config.ramp_s > 0:
+            ramp = 0.5 * (1 + np.cos(np.pi * np.clip(outside / config.ramp_s, 0.0, 1.0)))
+        else:
+            ramp = (outside == 0).astype(float)
+        weights = np.maximum(weights, ramp)
+    return weights
+
+
+def lip_modes(offsets: np.ndarray, lips: np.ndarray, movable: np.ndarray) -> np.ndarray:
+    """(9, V, 3) offset per metre of each lip-vector component: the ridge regression of
+    ``offsets`` on the (centred) lip vectors over the clip.
+
+    Args:
+        offsets: (T, V, 3) the animation minus its neutral face.
+        lips: (T, 3, 3) upper minus lower inner-lip landmark, per pair.
+        movable: (V,) bool, the vertices the modes may move (others get zero).
+    """
+    T, V, _ = offsets.shape
+    x = lips.reshape(T, 9) - lips.reshape(T, 9).mean(axis=0)
+    gram = x.T @ x
+    gram += RIDGE * np.trace(gram) / 9 * np.eye(9)
+    y = offsets[:, movable].reshape(T, -1)
+    modes = np.zeros((9, V, 3))
+    modes[:, movable] = np.linalg.solve(gram, x.T @ (y - y.mean(axis=0))).reshape(9, -1, 3)
+    return modes
+
+
+def _lip_vectors(vertices: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    return vertices[..., upper, :] - vertices[..., lower, :]
+
+
+def close_lips(
+    vertices: np.ndarray,
+    template: np.ndarray,
+    landmarks: np.ndarray | None,
+    upper_face: np.ndarray | None,
+    centres: Sequence[float],
+    fps: float,
+    config: ClosureConfig | None = None,
+) -> tuple[np.ndarray, dict[str, object]]:
+    """Close the lips at the recognised bilabials (see the module doc).
+
+    Args:
+        vertices: (T, V, 3) the animation, metres.
+        template: (V, 3) its neutral face.
+        landmarks: (68,) iBUG landmark vertex indices, or None (nothing is done).
+        upper_face: vertex indices never moved (eyes, brows), or None.
+        centres: the times of the speech's bilabials, seconds
+            (:func:`mmface4d.audio.phonetic.bilabial_peaks`).
+        fps: frame rate.
+        config: timing and contact (default :class:`ClosureConfig`).
+
+    Returns:
+        The (T, V, 3) float32 animation and facts for the metadata: ``bilabials`` (closure
+        centres, seconds), ``closed_frames`` (frames moved) and ``skipped`` (why nothing was
+        done, or None).
+    """
+    config = config or ClosureConfig()
+    config.validate()
+    vertices = np.asarray(vertices, dtype=np.float32)
+    info: dict[str, object] = {
+        "bilabials": [round(float(c), 3) for c in centres],
+        "closed_frames": 0,
+        "skipped": None,
+    }
+    if not config.enabled:
+        info["skipped"] = "switched off"
+        return vertices, info
+    if landmarks is None:
+        info["skipped"] = "no landmarks to find the lips"
+        return vertices, info
+    weights = closure_weights(centres, fps, len(vertices), config)
+    if not weights.any():
+        info["skipped"] = "no bilabial recognised"
+        return vertices, info
+    upper, lower = inner_lip_pairs(landmarks)
+    neutral = np.asarray(template, dtype=np.float64)
+    out = vertices.astype(np.float64)
+    lips = _lip_vectors(out, upper, lower)  # (T, 3 pairs, 3)
+    if len(out) < 3 or np.linalg.norm(lips, axis=2).mean(axis=1).std() < MIN_GAP_SPREAD:
+        info["skipped"] = "the mouth hardly moves"
+        return vertices, info
+    movable = np.ones(len(neutral), dtype=bool)
+    if upper_face is not None:
+        movable[np.asarray(upper_face, dtype=np.int64)] = False
+    movable[upper] = movable[lower] = True
+    modes = lip_modes(out - neutral[None], lips, movable)
+    rest = _lip_vectors(neutral, upper, lower)
+    opening = (lips - rest[None]).mean(axis=0)
+    opening /= np.linalg.norm(opening, axis=1, keepdims=True).clip(min=1e-12)
+    contact = rest + config.contact_mm * 1e-3 * opening  # (3, 3)
+    active = np.nonzero(weights > 0)[0]
+    w = weights[active][:, None, None]
+    wanted = (1 - w) * lips[active] + w * contact[None]
+    for _ in range(2):  # the ridge leaves a little; a second step removes it
+        step = (_lip_vectors(out[active], upper, lower) - wanted).reshape(len(active), 9)
+        out[active] -= np.einsum("tk,kvc->tvc", step, modes)
+    info["closed_frames"] = int((weights > 0.5).sum())
+    return out.astype(np.float32), info
