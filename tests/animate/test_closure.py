@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmface4d.animate.closure import ClosureConfig, close_lips, closure_weights
+from mmface4d.animate.closure import ClosureConfig, close_lips, closure_weights, pause_weights
 from mmface4d.animate.metrics import inner_lip_gap
 from mmface4d.errors import InputError
 from mmface4d.export.arkit import arkit_basis
@@ -48,9 +48,9 @@ def test_weights_hold_at_the_bilabial_and_vanish_away_from_it() -> None:
 
 def test_lips_meet_at_the_bilabial_and_the_rest_of_the_face_keeps_its_motion(face) -> None:
     speech, _ = _speech(face)
-    phones = [1.0, 2.0]
+    weights = closure_weights([1.0, 2.0], FPS, len(speech))
     closed, info = close_lips(
-        speech, face.mean, face.landmarks, face.regions["upper_face"], phones, FPS
+        speech, face.mean, face.landmarks, face.regions["upper_face"], weights
     )
     gap, before = inner_lip_gap(closed, face.landmarks), inner_lip_gap(speech, face.landmarks)
     neutral = float(inner_lip_gap(face.mean[None], face.landmarks)[0])
@@ -66,27 +66,41 @@ def test_lips_meet_at_the_bilabial_and_the_rest_of_the_face_keeps_its_motion(fac
     corner = int(np.argmax(np.linalg.norm(smile, axis=1)))
     lift = lambda v: float((v[59, corner] - face.mean[corner]) @ smile[corner])  # noqa: E731
     assert lift(closed) == pytest.approx(lift(speech), rel=0.25)  # the smile stays while closed
-    assert info["bilabials"] == [1.0, 2.0] and info["closed_frames"] >= 4
+    assert info["closed_frames"] >= 4
 
 
 def test_nothing_changes_without_bilabials_landmarks_or_motion_and_when_off(face) -> None:
     speech, _ = _speech(face)
     upper = face.regions["upper_face"]
     cases = [
-        (speech, face.landmarks, [], ClosureConfig(), "no bilabial"),
+        (speech, face.landmarks, [], ClosureConfig(), "no bilabial or pause"),
         (speech, None, [1.0], ClosureConfig(), "landmarks"),
         (speech, face.landmarks, [1.0], ClosureConfig(enabled=False), "off"),
     ]
     still = np.repeat(speech[:1], 90, axis=0)
     cases.append((still, face.landmarks, [1.0], ClosureConfig(), "hardly moves"))
-    for vertices, landmarks, phones, config, reason in cases:
-        out, info = close_lips(vertices, face.mean, landmarks, upper, phones, FPS, config)
+    for vertices, landmarks, centres, config, reason in cases:
+        weights = closure_weights(centres, FPS, len(vertices))
+        out, info = close_lips(vertices, face.mean, landmarks, upper, weights, config)
         np.testing.assert_array_equal(out, vertices)
         assert reason in info["skipped"]
+    none = np.zeros(len(speech))
     with pytest.raises(InputError, match="threshold"):
-        close_lips(speech, face.mean, face.landmarks, upper, [], FPS, ClosureConfig(threshold=1))
+        close_lips(speech, face.mean, face.landmarks, upper, none, ClosureConfig(threshold=1))
     with pytest.raises(InputError, match="ramp_s"):
-        close_lips(speech, face.mean, face.landmarks, upper, [], FPS, ClosureConfig(ramp_s=-1))
+        close_lips(speech, face.mean, face.landmarks, upper, none, ClosureConfig(ramp_s=-1))
+    with pytest.raises(InputError, match="weights"):
+        close_lips(speech, face.mean, face.landmarks, upper, none[:5])
+
+
+def test_lips_rest_in_pauses_rising_from_the_speech_edge() -> None:
+    speech = np.r_[np.zeros(10, bool), np.ones(30, bool), np.zeros(20, bool)]
+    w = pause_weights(speech, FPS, 0.15)  # 4.5 frames of rise
+    assert w[10:40].max() == 0.0  # speaking: the model's mouth
+    assert w[0] == 1.0 and w[50:].min() == 1.0  # well inside the pauses: at rest
+    assert 0 < w[40] < w[41] < w[43] < 1.0 == w[44]  # rising from the edge
+    assert pause_weights(np.ones(5, bool), FPS, 0.15).max() == 0.0
+    assert pause_weights(np.zeros(5, bool), FPS, 0.15).min() == 1.0
 
 
 def test_animate_closes_the_lips_at_spoken_bilabials_unless_switched_off() -> None:

@@ -11,10 +11,11 @@ blinks:
    (:func:`mmface4d.audio.phonetic.bilabial_peaks`: p, b, m in any language the recogniser
    knows, also where another phone is its first choice). Each gets a closure weight that holds
    1 from :attr:`ClosureConfig.lead_s` before the peak to :attr:`ClosureConfig.lag_s` after it
-   (where the synthetic corpus's truth holds its lips closed, measured against the recogniser
-   on the training speakers), with raised-cosine ramps of :attr:`ClosureConfig.ramp_s` either
-   side (coarticulation: the lips travel to and from the closure); overlapping events take the
-   larger weight.
+   (a CTC recogniser's peak falls near the release, at the end of the closure), with
+   raised-cosine ramps of :attr:`ClosureConfig.ramp_s` either side (coarticulation: the lips
+   travel to and from the closure); overlapping events take the larger weight. The defaults were
+   chosen on the synthetic validation speakers (``docs/LIPSYNC.md``, "Lip-closure layer"):
+   longer holds close no more bilabials but shut lips where the truth's are open.
 2. **How**: the animation's own lip modes. Over the clip, every lower-face vertex's offset from
    the neutral face is regressed (ridge least squares) on the vectors between the facing
    inner-lip landmarks (three pairs, nine numbers per frame): how this model moves the face
@@ -24,6 +25,10 @@ blinks:
    :attr:`ClosureConfig.contact_mm` along the clip's mean opening direction: lips touching,
    not crossing; lips that cross in the model's output are pulled back too). Motion that does
    not part the lips (a smile, rounding) stays.
+3. **Pauses**: in the speech's pauses (:func:`mmface4d.animate.lipsync.voice_activity`: 35 dB
+   below the loudest, gaps under 0.2 s inside speech do not count) the lips go to contact too,
+   rising over :attr:`ClosureConfig.pause_ramp_s` from the speech's edge: a mouth at rest, not
+   one that drifts while nobody speaks.
 
 The upper face (eyes, brows) is never moved. Face-model-free animations (no landmarks) and
 clips whose mouth hardly moves (nothing to learn the mode from) are returned unchanged, with
@@ -37,7 +42,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmface4d.audio.phonetic import BILABIAL_THRESHOLD
+from mmface4d.animate.lipsync import voice_activity
+from mmface4d.audio.io import DEFAULT_SAMPLE_RATE
+from mmface4d.audio.phonetic import BILABIAL_THRESHOLD, bilabial_peaks
 from mmface4d.errors import InputError
 from mmface4d.facemodel.regions import inner_lip_pairs
 
@@ -56,20 +63,24 @@ class ClosureConfig:
     """Close the lips at recognised bilabials."""
     threshold: float = BILABIAL_THRESHOLD
     """Least recogniser probability of a bilabial that closes the lips."""
-    lead_s: float = 0.06
+    lead_s: float = 0.04
     """The closure is complete this long before the bilabial's peak, seconds."""
-    lag_s: float = 0.03
+    lag_s: float = 0.01
     """... and holds until this long after it, seconds."""
-    ramp_s: float = 0.08
+    ramp_s: float = 0.06
     """Raised-cosine ramp to and from the closure, seconds."""
     contact_mm: float = 0.3
     """Inner-lip gap at full closure, above the neutral face's, millimetres."""
+    pauses: bool = True
+    """Also close the lips in pauses of the speech (the mouth rests; module doc, 3)."""
+    pause_ramp_s: float = 0.2
+    """How long after the speech stops the lips are shut (raised cosine), seconds."""
 
     def validate(self) -> None:
         """An :class:`InputError` for a negative duration or contact gap, a bad threshold."""
         if not 0 < self.threshold < 1:
             raise InputError(f"closure threshold: expected 0 < t < 1, found {self.threshold}")
-        for name in ("lead_s", "lag_s", "ramp_s", "contact_mm"):
+        for name in ("lead_s", "lag_s", "ramp_s", "contact_mm", "pause_ramp_s"):
             if not getattr(self, name) >= 0:
                 raise InputError(f"closure {name}: expected >= 0, found {getattr(self, name)}")
 
@@ -91,6 +102,49 @@ def closure_weights(
             ramp = (outside == 0).astype(float)
         weights = np.maximum(weights, ramp)
     return weights
+
+
+def pause_weights(speech: np.ndarray, fps: float, ramp_s: float) -> np.ndarray:
+    """(T,) weight of rest per frame: 0 in speech, rising over ``ramp_s`` into each pause.
+
+    Args:
+        speech: (T,) bool voice activity per frame
+            (:func:`mmface4d.animate.lipsync.voice_activity`).
+        fps: frame rate.
+        ramp_s: raised-cosine rise from the speech's edge, seconds.
+    """
+    speech = np.asarray(speech, dtype=bool)
+    if speech.all():
+        return np.zeros(len(speech))
+    if not speech.any():
+        return np.ones(len(speech))
+    frames = np.arange(len(speech))
+    edges = frames[speech]
+    # frames to the nearest speech frame
+    after = np.searchsorted(edges, frames).clip(max=len(edges) - 1)
+    before = (after - 1).clip(min=0)
+    distance = np.minimum(np.abs(frames - edges[after]), np.abs(frames - edges[before]))
+    if ramp_s <= 0:
+        return (distance > 0).astype(float)
+    return 0.5 * (1 - np.cos(np.pi * np.clip(distance / (ramp_s * fps), 0.0, 1.0)))
+
+
+def closure_timing(
+    audio: np.ndarray, fps: float, num_frames: int, config: ClosureConfig | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """When to close the lips in 16 kHz speech: (T,) weights and the bilabials' times.
+
+    The larger of :func:`closure_weights` at the recogniser's bilabial peaks and, with
+    ``config.pauses``, :func:`pause_weights` of the speech's voice activity.
+    """
+    config = config or ClosureConfig()
+    config.validate()
+    centres = bilabial_peaks(audio, config.threshold)
+    weights = closure_weights(centres, fps, num_frames, config)
+    if config.pauses:
+        speech = voice_activity(audio, DEFAULT_SAMPLE_RATE, fps, num_frames)
+        weights = np.maximum(weights, pause_weights(speech, fps, config.pause_ramp_s))
+    return weights, centres
 
 
 def lip_modes(offsets: np.ndarray, lips: np.ndarray, movable: np.ndarray) -> np.ndarray:
@@ -121,44 +175,39 @@ def close_lips(
     template: np.ndarray,
     landmarks: np.ndarray | None,
     upper_face: np.ndarray | None,
-    centres: Sequence[float],
-    fps: float,
+    weights: np.ndarray,
     config: ClosureConfig | None = None,
 ) -> tuple[np.ndarray, dict[str, object]]:
-    """Close the lips at the recognised bilabials (see the module doc).
+    """Close the lips where ``weights`` say (see the module doc).
 
     Args:
         vertices: (T, V, 3) the animation, metres.
         template: (V, 3) its neutral face.
         landmarks: (68,) iBUG landmark vertex indices, or None (nothing is done).
         upper_face: vertex indices never moved (eyes, brows), or None.
-        centres: the times of the speech's bilabials, seconds
-            (:func:`mmface4d.audio.phonetic.bilabial_peaks`).
-        fps: frame rate.
-        config: timing and contact (default :class:`ClosureConfig`).
+        weights: (T,) how far each frame's lips go to contact, in [0, 1]
+            (:func:`closure_timing`).
+        config: the contact gap and the switch (default :class:`ClosureConfig`).
 
     Returns:
-        The (T, V, 3) float32 animation and facts for the metadata: ``bilabials`` (closure
-        centres, seconds), ``closed_frames`` (frames moved) and ``skipped`` (why nothing was
-        done, or None).
+        The (T, V, 3) float32 animation and facts for the metadata: ``closed_frames`` (frames
+        with weight above 0.5) and ``skipped`` (why nothing was done, or None).
     """
     config = config or ClosureConfig()
     config.validate()
     vertices = np.asarray(vertices, dtype=np.float32)
-    info: dict[str, object] = {
-        "bilabials": [round(float(c), 3) for c in centres],
-        "closed_frames": 0,
-        "skipped": None,
-    }
+    info: dict[str, object] = {"closed_frames": 0, "skipped": None}
     if not config.enabled:
         info["skipped"] = "switched off"
         return vertices, info
     if landmarks is None:
         info["skipped"] = "no landmarks to find the lips"
         return vertices, info
-    weights = closure_weights(centres, fps, len(vertices), config)
+    weights = np.clip(np.asarray(weights, dtype=np.float64), 0.0, 1.0)
+    if weights.shape != (len(vertices),):
+        raise InputError(f"weights: expected ({len(vertices)},), got {weights.shape}")
     if not weights.any():
-        info["skipped"] = "no bilabial recognised"
+        info["skipped"] = "no bilabial or pause"
         return vertices, info
     upper, lower = inner_lip_pairs(landmarks)
     neutral = np.asarray(template, dtype=np.float64)

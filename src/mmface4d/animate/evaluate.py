@@ -30,7 +30,7 @@ import torch
 from mmface4d import __version__
 from mmface4d.animate.animator import Animator
 from mmface4d.animate.checkpoint import TrainedRun, load_run
-from mmface4d.animate.closure import ClosureConfig, close_lips
+from mmface4d.animate.closure import ClosureConfig, close_lips, closure_timing
 from mmface4d.animate.distributed import DistContext, select_device
 from mmface4d.animate.metrics import (
     EvaluationReport,
@@ -40,7 +40,7 @@ from mmface4d.animate.metrics import (
 )
 from mmface4d.animate.train import require_split
 from mmface4d.atomic import atomic_path
-from mmface4d.audio.phonetic import BILABIAL_PHONES, align_phones, bilabial_peaks
+from mmface4d.audio.phonetic import BILABIAL_PHONES, align_phones
 from mmface4d.data.analysis import resolve_landmarks, resolve_regions
 from mmface4d.data.dataset import FaceSequenceDataset
 from mmface4d.data.manifest import SequenceRecord
@@ -167,10 +167,10 @@ class _Predictions(Sequence):
         )
         if self.closure is not None and self.regions is not None:
             landmarks, upper_face = self.regions
-            # timed by the recogniser, never by the ground truth
-            centres = bilabial_peaks(item["audio"].numpy(), self.closure.threshold)
+            # timed by the recogniser and the audio level, never by the ground truth
+            weights, _ = closure_timing(item["audio"].numpy(), fps, len(truth), self.closure)
             prediction, _ = close_lips(
-                prediction, template.numpy(), landmarks, upper_face, centres, fps, self.closure
+                prediction, template.numpy(), landmarks, upper_face, weights, self.closure
             )
         return item["sequence_id"], prediction, truth, template.numpy()
 
