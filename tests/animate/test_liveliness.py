@@ -74,3 +74,18 @@ def test_blink_and_saccade_timing_follow_the_published_ranges() -> None:
     assert 30 <= len(np.flatnonzero(np.diff(shifts) > 1)) + 1 <= 150  # ~0.5-2 per second
     looks = gaze_weights(np.array([[12.5, 0.0], [0.0, -12.5]]))
     assert looks.max() == pytest.approx(0.5) and looks.min() == 0.0
+
+
+def test_lids_shut_fully_even_over_a_model_that_widens_or_squints_the_eyes(face) -> None:
+    basis = arkit_basis(face)
+    shape = lambda name: basis.targets[basis.names.index(name)]  # noqa: E731
+    eyes = 0.6 * (shape("eyeWideLeft") + shape("eyeWideRight"))
+    eyes[::2] = 0.5 * (shape("eyeSquintLeft") + shape("eyeSquintRight"))[::2]  # ragged motion
+    staring = np.repeat((face.mean + eyes)[None], int(60 * FPS), axis=0)
+    lively, info = add_liveliness(staring, face.mean, face, FPS, LivelinessConfig(seed=2))
+    blink = _solve(face, lively)["eyeBlinkLeft"]
+    assert len(info["blinks"]) >= 10
+    closed = np.concatenate([[0], (blink > 0.1).astype(np.int8), [0]])
+    edges = np.flatnonzero(np.diff(closed))
+    peaks = [blink[a:b].max() for a, b in zip(edges[::2], edges[1::2], strict=True)]
+    assert len(peaks) >= 10 and min(peaks) >= 0.9  # every blink reads as shut

@@ -6,9 +6,11 @@ a minute. :func:`add_liveliness` adds seeded blinks and gaze saccades
 (:mod:`mmface4d.facemodel.procedural`) through the face model's ARKit shapes, in vertex space, so
 that every output (video, glTF morph weights, ARKit CSV, meshes) carries them:
 
-- for each ``eyeBlink`` shape the model's own weight is read off its output (the least-squares
-  projection of the offsets on the shape, over the vertices it moves) and raised to the
-  generated blink where that is larger (a blink the model already makes is not doubled);
+- for each ``eyeBlink`` shape, on the vertices it moves (the lids), the model's own offsets fade
+  out as the generated blink rises and the blink shape fades in: at the peak the lids are
+  exactly the shape's, fully shut, whatever the model did around the eyes (a squint or a wide
+  look would otherwise read as a partial blink in the ARKit solve), and a blink the model
+  already makes is not doubled;
 - the ``eyeLook*`` shapes get the generated gaze added.
 
 Face models without ARKit shapes (BFM's PCA expressions) are returned unchanged, with a note in
@@ -61,12 +63,11 @@ class LivelinessConfig:
         return self.blinks or self.saccades
 
 
-def _model_weight(offsets: np.ndarray, shape: np.ndarray) -> np.ndarray:
-    """(T,) least-squares weight of ``shape`` in ``offsets`` over the vertices it moves."""
+def _lids(shape: np.ndarray) -> np.ndarray:
+    """(V,) how much each vertex belongs to the lid a blink shape closes, in [0, 1]: 1 where it
+    moves over a quarter of its largest motion, fading to 0 with the motion (no seam)."""
     norms = np.linalg.norm(shape, axis=1)
-    moved = norms > 0.1 * norms.max()
-    target = shape[moved].astype(np.float64)
-    return np.einsum("tvc,vc->t", offsets[:, moved], target) / float((target**2).sum())
+    return np.clip(norms / (0.25 * norms.max()), 0.0, 1.0).astype(np.float32)
 
 
 def add_liveliness(
@@ -103,21 +104,25 @@ def add_liveliness(
     shapes = dict(zip(basis.names, basis.targets, strict=True))
     rng = np.random.default_rng(config.seed)
     T = len(vertices)
-    offsets = vertices - np.asarray(template, dtype=np.float32)[None]
+    template = np.asarray(template, dtype=np.float32)
     delta = np.zeros((T, len(ARKIT_52)))
     if config.blinks:
         generated, onsets = blink_weights(T, fps, config.blink_rate, rng)
         info["blinks"] = [round(t, 3) for t in onsets]
+        vertices = vertices.copy()
         for name in BLINKS:
-            k = ARKIT_52.index(name)
-            own = _model_weight(offsets, shapes[name])
-            delta[:, k] = np.clip(generated[:, k] - own, 0.0, None)
+            lids = _lids(shapes[name])
+            frames, moved = np.flatnonzero(generated[:, ARKIT_52.index(name)]), lids > 0
+            weight = generated[frames, ARKIT_52.index(name), None, None] * lids[moved, None]
+            goal = template[moved] + shapes[name][moved]
+            block = vertices[np.ix_(frames, moved)]
+            vertices[np.ix_(frames, moved)] = block + weight.astype(np.float32) * (goal - block)
     if config.saccades:
         looks = gaze_weights(gaze_angles(T, fps, rng))
         for name in LOOKS:
             if name in shapes:
                 delta[:, ARKIT_52.index(name)] = looks[:, ARKIT_52.index(name)]
-    used = [n for n in (*BLINKS, *LOOKS) if n in shapes and delta[:, ARKIT_52.index(n)].any()]
+    used = [n for n in LOOKS if n in shapes and delta[:, ARKIT_52.index(n)].any()]
     if used:
         weights = delta[:, [ARKIT_52.index(n) for n in used]].astype(np.float32)
         targets = np.stack([shapes[n] for n in used]).astype(np.float32)
