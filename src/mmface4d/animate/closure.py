@@ -147,23 +147,21 @@ def closure_timing(
     return weights, centres
 
 
-def lip_modes(offsets: np.ndarray, lips: np.ndarray, movable: np.ndarray) -> np.ndarray:
+def lip_modes(offsets: np.ndarray, lips: np.ndarray) -> np.ndarray:
     """(9, V, 3) offset per metre of each lip-vector component: the ridge regression of
     ``offsets`` on the (centred) lip vectors over the clip.
 
     Args:
-        offsets: (T, V, 3) the animation minus its neutral face.
+        offsets: (T, V, 3) the animation minus its neutral face (the vertices to move).
         lips: (T, 3, 3) upper minus lower inner-lip landmark, per pair.
-        movable: (V,) bool, the vertices the modes may move (others get zero).
     """
     T, V, _ = offsets.shape
     x = lips.reshape(T, 9) - lips.reshape(T, 9).mean(axis=0)
     gram = x.T @ x
     gram += RIDGE * np.trace(gram) / 9 * np.eye(9)
-    y = offsets[:, movable].reshape(T, -1)
-    modes = np.zeros((9, V, 3))
-    modes[:, movable] = np.linalg.solve(gram, x.T @ (y - y.mean(axis=0))).reshape(9, -1, 3)
-    return modes
+    # x is centred, so x.T @ offsets = x.T @ (offsets - their mean)
+    moments = x.T.astype(np.float32) @ offsets.reshape(T, -1)
+    return np.linalg.solve(gram, moments.astype(np.float64)).reshape(9, V, 3)
 
 
 def _lip_vectors(vertices: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
@@ -210,26 +208,31 @@ def close_lips(
         info["skipped"] = "no bilabial or pause"
         return vertices, info
     upper, lower = inner_lip_pairs(landmarks)
-    neutral = np.asarray(template, dtype=np.float64)
-    out = vertices.astype(np.float64)
-    lips = _lip_vectors(out, upper, lower)  # (T, 3 pairs, 3)
-    if len(out) < 3 or np.linalg.norm(lips, axis=2).mean(axis=1).std() < MIN_GAP_SPREAD:
+    neutral = np.asarray(template, dtype=np.float32)
+    lips = _lip_vectors(vertices, upper, lower).astype(np.float64)  # (T, 3 pairs, 3)
+    if len(vertices) < 3 or np.linalg.norm(lips, axis=2).mean(axis=1).std() < MIN_GAP_SPREAD:
         info["skipped"] = "the mouth hardly moves"
         return vertices, info
     movable = np.ones(len(neutral), dtype=bool)
     if upper_face is not None:
         movable[np.asarray(upper_face, dtype=np.int64)] = False
     movable[upper] = movable[lower] = True
-    modes = lip_modes(out - neutral[None], lips, movable)
-    rest = _lip_vectors(neutral, upper, lower)
+    moved = np.flatnonzero(movable)
+    modes = lip_modes(vertices[:, moved] - neutral[moved], lips).astype(np.float32)
+    # the lip landmarks' places among the moved vertices
+    up, low = np.searchsorted(moved, upper), np.searchsorted(moved, lower)
+    rest = _lip_vectors(neutral, upper, lower).astype(np.float64)
     opening = (lips - rest[None]).mean(axis=0)
     opening /= np.linalg.norm(opening, axis=1, keepdims=True).clip(min=1e-12)
     contact = rest + config.contact_mm * 1e-3 * opening  # (3, 3)
-    active = np.nonzero(weights > 0)[0]
+    active = np.flatnonzero(weights > 0)
     w = weights[active][:, None, None]
     wanted = (1 - w) * lips[active] + w * contact[None]
+    block = vertices[np.ix_(active, moved)]  # (A, M, 3) copy: the frames and vertices moved
     for _ in range(2):  # the ridge leaves a little; a second step removes it
-        step = (_lip_vectors(out[active], upper, lower) - wanted).reshape(len(active), 9)
-        out[active] -= np.einsum("tk,kvc->tvc", step, modes)
+        step = (_lip_vectors(block, up, low) - wanted).reshape(len(active), 9)
+        block -= np.einsum("tk,kvc->tvc", step.astype(np.float32), modes)
+    out = vertices.copy()
+    out[np.ix_(active, moved)] = block
     info["closed_frames"] = int((weights > 0.5).sum())
-    return out.astype(np.float32), info
+    return out, info

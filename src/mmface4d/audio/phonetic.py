@@ -113,6 +113,11 @@ def _chunks(count: int, chunk: int, overlap: int) -> list[tuple[int, int, int, i
 _LAST: list[tuple[tuple, np.ndarray]] = []
 
 
+def clear_cache() -> None:
+    """Forget the last clip recognised (timing the recogniser: the next call recomputes)."""
+    _LAST.clear()
+
+
 def chunked_log_probs(
     audio: np.ndarray, chunk_s: float = 20.0, overlap_s: float = 2.0, threads: int = 2
 ) -> np.ndarray:
