@@ -229,9 +229,10 @@ def close_lips(
     w = weights[active][:, None, None]
     wanted = (1 - w) * lips[active] + w * contact[None]
     block = vertices[np.ix_(active, moved)]  # (A, M, 3) copy: the frames and vertices moved
+    flat_modes = modes.reshape(9, -1)
     for _ in range(2):  # the ridge leaves a little; a second step removes it
         step = (_lip_vectors(block, up, low) - wanted).reshape(len(active), 9)
-        block -= np.einsum("tk,kvc->tvc", step.astype(np.float32), modes)
+        block -= (step.astype(np.float32) @ flat_modes).reshape(block.shape)
     out = vertices.copy()
     out[np.ix_(active, moved)] = block
     info["closed_frames"] = int((weights > 0.5).sum())

@@ -293,7 +293,7 @@ ENCODERS: dict[str, EncoderEntry] = {
         {
             "level": EncoderOption(bool, True, "append the speech level channel"),
             "chunk_s": EncoderOption(float, 20.0, "longest audio recognised at once, s"),
-            "overlap_s": EncoderOption(float, 2.0, "overlap of consecutive chunks, s"),
+            "overlap_s": EncoderOption(float, 0.5, "overlap of consecutive chunks, s"),
             "threads": EncoderOption(int, 2, "chunks or clips recognised at once"),
         },
         "phoneme posteriorgram of a recogniser trained on real speech (hama, shipped "

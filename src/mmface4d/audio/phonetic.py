@@ -16,9 +16,13 @@ Because the recogniser was trained on many real voices, these features carry wha
 little of who says it: a face model trained on them with one synthetic voice family hears real
 voices too (log-mel features do not carry over; see ``docs/LIPSYNC.md``).
 
-Audio longer than ``chunk_s``, or than ``threads`` x 4 s, is recognised in chunks overlapping by
-``overlap_s`` (each frame is taken from the chunk where it lies farthest from an edge), on
-``threads`` threads: the native engine releases the GIL, so two cores run two chunks at once.
+Audio longer than ``chunk_s``, or than ``threads`` x 1.5 s, is recognised in chunks overlapping
+by ``overlap_s`` (each frame is taken from the chunk where it lies farthest from an edge), on
+``threads`` threads: the native engine releases the GIL, so two cores run two chunks at once,
+and its cost grows faster than the audio's length, so parts are cheaper than the whole. On
+three real clips of 6-12 s: 0.10-0.13 s per second of speech whole, 0.05-0.07 in two parts
+with 0.5 s of overlap (93-97% of the frames keep their most likely class). The models are
+trained on 1.6 s windows, recognised whole: less context than any part here.
 
 Shapes: B batch, N samples at 16 kHz, T_feat = ceil(N / 320) feature frames of 20 ms.
 """
@@ -44,7 +48,7 @@ HOP = 320
 #: Shortest audio the recogniser is given (shorter input is zero-padded to it).
 MIN_SAMPLES = 4 * HOP
 #: Shortest part of a clip recognised on its own thread, seconds (shorter clips stay whole).
-MIN_PART_S = 4.0
+MIN_PART_S = 1.5
 #: Level channel: dB below the utterance's loudest frame, divided by this, clipped at -1.5.
 LEVEL_SCALE_DB = 40.0
 
@@ -119,7 +123,7 @@ def clear_cache() -> None:
 
 
 def chunked_log_probs(
-    audio: np.ndarray, chunk_s: float = 20.0, overlap_s: float = 2.0, threads: int = 2
+    audio: np.ndarray, chunk_s: float = 20.0, overlap_s: float = 0.5, threads: int = 2
 ) -> np.ndarray:
     """:func:`recognise_log_probs` over long audio, in overlapping chunks on threads.
 
@@ -203,7 +207,7 @@ class PhoneticEncoder(AudioEncoder):
     """
 
     def __init__(
-        self, level: bool = True, chunk_s: float = 20.0, overlap_s: float = 2.0, threads: int = 2
+        self, level: bool = True, chunk_s: float = 20.0, overlap_s: float = 0.5, threads: int = 2
     ):
         if not (chunk_s > 2 * overlap_s > 0):
             raise InputError(
