@@ -67,13 +67,13 @@ class ClosureConfig:
     """The closure is complete this long before the bilabial's peak, seconds."""
     lag_s: float = 0.01
     """... and holds until this long after it, seconds."""
-    ramp_s: float = 0.06
+    ramp_s: float = 0.08
     """Raised-cosine ramp to and from the closure, seconds."""
     contact_mm: float = 0.3
     """Inner-lip gap at full closure, above the neutral face's, millimetres."""
     pauses: bool = True
     """Also close the lips in pauses of the speech (the mouth rests; module doc, 3)."""
-    pause_ramp_s: float = 0.2
+    pause_ramp_s: float = 0.3
     """How long after the speech stops the lips are shut (raised cosine), seconds."""
 
     def validate(self) -> None:
