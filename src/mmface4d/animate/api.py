@@ -16,7 +16,7 @@ import torch
 
 from mmface4d import __version__
 from mmface4d.animate.animator import DEFAULT_MODEL, SAMPLE_RATE, AnimationResult, Animator
-from mmface4d.animate.closure import ClosureConfig, close_lips, closure_timing
+from mmface4d.animate.closure import ClosureConfig, lip_closure
 from mmface4d.animate.liveliness import LivelinessConfig, add_liveliness
 from mmface4d.errors import InputError
 from mmface4d.facemodel.model import FaceModel
@@ -294,9 +294,9 @@ def animate(
     if closure is not None and closure.enabled and not silent:
         landmarks, upper = (None, None) if fm is None else (fm.landmarks, fm.regions["upper_face"])
         # free after the phonetic encoder: the recogniser's output for the clip is cached
-        weights, centres = closure_timing(samples, animator.fps, len(vertices), closure)
-        vertices, closed = close_lips(vertices, neutral, landmarks, upper, weights, closure)
-        closed["bilabials"] = [round(float(c), 3) for c in centres]
+        vertices, closed = lip_closure(
+            vertices, neutral, samples, animator.fps, landmarks, upper, closure
+        )
     lively: dict[str, object] = {"skipped": "switched off"}
     if liveliness is not None:
         vertices, lively = add_liveliness(vertices, neutral, fm, animator.fps, liveliness)

@@ -85,6 +85,13 @@ class ClosureConfig:
                 raise InputError(f"closure {name}: expected >= 0, found {getattr(self, name)}")
 
 
+def _fade(distance: np.ndarray, ramp: float) -> np.ndarray:
+    """Raised cosine: 1 at distance 0, falling to 0 at ``ramp`` and beyond (a step for ramp 0)."""
+    if ramp <= 0:
+        return (distance <= 0).astype(float)
+    return 0.5 * (1 + np.cos(np.pi * np.clip(distance / ramp, 0.0, 1.0)))
+
+
 def closure_weights(
     centres: Sequence[float], fps: float, num_frames: int, config: ClosureConfig | None = None
 ) -> np.ndarray:
@@ -96,11 +103,7 @@ def closure_weights(
         hold_from, hold_to = centre - config.lead_s, centre + config.lag_s
         # distance outside the hold, in ramps (0 inside it)
         outside = np.maximum(hold_from - times, times - hold_to).clip(min=0.0)
-        if config.ramp_s > 0:
-            ramp = 0.5 * (1 + np.cos(np.pi * np.clip(outside / config.ramp_s, 0.0, 1.0)))
-        else:
-            ramp = (outside == 0).astype(float)
-        weights = np.maximum(weights, ramp)
+        weights = np.maximum(weights, _fade(outside, config.ramp_s))
     return weights
 
 
@@ -124,9 +127,7 @@ def pause_weights(speech: np.ndarray, fps: float, ramp_s: float) -> np.ndarray:
     after = np.searchsorted(edges, frames).clip(max=len(edges) - 1)
     before = (after - 1).clip(min=0)
     distance = np.minimum(np.abs(frames - edges[after]), np.abs(frames - edges[before]))
-    if ramp_s <= 0:
-        return (distance > 0).astype(float)
-    return 0.5 * (1 - np.cos(np.pi * np.clip(distance / (ramp_s * fps), 0.0, 1.0)))
+    return 1.0 - _fade(distance / fps, ramp_s)
 
 
 def closure_timing(
@@ -236,4 +237,25 @@ def close_lips(
     out = vertices.copy()
     out[np.ix_(active, moved)] = block
     info["closed_frames"] = int((weights > 0.5).sum())
+    return out, info
+
+
+def lip_closure(
+    vertices: np.ndarray,
+    template: np.ndarray,
+    audio: np.ndarray,
+    fps: float,
+    landmarks: np.ndarray | None,
+    upper_face: np.ndarray | None,
+    config: ClosureConfig | None = None,
+) -> tuple[np.ndarray, dict[str, object]]:
+    """The layer as ``mmface4d animate`` and ``evaluate --lip-closure`` run it: the timing of
+    16 kHz ``audio`` (:func:`closure_timing`), then :func:`close_lips`; the facts also list the
+    bilabials' times (``bilabials``, seconds)."""
+    config = config or ClosureConfig()
+    if not config.enabled:
+        return close_lips(vertices, template, landmarks, upper_face, np.zeros(0), config)
+    weights, centres = closure_timing(audio, fps, len(vertices), config)
+    out, info = close_lips(vertices, template, landmarks, upper_face, weights, config)
+    info["bilabials"] = [round(float(c), 3) for c in centres]
     return out, info

@@ -30,7 +30,7 @@ import torch
 from mmface4d import __version__
 from mmface4d.animate.animator import Animator
 from mmface4d.animate.checkpoint import TrainedRun, load_run
-from mmface4d.animate.closure import ClosureConfig, close_lips, closure_timing
+from mmface4d.animate.closure import ClosureConfig, lip_closure
 from mmface4d.animate.distributed import DistContext, select_device
 from mmface4d.animate.metrics import (
     EvaluationReport,
@@ -168,9 +168,14 @@ class _Predictions(Sequence):
         if self.closure is not None and self.regions is not None:
             landmarks, upper_face = self.regions
             # timed by the recogniser and the audio level, never by the ground truth
-            weights, _ = closure_timing(item["audio"].numpy(), fps, len(truth), self.closure)
-            prediction, _ = close_lips(
-                prediction, template.numpy(), landmarks, upper_face, weights, self.closure
+            prediction, _ = lip_closure(
+                prediction,
+                template.numpy(),
+                item["audio"].numpy(),
+                fps,
+                landmarks,
+                upper_face,
+                self.closure,
             )
         return item["sequence_id"], prediction, truth, template.numpy()
 
