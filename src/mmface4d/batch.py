@@ -88,8 +88,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
-from tqdm import tqdm
-
 from mmface4d._optional import require
 from mmface4d.atomic import atomic_path
 from mmface4d.errors import InputError
@@ -592,6 +590,8 @@ def run_batch(
                 todo.append(job)
         manifest.save()
         done_before = len(jobs) - len(todo)
+        from tqdm import tqdm  # here, not at the top: the CLI's help imports this module
+
         bar = tqdm(
             total=len(jobs), initial=done_before, desc=desc, unit="job", disable=not progress
         )

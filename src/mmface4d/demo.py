@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 from mmface4d.atomic import atomic_path
 
 DEMO_TEXT = "Hello! I am a talking face, animated from speech on this computer, offline."
@@ -38,6 +35,9 @@ def demo(
     Returns:
         format -> path of what was written (mp4, glb, wav, csv, png).
     """
+    import numpy as np  # the imports are here so that `mmface4d demo --help` stays light
+    from PIL import Image
+
     from mmface4d.animate.api import animate
     from mmface4d.animate.lipsync import mouth_opening
     from mmface4d.animate.outputs import write_animation

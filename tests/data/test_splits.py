@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from mmface4d.data.packing import info, pack
+from mmface4d.data.split_protocols import BIWI_SUBJECTS, VOCASET_SUBJECTS
 from mmface4d.data.splits import (
-    BIWI_SUBJECTS,
-    VOCASET_SUBJECTS,
     load_splits,
     preset_assignment,
     split,

@@ -11,7 +11,9 @@ Files in ``OUTDIR``, named after the input (``NAME``):
   offsets against the face model's ARKit basis; only for face models that have one);
 - ``NAME_ply/`` or ``NAME_obj/``: one mesh per frame.
 
-Every file is written under a temporary name and renamed when complete.
+Every file is written under a temporary name and renamed when complete. The module imports no
+third-party library at import time (the CLI's help shows :data:`DEFAULT_FORMATS`); the writers
+load with the formats asked for.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from mmface4d.data.sequence import MeshSequence
 from mmface4d.errors import InputError
+
+if TYPE_CHECKING:
+    from mmface4d.data.sequence import MeshSequence
 
 FORMATS = ("mp4", "glb", "csv", "npz", "ply", "obj")
 DEFAULT_FORMATS = ("mp4", "glb", "csv", "npz")
@@ -160,4 +163,6 @@ def _check_formats(
 
 
 def _jsonable(values: dict) -> dict:
+    import numpy as np
+
     return json.loads(json.dumps(values, default=lambda v: np.asarray(v).tolist()))

@@ -8,7 +8,7 @@ import json
 
 from mmface4d import data
 from mmface4d.cli._batch import add_batch_options, run_batch_verb
-from mmface4d.data.splits import PAPER_TEST_FRACTION, PRESETS
+from mmface4d.data.split_protocols import PAPER_TEST_FRACTION, PRESETS
 from mmface4d.errors import InputError
 
 

@@ -6,9 +6,23 @@ import argparse
 import json
 
 from mmface4d import facemodel
-from mmface4d.facemodel.api import parse_expression_weights
 from mmface4d.facemodel.sources import SPEC_HELP
-from mmface4d.render.picture import show_face_model
+
+
+def _show(a: argparse.Namespace) -> None:
+    from mmface4d.facemodel.api import parse_expression_weights
+    from mmface4d.render.picture import show_face_model
+
+    print(
+        show_face_model(
+            a.spec,
+            a.output,
+            expression=parse_expression_weights(a.expression),
+            identity=a.identity,
+            size=a.size,
+            view=a.view,
+        )
+    )
 
 
 def add_parsers(verbs: argparse._SubParsersAction) -> None:
@@ -39,18 +53,7 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     q.add_argument("--identity", type=float, nargs="+", help="first identity coefficients (std)")
     q.add_argument("--size", type=int, default=512, help="image side in pixels (default 512)")
     q.add_argument("--view", choices=("front", "three-quarter"), default="front")
-    q.set_defaults(
-        run=lambda a: print(
-            show_face_model(
-                a.spec,
-                a.output,
-                expression=parse_expression_weights(a.expression),
-                identity=a.identity,
-                size=a.size,
-                view=a.view,
-            )
-        )
-    )
+    q.set_defaults(run=_show)
 
     q = sub.add_parser("fetch", help="download a public face model (needs internet)")
     q.add_argument("name", choices=("ict",), help="which model")

@@ -6,7 +6,7 @@ import argparse
 
 from mmface4d.cli._batch import add_batch_options, run_batch_verb
 from mmface4d.facemodel.sources import SPEC_HELP
-from mmface4d.synth import corpus as corpus_mod
+from mmface4d.synth.languages import CORPUS_LANGS
 
 
 def add_parsers(verbs: argparse._SubParsersAction) -> None:
@@ -17,7 +17,7 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     q.add_argument("-o", "--output", required=True, help="corpus folder")
     q.add_argument("--subjects", type=int, default=4, help="number of subjects (default 4)")
     q.add_argument("--sentences", type=int, default=10, help="sentences per subject (default 10)")
-    q.add_argument("--lang", choices=corpus_mod.LANGS, default="both")
+    q.add_argument("--lang", choices=CORPUS_LANGS, default="both")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--face-model", default="synth", help=SPEC_HELP)
     add_batch_options(q)
@@ -43,19 +43,7 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     q.add_argument("--lang", choices=("en", "zh"), default="en")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--face-model", default="synth", help=SPEC_HELP)
-    q.set_defaults(
-        run=lambda a: print(
-            corpus_mod.say(
-                a.text,
-                a.output,
-                subject=a.subject,
-                emotion=a.emotion,
-                lang=a.lang,
-                seed=a.seed,
-                face_model=a.face_model,
-            )
-        )
-    )
+    q.set_defaults(run=_say)
 
     q = sub.add_parser(
         "capture",
@@ -82,8 +70,10 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
 
 
 def _corpus(a: argparse.Namespace) -> int:
+    from mmface4d.synth.corpus import corpus  # the library's imports: only when used
+
     return run_batch_verb(
-        lambda: corpus_mod.corpus(
+        lambda: corpus(
             a.output,
             subjects=a.subjects,
             sentences=a.sentences,
@@ -97,6 +87,22 @@ def _corpus(a: argparse.Namespace) -> int:
             executor=a.executor,
         ),
         print,
+    )
+
+
+def _say(a: argparse.Namespace) -> None:
+    from mmface4d.synth.corpus import say
+
+    print(
+        say(
+            a.text,
+            a.output,
+            subject=a.subject,
+            emotion=a.emotion,
+            lang=a.lang,
+            seed=a.seed,
+            face_model=a.face_model,
+        )
     )
 
 

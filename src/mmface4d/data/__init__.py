@@ -2,50 +2,28 @@
 (MMFace4D and FaceFormer layouts), identity splits and the PyTorch dataset.
 
 The CLI verbs ``mmface4d data pack|info|split`` call :func:`pack`, :func:`info`, :func:`split`.
-``FaceSequenceDataset`` is imported on first use (it needs torch).
+The names below load on first use (:func:`mmface4d._optional.lazy_exports`), so that a light
+module of the subpackage (the split protocols, the ``.nut`` defaults) imports without the store,
+the codec or torch; ``FaceSequenceDataset`` needs torch.
 """
 
-from typing import Any
+from mmface4d._optional import lazy_exports
 
-from mmface4d.data.manifest import EMOTION_CODES, SequenceRecord
-from mmface4d.data.nut import (
-    NutInfo,
-    axis_paths,
-    decode_nut,
-    decode_nut_axis,
-    encode_nut,
-    nut_info,
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "mmface4d.data.manifest": ("EMOTION_CODES", "SequenceRecord"),
+        "mmface4d.data.nut": (
+            "NutInfo",
+            "axis_paths",
+            "decode_nut",
+            "decode_nut_axis",
+            "encode_nut",
+            "nut_info",
+        ),
+        "mmface4d.data.packing": ("PackResult", "StoreInfo", "info", "pack"),
+        "mmface4d.data.splits": ("Splits", "load_splits", "split", "split_subjects"),
+        "mmface4d.data.store": ("Store", "VerifyReport"),
+        "mmface4d.data.dataset": ("FaceSequenceDataset",),
+    },
 )
-from mmface4d.data.packing import PackResult, StoreInfo, info, pack
-from mmface4d.data.splits import Splits, load_splits, split, split_subjects
-from mmface4d.data.store import Store, VerifyReport
-
-__all__ = [
-    "EMOTION_CODES",
-    "FaceSequenceDataset",
-    "NutInfo",
-    "PackResult",
-    "SequenceRecord",
-    "Splits",
-    "Store",
-    "StoreInfo",
-    "VerifyReport",
-    "axis_paths",
-    "decode_nut",
-    "decode_nut_axis",
-    "encode_nut",
-    "info",
-    "load_splits",
-    "nut_info",
-    "pack",
-    "split",
-    "split_subjects",
-]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "FaceSequenceDataset":
-        from mmface4d.data.dataset import FaceSequenceDataset
-
-        return FaceSequenceDataset
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -35,8 +35,8 @@ import av.logging
 import numpy as np
 
 from mmface4d.atomic import atomic_path
+from mmface4d.data.nut_defaults import BFM_FRONT_VERTICES, DEFAULT_FPS
 from mmface4d.data.nut_frames import (
-    BFM_FRONT_VERTICES,
     DEFAULT_PADDING,
     HEADER_SLOTS,
     axis_to_images,
@@ -46,7 +46,6 @@ from mmface4d.data.nut_frames import (
 from mmface4d.errors import InputError
 from mmface4d.geometry.checks import check_vertices
 
-DEFAULT_FPS = 30
 _NUT_SIGNATURE = b"nut/multimedia container\0"
 _NUT_INDEX_STARTCODE = bytes.fromhex("4E58DD672F23E64E")
 

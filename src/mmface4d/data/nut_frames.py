@@ -19,8 +19,6 @@ import numpy as np
 
 from mmface4d.errors import InputError
 
-BFM_FRONT_VERTICES = 35_709
-"""Vertices per frame in the official release (BFM09 front face)."""
 DEFAULT_PADDING = 0.05
 """Metres added below the minimum and above the maximum of each axis before quantising."""
 QUANT_LEVELS = 65_536

@@ -1,19 +1,19 @@
-"""Face models: the linear morphable-model abstraction and its sources (synth, BFM09, ICT)."""
+"""Face models: the linear morphable-model abstraction and its sources (synth, BFM09, ICT).
 
-from mmface4d.facemodel.api import export, fetch, info
-from mmface4d.facemodel.arkit import ARKIT_52, canonical_arkit_name
-from mmface4d.facemodel.lighting import sh_basis, sh_shade
-from mmface4d.facemodel.model import FaceModel
-from mmface4d.facemodel.sources import load_face_model
+The names below load on first use (:func:`mmface4d._optional.lazy_exports`): importing a light
+module of the subpackage, such as :mod:`~mmface4d.facemodel.sources` for its spec help, does not
+import torch.
+"""
 
-__all__ = [
-    "ARKIT_52",
-    "FaceModel",
-    "canonical_arkit_name",
-    "export",
-    "fetch",
-    "info",
-    "load_face_model",
-    "sh_basis",
-    "sh_shade",
-]
+from mmface4d._optional import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "mmface4d.facemodel.api": ("export", "fetch", "info"),
+        "mmface4d.facemodel.arkit": ("ARKIT_52", "canonical_arkit_name"),
+        "mmface4d.facemodel.lighting": ("sh_basis", "sh_shade"),
+        "mmface4d.facemodel.model": ("FaceModel",),
+        "mmface4d.facemodel.sources": ("load_face_model",),
+    },
+)

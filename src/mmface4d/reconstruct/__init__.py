@@ -10,21 +10,19 @@ sequence tracking, temporal smoothing, and resumable batch jobs over many record
   reconstruct``), local or on Ray.
 - :mod:`~mmface4d.reconstruct.evaluation`, :mod:`~mmface4d.reconstruct.figures`: errors against
   the truth, Fig. 3.
+
+The names below load on first use (:func:`mmface4d._optional.lazy_exports`): the settings
+(:mod:`~mmface4d.reconstruct.config`) import without torch, for ``mmface4d reconstruct --help``.
 """
 
-from mmface4d.reconstruct.config import ReconstructConfig, resolve_config
-from mmface4d.reconstruct.fitting import FaceFitter, FaceParameters, FitDiverged
-from mmface4d.reconstruct.jobs import reconstruct, reconstruct_recording
-from mmface4d.reconstruct.tracking import Reconstruction, reconstruct_capture
+from mmface4d._optional import lazy_exports
 
-__all__ = [
-    "FaceFitter",
-    "FaceParameters",
-    "FitDiverged",
-    "ReconstructConfig",
-    "Reconstruction",
-    "reconstruct",
-    "reconstruct_capture",
-    "reconstruct_recording",
-    "resolve_config",
-]
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "mmface4d.reconstruct.config": ("ReconstructConfig", "resolve_config"),
+        "mmface4d.reconstruct.fitting": ("FaceFitter", "FaceParameters", "FitDiverged"),
+        "mmface4d.reconstruct.jobs": ("reconstruct", "reconstruct_recording"),
+        "mmface4d.reconstruct.tracking": ("Reconstruction", "reconstruct_capture"),
+    },
+)

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 from mmface4d.errors import InputError
-from mmface4d.render.rasterize import BACKENDS
 from mmface4d.settings import (
     apply_dataclass_overrides,
     find_config,
@@ -166,5 +165,7 @@ def check_config(config: ReconstructConfig) -> None:
         raise InputError(f"smoothing_hz must be positive or null, got {config.smoothing_hz}")
     if not (config.colour_sigma > 0 and config.depth_sigma_mm > 0):  # NaN fails too
         raise InputError("colour_sigma and depth_sigma_mm must be positive")
+    from mmface4d.render.rasterize import BACKENDS  # torch: not for `reconstruct --help`
+
     if config.backend not in BACKENDS:
         raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {config.backend!r}")

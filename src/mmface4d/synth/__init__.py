@@ -1,27 +1,18 @@
-"""The synthetic world: speech with phoneme timing, sentences, faces that speak them."""
+"""The synthetic world: speech with phoneme timing, sentences, faces that speak them.
 
-from mmface4d.synth.languages import LANGUAGES
-from mmface4d.synth.phonemes import PHONEME_CLASSES, phoneme_class, phoneme_classes
-from mmface4d.synth.sentences import EMOTIONS, Sentence, load_sentence_file, sentences
-from mmface4d.synth.speech import EspeakEngine, Phoneme, SpeechEngine, Utterance, Word
-from mmface4d.synth.voices import VoiceSpec, list_variants, list_voices, sample_voice
+The names below load on first use (:func:`mmface4d._optional.lazy_exports`), so that a light
+module of the subpackage (:mod:`~mmface4d.synth.languages`, for the CLI's help) imports alone.
+"""
 
-__all__ = [
-    "EMOTIONS",
-    "LANGUAGES",
-    "PHONEME_CLASSES",
-    "EspeakEngine",
-    "Phoneme",
-    "Sentence",
-    "SpeechEngine",
-    "Utterance",
-    "VoiceSpec",
-    "Word",
-    "list_variants",
-    "list_voices",
-    "load_sentence_file",
-    "phoneme_class",
-    "phoneme_classes",
-    "sample_voice",
-    "sentences",
-]
+from mmface4d._optional import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "mmface4d.synth.languages": ("LANGUAGES",),
+        "mmface4d.synth.phonemes": ("PHONEME_CLASSES", "phoneme_class", "phoneme_classes"),
+        "mmface4d.synth.sentences": ("EMOTIONS", "Sentence", "load_sentence_file", "sentences"),
+        "mmface4d.synth.speech": ("EspeakEngine", "Phoneme", "SpeechEngine", "Utterance", "Word"),
+        "mmface4d.synth.voices": ("VoiceSpec", "list_variants", "list_voices", "sample_voice"),
+    },
+)

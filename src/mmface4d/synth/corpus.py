@@ -39,6 +39,7 @@ from mmface4d.errors import InputError
 from mmface4d.facemodel.model import FaceModel
 from mmface4d.facemodel.sources import load_face_model
 from mmface4d.geometry.frames import to_camera_frame
+from mmface4d.synth.languages import CORPUS_LANGS
 from mmface4d.synth.style import Subject, sample_subjects
 
 MANIFEST_COLUMNS = (
@@ -49,7 +50,6 @@ MANIFEST_COLUMNS = (
 FPS = 30.0
 #: Per-subject neutral faces, read by ``data pack`` (:mod:`mmface4d.data.importers`).
 TEMPLATES_NAME = "templates.npz"
-LANGS = ("en", "zh", "both")
 PAD_SILENCE_S = (0.2, 0.9)
 
 
@@ -345,8 +345,8 @@ def _corpus_config(
     pad_silence: bool,
 ) -> CorpusConfig:
     """The corpus's configuration, its arguments checked."""
-    if lang not in LANGS:
-        raise InputError(f"--lang {lang!r}: expected one of {', '.join(LANGS)}")
+    if lang not in CORPUS_LANGS:
+        raise InputError(f"--lang {lang!r}: expected one of {', '.join(CORPUS_LANGS)}")
     if subjects < 1 or sentences < 1:
         raise InputError(f"need at least one subject and one sentence, got {subjects}, {sentences}")
     if text_file is not None and lang == "both":

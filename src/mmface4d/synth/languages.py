@@ -8,6 +8,8 @@ from mmface4d.errors import InputError
 
 #: Supported language codes: English and Mandarin Chinese.
 LANGUAGES: tuple[str, ...] = ("en", "zh")
+#: What a corpus speaks (``mmface4d synth corpus --lang``): one language, or both.
+CORPUS_LANGS: tuple[str, ...] = (*LANGUAGES, "both")
 
 
 def check_language(lang: str) -> str:
