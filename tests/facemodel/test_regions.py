@@ -66,3 +66,24 @@ def test_save_region_indices(synth, tmp_path):
     paths = save_region_indices(synth.regions, tmp_path)
     assert len(paths) == len(synth.regions)
     np.testing.assert_array_equal(np.loadtxt(tmp_path / "lip.txt", dtype=int), synth.regions["lip"])
+
+
+def test_the_inside_test_agrees_with_matplotlib_away_from_the_edges():
+    # the regions' point-in-polygon test is numpy (matplotlib took half a second to import on
+    # every model load); it must select what matplotlib's contains_points selected
+    from matplotlib.path import Path as PolygonPath
+
+    from mmface4d.facemodel.regions import _inside_polygon, _polygon_distance
+
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        n = int(rng.integers(3, 14))
+        angles = np.sort(rng.uniform(0, 2 * np.pi, n))
+        polygon = np.stack([np.cos(angles), np.sin(angles)], 1) * rng.uniform(0.3, 1.5, (n, 1))
+        if trial % 3 == 0:
+            polygon = np.concatenate([polygon, polygon[:1]])  # closed, like the nose outline
+        points = rng.uniform(-1.6, 1.6, (2000, 2))
+        away = _polygon_distance(points, polygon) > 1e-9
+        ours = _inside_polygon(points, polygon)
+        theirs = PolygonPath(polygon).contains_points(points)
+        assert np.array_equal(ours[away], theirs[away])

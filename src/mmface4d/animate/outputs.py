@@ -66,17 +66,8 @@ def write_animation(
         format -> written path (``glb`` also gives ``wav``; a ``csv`` that the face model cannot
         give is skipped when it was only a default, an error when asked for explicitly).
     """
-    from mmface4d.audio.io import write_wav
-    from mmface4d.export import (
-        arkit_basis,
-        morph_basis,
-        solve_arkit_weights,
-        write_animation_npz,
-        write_arkit_csv,
-        write_glb,
-        write_mesh_sequence,
-    )
-    from mmface4d.render.video import render_video
+    # each format's writer is imported in its branch: npz alone loads no glTF, mesh or video code
+    from mmface4d.export.arkit import arkit_basis, solve_arkit_weights, write_arkit_csv
 
     folder = Path(output)
     if folder.exists() and not folder.is_dir():
@@ -88,6 +79,8 @@ def write_animation(
     offsets = None if result.template is None else result.vertices - result.template[None]
     written: dict[str, Path] = {}
     if "npz" in formats:
+        from mmface4d.export.meshes import write_animation_npz
+
         written["npz"] = write_animation_npz(
             folder / f"{name}.npz",
             result.vertices,
@@ -102,6 +95,9 @@ def write_animation(
             folder / f"{name}_arkit.csv", solve.weights, basis.names, result.fps
         )
     if "glb" in formats:
+        from mmface4d.audio.io import write_wav
+        from mmface4d.export.gltf import morph_basis, write_glb
+
         morphs = morph_basis(
             offsets,
             basis.targets if basis is not None else None,
@@ -122,6 +118,8 @@ def write_animation(
             )
     for kind in ("ply", "obj"):
         if kind in formats:
+            from mmface4d.export.meshes import write_mesh_sequence
+
             write_mesh_sequence(
                 folder / f"{name}_{kind}",
                 result.vertices,
@@ -131,6 +129,8 @@ def write_animation(
             )
             written[kind] = folder / f"{name}_{kind}"
     if "mp4" in formats:
+        from mmface4d.render.video import render_video
+
         render_video(
             result.vertices,
             result.faces,

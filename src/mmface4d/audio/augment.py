@@ -31,7 +31,6 @@ from dataclasses import dataclass, fields
 from fractions import Fraction
 
 import numpy as np
-from scipy import signal
 
 from mmface4d.errors import InputError
 
@@ -116,6 +115,8 @@ def _resample(samples: np.ndarray, ratio: Fraction) -> np.ndarray:
     """Resample by ``1 / ratio`` in length: ``ratio`` > 1 plays faster (fewer samples)."""
     if ratio == 1:
         return samples.copy()
+    from scipy import signal  # seconds to import: not for AugmentConfig (every run's config)
+
     return signal.resample_poly(samples, up=ratio.denominator, down=ratio.numerator)
 
 
@@ -365,6 +366,8 @@ def room_impulse_response(
     tail_samples = max(1, round(decay * rate))
     tail = rng.standard_normal(tail_samples)
     if _LOWPASS_HZ < rate / 2:
+        from scipy import signal
+
         pole = math.exp(-2.0 * math.pi * _LOWPASS_HZ / rate)
         tail = signal.lfilter([1.0 - pole], [1.0, -pole], tail)
     seconds = np.arange(tail_samples) / rate
@@ -405,6 +408,8 @@ def add_reverb(
     input_rms = _rms(samples)
     if input_rms == 0:
         return samples.astype(np.float32)
+    from scipy import signal
+
     wet = signal.fftconvolve(samples, response)[: len(samples)]
     wet_rms = _rms(wet)
     return (wet * (input_rms / wet_rms) if wet_rms > 0 else wet).astype(np.float32)

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.io
 
 from mmface4d.atomic import atomic_path
 from mmface4d.errors import InputError
@@ -133,6 +132,8 @@ def load_topology(source: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     if path.suffix in (".mat", ".npy", ".obj", ".ply") and not path.is_file():
         raise InputError(f"{path}: file not found")
     if path.suffix == ".mat":
+        import scipy.io  # here: scipy.io costs a mesh sequence's every reader half a second
+
         mat = scipy.io.loadmat(path, variable_names=["tri"])
         if "tri" not in mat:
             raise InputError(f"{path}: no 'tri' field (expected BFM triangles, 1-based)")

@@ -1,50 +1,38 @@
 """Deliver animation to engines and tools: glTF morph targets, ARKit CSV, NPZ, PLY/OBJ sequences.
 
 Every writer takes arrays (not a model run) and a path, writes atomically and returns the path.
+The names below load on first use (:func:`mmface4d._optional.lazy_exports`): a caller that needs
+one format (``animate``'s blinks need the ARKit basis) does not import the others' libraries.
 """
 
-from mmface4d.export.arkit import (
-    ArkitBasis,
-    ArkitCsv,
-    ArkitSolve,
-    arkit_basis,
-    read_arkit_csv,
-    solve_arkit_weights,
-    write_arkit_csv,
-)
-from mmface4d.export.gltf import (
-    GlbAnimation,
-    GltfValidatorUnavailable,
-    MorphBasis,
-    morph_basis,
-    read_glb_animation,
-    validate_glb,
-    write_glb,
-)
-from mmface4d.export.meshes import (
-    AnimationFile,
-    read_animation_npz,
-    write_animation_npz,
-    write_mesh_sequence,
-)
+from mmface4d._optional import lazy_exports
 
-__all__ = [
-    "AnimationFile",
-    "ArkitBasis",
-    "ArkitCsv",
-    "ArkitSolve",
-    "GlbAnimation",
-    "GltfValidatorUnavailable",
-    "MorphBasis",
-    "arkit_basis",
-    "morph_basis",
-    "read_animation_npz",
-    "read_arkit_csv",
-    "read_glb_animation",
-    "solve_arkit_weights",
-    "validate_glb",
-    "write_animation_npz",
-    "write_arkit_csv",
-    "write_glb",
-    "write_mesh_sequence",
-]
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "mmface4d.export.arkit": (
+            "ArkitBasis",
+            "ArkitCsv",
+            "ArkitSolve",
+            "arkit_basis",
+            "read_arkit_csv",
+            "solve_arkit_weights",
+            "write_arkit_csv",
+        ),
+        "mmface4d.export.gltf": (
+            "GlbAnimation",
+            "GltfValidatorUnavailable",
+            "MorphBasis",
+            "morph_basis",
+            "read_glb_animation",
+            "validate_glb",
+            "write_glb",
+        ),
+        "mmface4d.export.meshes": (
+            "AnimationFile",
+            "read_animation_npz",
+            "write_animation_npz",
+            "write_mesh_sequence",
+        ),
+    },
+)

@@ -31,8 +31,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import scipy.linalg
-import scipy.optimize
 
 from mmface4d.atomic import atomic_path
 from mmface4d.errors import InputError
@@ -181,6 +179,8 @@ def _box_qp_active_set(
     Returns:
         (T, K) solutions clipped to [0, 1] and (T,) bool: True where the active sets settled.
     """
+    import scipy.linalg  # scipy loads here, not with the module (animate imports it for blinks)
+
     T, K = rhs.shape
     step = 1.0 / np.diag(gram)
     w = scipy.linalg.cho_solve(scipy.linalg.cho_factor(gram), rhs.T).T  # unconstrained
@@ -264,6 +264,9 @@ def solve_arkit_weights(
     tol = 1e-9 * float(np.abs(gram).max()) + 1e-12 * float(np.abs(rhs).max(initial=0.0))
     retry = np.flatnonzero(~settled | ~_kkt_ok(gram, rhs, weights, tol))
     if len(retry):
+        import scipy.linalg
+        import scipy.optimize
+
         chol = np.linalg.cholesky(gram)  # G = L L^T
         reduced_targets = scipy.linalg.solve_triangular(chol, rhs[retry].T, lower=True).T
         for row, t in enumerate(retry):

@@ -24,7 +24,6 @@ Facts they follow (see ``docs/LIPSYNC.md``):
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
 from mmface4d.facemodel.arkit import ARKIT_52
 
@@ -145,6 +144,8 @@ def head_motion(
         rotation (T, 3) Euler angles in radians (pitch about x, yaw about y, roll about z) and
         translation (T, 3) in metres, both in the face model's frame.
     """
+    from scipy.ndimage import gaussian_filter1d  # here: animate's blinks do not need scipy
+
     num_frames = len(prosody_features)
     sigma = 0.6 * fps  # slow drift
     noise = gaussian_filter1d(rng.normal(size=(num_frames + 1, 3)), sigma, axis=0)[:num_frames]

@@ -28,7 +28,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from matplotlib.path import Path as PolygonPath
 
 from mmface4d.atomic import atomic_path
 from mmface4d.errors import InputError
@@ -97,8 +96,21 @@ def _polygon_distance(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     return np.linalg.norm(points[:, None, :] - closest, axis=-1).min(1)
 
 
+def _inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """(N,) bool: 2D points inside a closed polygon (even-odd rule: a ray to +x crosses its
+    edges an odd number of times). Points on an edge may fall either way; the callers add a
+    margin around the polygon, which holds them."""
+    x, y = points[:, :1], points[:, 1:]  # (N, 1)
+    a = polygon
+    b = np.roll(polygon, -1, axis=0)
+    straddles = (a[:, 1] > y) != (b[:, 1] > y)  # (N, E): the edge spans the point's height
+    with np.errstate(divide="ignore", invalid="ignore"):  # horizontal edges never straddle
+        x_cross = a[:, 0] + (y - a[:, 1]) * (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
+    return (straddles & (x < x_cross)).sum(axis=1) % 2 == 1
+
+
 def _inside_or_near(points2d: np.ndarray, polygon2d: np.ndarray, margin: float) -> np.ndarray:
-    inside = PolygonPath(polygon2d).contains_points(points2d)
+    inside = _inside_polygon(points2d, polygon2d)
     return inside | (_polygon_distance(points2d, polygon2d) <= margin)
 
 
