@@ -33,7 +33,7 @@ def test_packaged_animator_matches_the_run(animator: Animator, tiny_run: Path) -
     audio = np.random.default_rng(1).standard_normal(16_000).astype(np.float32) * 0.1
     template = animator.subject_template(None)
     reference = animator.style_reference(None)
-    ours = animator.synthesise(audio, template, reference)
+    ours = animator.synthesise(audio, animator.speaker(template, reference))
     expected = run.predict(
         torch.as_tensor(audio),
         30.0,
@@ -47,20 +47,20 @@ def test_packaged_animator_matches_the_run(animator: Animator, tiny_run: Path) -
 
 def test_synthesise_gives_the_frames_asked_for(animator: Animator) -> None:
     audio = (np.random.default_rng(4).standard_normal(16_000) * 0.1).astype(np.float32)
-    template, reference = animator.subject_template(None), animator.style_reference(None)
-    assert animator.synthesise(audio, template, reference, num_frames=27).shape[0] == 27
+    speaker = animator.speaker(animator.subject_template(None), animator.style_reference(None))
+    assert animator.synthesise(audio, speaker, num_frames=27).shape[0] == 27
     with pytest.raises(InputError, match="num_frames"):
-        animator.synthesise(audio, template, reference, num_frames=0)
+        animator.synthesise(audio, speaker, num_frames=0)
 
 
 def test_windowed_synthesis(animator: Animator) -> None:
     rng = np.random.default_rng(2)
     audio = (rng.standard_normal(3 * 16_000) * 0.1).astype(np.float32)
-    template, reference = animator.subject_template(None), animator.style_reference(None)
-    whole = animator.synthesise(audio, template, reference, window_s=20.0)
-    same = animator.synthesise(audio, template, reference, window_s=4.0)
+    speaker = animator.speaker(animator.subject_template(None), animator.style_reference(None))
+    whole = animator.synthesise(audio, speaker, window_s=20.0)
+    same = animator.synthesise(audio, speaker, window_s=4.0)
     np.testing.assert_array_equal(whole, same)  # one window either way
-    pieces = animator.synthesise(audio, template, reference, window_s=1.0, overlap_s=0.3)
+    pieces = animator.synthesise(audio, speaker, window_s=1.0, overlap_s=0.3)
     assert pieces.shape == whole.shape == (90, animator.num_vertices, 3)
     assert np.isfinite(pieces).all()
     step = np.linalg.norm(np.diff(pieces, axis=0), axis=2).max(axis=1)  # (T-1,)
@@ -132,3 +132,35 @@ def test_a_camera_frame_style_file_reaches_the_model_as_recorded(
     reference, _ = load_style(str(tmp_path / "ref.npz"), animator)
     seen = to_camera_frame(reference, animator.camera_distance)  # what the model is given
     np.testing.assert_allclose(seen, recorded, atol=1e-6)
+
+
+def test_a_prepared_speaker_animates_as_the_whole_model_call(animator: Animator) -> None:
+    audio = (np.random.default_rng(5).standard_normal(16_000) * 0.1).astype(np.float32)
+    template, reference = animator.subject_template(None), animator.style_reference(None)
+    speaker = animator.speaker(template, reference)
+    model = animator.pipeline.model
+    calls: list[int] = []
+    condition = model.condition
+    model.condition = lambda *a: calls.append(1) or condition(*a)  # type: ignore[method-assign]
+    try:
+        once = animator.synthesise(audio, speaker)
+        again = animator.synthesise(audio, speaker, window_s=0.5, overlap_s=0.1)  # 3 windows
+    finally:
+        del model.condition
+    assert not calls  # the style path ran once, in speaker(), not per call or window
+    np.testing.assert_allclose(once, again, atol=1e-4)  # windows: AdaIN statistics per window
+    tpl = torch.as_tensor(to_camera_frame(template, animator.camera_distance))[None]
+    ref = torch.as_tensor(to_camera_frame(reference, animator.camera_distance))[None]
+    with torch.no_grad():
+        whole = animator.pipeline(torch.as_tensor(audio)[None], 30.0, 30, tpl, ref)[0].numpy()
+    np.testing.assert_allclose(once, from_camera_frame(whole, animator.camera_distance), atol=1e-6)
+    other = animator.speaker(template + 0.002, reference)
+    assert np.abs(animator.synthesise(audio, other) - once).max() > 1e-4
+
+
+def test_speaker_rejects_a_reference_of_another_topology(animator: Animator) -> None:
+    template = animator.subject_template(None)
+    with pytest.raises(InputError, match="style reference"):
+        animator.speaker(template, np.zeros((5, 10, 3), np.float32))
+    with pytest.raises(InputError, match="speaker"):
+        animator.synthesise(np.zeros(1600, np.float32), template)  # type: ignore[arg-type]

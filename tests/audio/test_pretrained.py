@@ -173,3 +173,24 @@ def test_random_hubert_is_seeded():
     assert first.feature_rate == 50.0 and first(audio).shape == (1, 50, 32)
     with pytest.raises(InputError, match="size: expected one of"):
         build_encoder("random-hubert:size=huge")
+
+
+@pytest.mark.parametrize("kind", ["hubert", "wav2vec2"])
+def test_int8_precision_keeps_the_features_of_float32(kind, hubert_dir, wav2vec2_dir):
+    directory = hubert_dir if kind == "hubert" else wav2vec2_dir
+    exact = build_encoder(kind, path=directory)
+    fast = build_encoder(kind, path=directory, precision="int8")
+    linears = [m for m in fast.modules() if isinstance(m, torch.nn.Linear)]
+    assert not linears and fast.precision == "int8"  # every linear layer quantised
+    audio = speech(2)
+    with torch.no_grad():
+        a, b = exact(audio), fast(audio)
+    assert a.shape == b.shape and not torch.equal(a, b)
+    assert torch.nn.functional.cosine_similarity(a, b, dim=-1).min() > 0.99
+
+
+def test_int8_precision_is_for_inference_only(hubert_dir):
+    with pytest.raises(InputError, match="inference only"):
+        build_encoder("hubert", path=hubert_dir, precision="int8", trainable=True)
+    with pytest.raises(InputError, match="precision: expected one of"):
+        build_encoder("hubert", path=hubert_dir, precision="bfloat8")

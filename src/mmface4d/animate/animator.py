@@ -102,6 +102,22 @@ class BuiltinStyle:
 AnimationResult = MeshSequence
 
 
+@dataclass(frozen=True)
+class Speaker:
+    """A speaker ready to animate (:meth:`Animator.speaker`): the neutral face and the model's
+    per-speaker part (template encoding, the style path over the reference), computed once and
+    reused by every :meth:`Animator.synthesise` of the speaker's speech.
+
+    Attributes:
+        template: (V, 3) neutral face, face model frame.
+        conditioning: the model's :meth:`~mmface4d.animate.registry.AnimationModel.condition`
+            of the template and the style reference, on the model's device.
+    """
+
+    template: np.ndarray
+    conditioning: Any
+
+
 class Animator:
     """A trained model plus what inference needs (see the module doc).
 
@@ -229,11 +245,29 @@ class Animator:
     # ------------------------------------------------------------------ inference
 
     @torch.no_grad()
+    def speaker(self, template: np.ndarray, reference: np.ndarray) -> Speaker:
+        """Prepare a speaker for :meth:`synthesise`: the model's per-speaker part, once.
+
+        Args:
+            template: (V, 3) neutral face, face model frame.
+            reference: (T_s, V, 3) style reference, face model frame (:meth:`style_reference`).
+        """
+        V = self.num_vertices
+        if np.shape(template) != (V, 3):
+            raise InputError(f"template: expected ({V}, 3), got {np.shape(template)}")
+        reference = np.asarray(reference, dtype=np.float32)
+        if reference.ndim != 3 or reference.shape[1:] != (V, 3) or len(reference) < 1:
+            raise InputError(f"style reference: expected (T_s, {V}, 3), got {reference.shape}")
+        device = self.device
+        tpl = torch.as_tensor(self._into_model_data(template), device=device)[None]
+        ref = torch.as_tensor(self._into_model_data(reference), device=device)[None]
+        return Speaker(np.asarray(template, np.float32), self.pipeline.condition(tpl, ref))
+
+    @torch.no_grad()
     def synthesise(
         self,
         audio: np.ndarray,
-        template: np.ndarray,
-        reference: np.ndarray,
+        speaker: Speaker,
         window_s: float = 20.0,
         overlap_s: float = 1.0,
         progress: bool = False,
@@ -246,8 +280,7 @@ class Animator:
 
         Args:
             audio: (N,) 16 kHz mono speech.
-            template: (V, 3) neutral face, face model frame.
-            reference: (T_s, V, 3) style reference, face model frame.
+            speaker: who speaks, from :meth:`speaker` (computed once per speaker and style).
             window_s: longest stretch synthesised in one pass, seconds.
             overlap_s: overlap of consecutive windows, cross-faded linearly.
             progress: show a progress bar over windows.
@@ -261,8 +294,8 @@ class Animator:
         if audio.ndim != 1 or audio.size == 0:
             raise InputError(f"audio: expected non-empty (N,) samples, got shape {audio.shape}")
         V = self.num_vertices
-        if np.shape(template) != (V, 3):
-            raise InputError(f"template: expected ({V}, 3), got {np.shape(template)}")
+        if not isinstance(speaker, Speaker) or np.shape(speaker.template) != (V, 3):
+            raise InputError(f"speaker: expected Animator.speaker(...) of a ({V}, 3) template")
         if not 0 <= overlap_s < window_s:
             raise InputError(
                 f"overlap_s: expected 0 <= overlap < window ({window_s}), found {overlap_s}"
@@ -277,8 +310,6 @@ class Animator:
         overlap = int(round(overlap_s * fps))
         starts = list(range(0, max(1, total - overlap), window - overlap))
         device = self.device
-        tpl = torch.as_tensor(self._into_model_data(template), device=device)[None]
-        ref = torch.as_tensor(self._into_model_data(reference), device=device)[None]
         out = np.zeros((total, V, 3), dtype=np.float32)
         weight = np.zeros(total, dtype=np.float32)
         for start in tqdm(starts, desc="animate", unit="window", disable=not progress):
@@ -288,7 +319,8 @@ class Animator:
             chunk = torch.as_tensor(audio[first:last], device=device)[None]
             if chunk.shape[1] == 0:
                 continue
-            pred = self.pipeline(chunk, fps, stop - start, tpl, ref)[0].cpu().numpy()
+            pred = self.pipeline.decode(chunk, fps, stop - start, speaker.conditioning)
+            pred = pred[0].cpu().numpy()
             ramp = np.ones(stop - start, dtype=np.float32)
             if start > 0 and overlap:
                 ramp[:overlap] = (np.arange(overlap) + 0.5) / overlap

@@ -66,8 +66,6 @@ def speech_samples(
         text: speak this with the synthetic voice instead (``audio`` must be None).
         lang: ``en`` or ``zh`` for ``text``.
     """
-    from scipy.signal import resample_poly
-
     from mmface4d.audio.io import load_audio
 
     if (audio is None) == (text is None):
@@ -86,6 +84,8 @@ def speech_samples(
         if samples.ndim != 1:
             raise InputError(f"audio: expected (N,) or (N, C) samples, got shape {audio.shape}")
         if int(sample_rate) != SAMPLE_RATE and samples.size:
+            from scipy.signal import resample_poly  # 1-2 s to import: only for arrays to resample
+
             g = np.gcd(int(sample_rate), SAMPLE_RATE)
             samples = resample_poly(samples, SAMPLE_RATE // g, int(sample_rate) // g)
         return samples.astype(np.float32), "speech"
@@ -287,7 +287,7 @@ def animate(
         vertices = np.repeat(np.asarray(neutral, dtype=np.float32)[None], frames, axis=0)
     else:
         vertices = animator.synthesise(
-            samples, neutral, reference, window_s=window_s, progress=progress
+            samples, animator.speaker(neutral, reference), window_s=window_s, progress=progress
         )
     fm = animator.face_model
     closed: dict[str, object] = {"skipped": "switched off"}

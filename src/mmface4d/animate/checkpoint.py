@@ -97,12 +97,39 @@ class SpeechToFace(nn.Module):
         Returns:
             (B, T, V, 3) vertices (float32).
         """
+        return self.decode(audio, fps, num_frames, self.condition(template, reference), target)
+
+    def condition(self, template: torch.Tensor, reference: torch.Tensor) -> Any:
+        """The model's per-speaker part (:meth:`AnimationModel.condition`), for :meth:`decode`.
+
+        Args:
+            template: (B, V, 3); reference: (B, T_s, V, 3).
+        """
+        with self._autocast(template.device):
+            return self.model.condition(template, reference)
+
+    def decode(
+        self,
+        audio: torch.Tensor,
+        fps: float,
+        num_frames: int,
+        conditioning: Any,
+        target: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """:meth:`forward` given the speaker's :meth:`condition` (computed once per speaker).
+
+        Returns:
+            (B, T, V, 3) vertices (float32).
+        """
         features = self.features(audio, fps, num_frames)
-        with torch.autocast(
-            audio.device.type, dtype=self.amp_dtype or torch.float32, enabled=bool(self.amp_dtype)
-        ):
-            vertices = self.model(features, template, reference, target)
+        with self._autocast(audio.device):
+            vertices = self.model.decode(features, conditioning, target)
         return vertices.float()
+
+    def _autocast(self, device: torch.device) -> torch.autocast:
+        return torch.autocast(
+            device.type, dtype=self.amp_dtype or torch.float32, enabled=bool(self.amp_dtype)
+        )
 
 
 def rng_state() -> dict[str, Any]:
@@ -229,10 +256,10 @@ class TrainedRun:
         """
         samples = _numpy(audio)
         seconds = max(samples.size / self.pipeline.encoder.sample_rate, (num_frames or 0) / fps)
-        vertices = self.animator(fps).synthesise(
+        animator = self.animator(fps)
+        vertices = animator.synthesise(
             samples,
-            _numpy(template),
-            _numpy(reference),
+            animator.speaker(_numpy(template), _numpy(reference)),
             window_s=seconds + 2.0,
             num_frames=num_frames,
         )
@@ -271,9 +298,9 @@ def pipeline_from_state(state: dict[str, Any], source: Path) -> tuple[TrainConfi
     config = config_from_dict(state["config"], str(source))
     pipeline = build_pipeline(config, int(state["num_vertices"]))
     try:
-        pipeline.model.load_state_dict(
-            {k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()}
-        )
+        # copy_ converts stored float16 weights into the float32 parameters in one pass (the
+        # values of .float() first, without the extra float32 copy of every tensor)
+        pipeline.model.load_state_dict(state["model"])
         if state.get("encoder") is not None:
             pipeline.encoder.load_state_dict(state["encoder"])
     except RuntimeError as exc:

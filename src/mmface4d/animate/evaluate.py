@@ -159,10 +159,10 @@ class _Predictions(Sequence):
         fps, truth, template = float(item["fps"]), item["vertices"].numpy(), item["template"]
         if fps not in self.animators:
             self.animators[fps] = self.trained.animator(fps)
-        prediction = self.animators[fps].synthesise(
+        animator = self.animators[fps]
+        prediction = animator.synthesise(
             item["audio"].numpy(),
-            template.numpy(),
-            item["style_vertices"].numpy(),
+            animator.speaker(template.numpy(), item["style_vertices"].numpy()),
             num_frames=len(truth),
         )
         if self.closure is not None and self.regions is not None:

@@ -212,7 +212,8 @@ def style_figure(
         raise InputError(f"num_frames: expected at least 1, got {num_frames}")
     template = animator.subject_template(subject)
     sequences = [
-        animator.synthesise(audio, template, animator.style_reference(style)) for style in styles
+        animator.synthesise(audio, animator.speaker(template, animator.style_reference(style)))
+        for style in styles
     ]  # each (T, V, 3)
     T = len(sequences[0])
     if num_frames > T:

@@ -411,6 +411,19 @@ class OursAnimator(AnimationModel):
         """(B, T, C), (B, V, 3), (B, T_s, V, 3) -> (B, T, V, 3); ``target`` is not used."""
         return self.net(audio_features, template, reference).vertices
 
+    def condition(self, template: torch.Tensor, reference: torch.Tensor) -> SpeakerConditioning:
+        """Template encoding and the style path, once per speaker (:meth:`Ours.condition`)."""
+        return self.net.condition(template, reference)
+
+    def decode(
+        self,
+        audio_features: torch.Tensor,
+        conditioning: SpeakerConditioning,
+        target: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The speech-dependent part (:meth:`Ours.decode`); ``target`` is not used."""
+        return self.net.decode(audio_features, conditioning).vertices
+
     def loss(
         self, prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
     ) -> ModelLoss:

@@ -265,6 +265,9 @@ _TRANSFORMER_OPTIONS = {
     "normalize": EncoderOption(
         bool, None, "zero-mean unit-variance input; default from the checkpoint", True
     ),
+    "precision": EncoderOption(
+        str, "float32", "float32, or int8 (linear layers quantised; inference, CPU)"
+    ),
 }
 
 
