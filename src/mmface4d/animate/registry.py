@@ -191,9 +191,14 @@ def model_names() -> list[str]:
 
 
 def get_model(name: str) -> ModelEntry:
-    """The registry entry of ``name``; an :class:`InputError` listing the names if unknown."""
-    _load_model_modules()
+    """The registry entry of ``name``; an :class:`InputError` listing the names if unknown.
+
+    A name already registered (its module imported) is returned without importing the other
+    model modules (loading the shipped model needs only its own)."""
     entry = _MODELS.get(name)
+    if entry is None:
+        _load_model_modules()
+        entry = _MODELS.get(name)
     if entry is None:
         raise InputError(f"model: unknown name {name!r}; expected one of {model_names()}")
     return entry
