@@ -39,9 +39,8 @@ def _quantise_linear_layers(backbone: nn.Module) -> None:
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"(?s).*quantiz.*deprecated")
-        torch.ao.quantization.quantize_dynamic(
-            backbone, {nn.Linear}, dtype=torch.qint8, inplace=True
-        )
+        qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
+        torch.ao.quantization.quantize_dynamic(backbone, {nn.Linear: qconfig}, inplace=True)
 
 
 def _receptive_field(kernels: list[int], strides: list[int]) -> int:
@@ -68,8 +67,8 @@ class TransformerSpeechEncoder(AudioEncoder):
         train_feature_encoder: also fine-tune the convolutional front end (only with trainable).
         normalize: zero-mean unit-variance waveform per utterance (the checkpoint's convention).
         precision: ``float32``, or ``int8``: every linear layer of the transformer (about 70% of
-            HuBERT-large's time on a CPU) dynamically quantised (int8 weights per tensor, int8
-            activations scaled per call; PyTorch's fbgemm/x86 kernels). Inference only. Its
+            HuBERT-large's time on a CPU) dynamically quantised (int8 weights per output channel,
+            int8 activations scaled per call; PyTorch's fbgemm/x86 kernels). Inference only. Its
             speed and its features' agreement with float32 are measured by
             ``benchmarks/bench_encoders.py``.
     """
