@@ -22,7 +22,8 @@ removed: what moves the face is the features' change over time), and both are
 decoded by the paper's model at its width (``ours``, latent 256, 35,709 vertices, random
 weights, the same random template and style for both; W_d scaled so that the float32
 animation's RMS offset is 2 mm, a talking face's size of motion) to give the largest vertex
-difference in millimetres. Ratios (``speedup``) are float32 seconds / fast seconds of the same round.
+difference in millimetres. Ratios (``speedup``) are float32 seconds / fast seconds of the same
+round.
 
 Writes benchmarks/results/encoders.json (command, machine, rows, targets).
 """
@@ -136,9 +137,9 @@ def decode_mm(features: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
     )
     out = []
     with torch.inference_mode():
-        speaker = model.condition(template, reference)
+        speaker = model.prepare_speaker(template, reference)
         for f in features:
-            vertices = model.decode(torch.from_numpy(f)[None], speaker)
+            vertices = model.synthesise_prepared(torch.from_numpy(f)[None], speaker)
             out.append(((vertices - template[:, None]) * 1000.0)[0].numpy())
     # the offsets are linear in W_d: scale them to MOTION_RMS_MM, a talking face's motion
     scale = MOTION_RMS_MM / max(float(np.sqrt(np.mean(out[0] ** 2))), 1e-12)
@@ -260,8 +261,7 @@ def main() -> None:
             "target": 0.99,
         },
         "vertices_mm": {
-            "description": "largest vertex difference of any int8 encoder's animation, mm, at "
-            "most",
+            "description": "largest vertex difference of any int8 encoder's animation, mm, at most",
             "value": max(
                 (r["vertex_max_diff_mm"] for r in rows if "int8" in r["case"]), default=None
             ),
@@ -271,8 +271,10 @@ def main() -> None:
     for key, target in targets.items():
         value = target["value"]
         at_most = key == "vertices_mm"
-        target["met"] = None if value is None else (
-            value <= target["target"] if at_most else value >= target["target"]
+        target["met"] = (
+            None
+            if value is None
+            else (value <= target["target"] if at_most else value >= target["target"])
         )
     result = {
         "command": "python " + " ".join(sys.argv),

@@ -186,27 +186,28 @@ def time_calls(
 def time_conditioned(
     model: torch.nn.Module, inputs: dict[str, torch.Tensor], repeats: int
 ) -> dict[str, float]:
-    """For ours: the per-speaker part alone (``condition``: template encoding and the style
-    path over the reference), the decoder given it (``decode``: the whole speech-dependent
-    call, as ``Animator.synthesise`` makes it for a prepared speaker) and the floor, the bare
-    final projection ``(T x D)(D x 3V)`` alone, interleaved call by call in this process;
-    medians over ``repeats`` after a warm-up. Empty for other models."""
+    """For ours: the per-speaker part alone (``prepare_speaker``: template encoding and the
+    style path over the reference), the call given it (``synthesise_prepared``: the whole
+    speech-dependent call, as ``Animator.synthesise`` makes it for a prepared speaker) and the
+    floor, the bare final projection ``(T x D)(D x 3V)`` alone, interleaved call by call in
+    this process; medians over ``repeats`` after a warm-up. Empty for other models."""
     net = getattr(model, "net", None)
     if net is None:
         return {}
     T, D, V = inputs["features"].shape[1], net.config.latent_dim, net.num_vertices
     generator = torch.Generator().manual_seed(3)
-    latent, weight = torch.randn(T, D, generator=generator), torch.randn(D, 3 * V, generator=generator)
+    latent = torch.randn(T, D, generator=generator)
+    weight = torch.randn(D, 3 * V, generator=generator)
     with torch.inference_mode():
-        speaker = model.condition(inputs["template"], inputs["reference"])
-        model.decode(inputs["features"], speaker)
+        speaker = model.prepare_speaker(inputs["template"], inputs["reference"])
+        model.synthesise_prepared(inputs["features"], speaker)
         latent @ weight
         conditions, decodes, floors = [], [], []
         for _ in range(repeats):  # interleaved: the floor sees the same machine state
             start = time.perf_counter()
-            speaker = model.condition(inputs["template"], inputs["reference"])
+            speaker = model.prepare_speaker(inputs["template"], inputs["reference"])
             conditioned = time.perf_counter()
-            model.decode(inputs["features"], speaker)
+            model.synthesise_prepared(inputs["features"], speaker)
             decoded = time.perf_counter()
             latent @ weight
             conditions.append(conditioned - start)
@@ -399,7 +400,7 @@ def targets(rows: list[dict[str, Any]]) -> dict[str, dict]:
     return {
         "ours_call_over_floor": check(
             "ours (latent 256), C=1024, 35,709 vertices, 10 s: the call for a prepared speaker "
-            "(decode, style and template computed once per speaker) / the bare final "
+            "(synthesise_prepared; style and template computed once per speaker) / the bare final "
             "projection measured in the same process, at most",
             None if ours is None else ours.get("conditioned_over_floor"),
             1.3,

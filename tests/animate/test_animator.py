@@ -140,13 +140,13 @@ def test_a_prepared_speaker_animates_as_the_whole_model_call(animator: Animator)
     speaker = animator.speaker(template, reference)
     model = animator.pipeline.model
     calls: list[int] = []
-    condition = model.condition
-    model.condition = lambda *a: calls.append(1) or condition(*a)  # type: ignore[method-assign]
+    prepare = model.prepare_speaker
+    model.prepare_speaker = lambda *a: calls.append(1) or prepare(*a)  # type: ignore[method-assign]
     try:
         once = animator.synthesise(audio, speaker)
         again = animator.synthesise(audio, speaker, window_s=0.5, overlap_s=0.1)  # 3 windows
     finally:
-        del model.condition
+        del model.prepare_speaker
     assert not calls  # the style path ran once, in speaker(), not per call or window
     np.testing.assert_allclose(once, again, atol=1e-4)  # windows: AdaIN statistics per window
     tpl = torch.as_tensor(to_camera_frame(template, animator.camera_distance))[None]

@@ -92,9 +92,9 @@ def test_evaluation_animates_through_the_animator_users_run(
     calls = []
     real = Animator.synthesise
 
-    def counted(self, audio, template, reference, *args, **kwargs):
+    def counted(self, audio, speaker, *args, **kwargs):
         calls.append(kwargs.get("num_frames"))
-        return real(self, audio, template, reference, *args, **kwargs)
+        return real(self, audio, speaker, *args, **kwargs)
 
     monkeypatch.setattr(Animator, "synthesise", counted)
     evaluate([tiny_run], tiny_store, tmp_path / "r.json")

@@ -137,3 +137,16 @@ def test_a_registered_model_trains_and_evaluates_unchanged(clean_registry, tiny_
     report = evaluate([tmp_path / "run"], tiny_store, tmp_path / "report.json")
     assert report.runs[0].model == "linear"
     assert all(v == v for v in report.runs[0].report.overall.values())  # finite, not NaN
+
+
+@pytest.mark.parametrize("name", ["ours", "faceformer", "meshtalk"])
+def test_every_model_animates_a_prepared_speaker_as_its_forward(name):
+    torch.manual_seed(0)
+    model = build_model(name, V, 12, TINY if name == "ours" else None).eval()
+    g = torch.Generator().manual_seed(1)
+    audio, template = torch.randn(1, 6, 12, generator=g), torch.randn(1, V, 3, generator=g)
+    reference = torch.randn(1, 5, V, 3, generator=g)
+    with torch.no_grad():
+        whole = model(audio, template, reference)
+        speaker = model.prepare_speaker(template, reference)
+        torch.testing.assert_close(model.synthesise_prepared(audio, speaker), whole)

@@ -110,7 +110,7 @@ class Speaker:
 
     Attributes:
         template: (V, 3) neutral face, face model frame.
-        conditioning: the model's :meth:`~mmface4d.animate.registry.AnimationModel.condition`
+        conditioning: the model's :meth:`~mmface4d.animate.registry.AnimationModel.prepare_speaker`
             of the template and the style reference, on the model's device.
     """
 
@@ -261,7 +261,7 @@ class Animator:
         device = self.device
         tpl = torch.as_tensor(self._into_model_data(template), device=device)[None]
         ref = torch.as_tensor(self._into_model_data(reference), device=device)[None]
-        return Speaker(np.asarray(template, np.float32), self.pipeline.condition(tpl, ref))
+        return Speaker(np.asarray(template, np.float32), self.pipeline.prepare_speaker(tpl, ref))
 
     @torch.no_grad()
     def synthesise(
@@ -319,7 +319,7 @@ class Animator:
             chunk = torch.as_tensor(audio[first:last], device=device)[None]
             if chunk.shape[1] == 0:
                 continue
-            pred = self.pipeline.decode(chunk, fps, stop - start, speaker.conditioning)
+            pred = self.pipeline.synthesise_prepared(chunk, fps, stop - start, speaker.conditioning)
             pred = pred[0].cpu().numpy()
             ramp = np.ones(stop - start, dtype=np.float32)
             if start > 0 and overlap:

@@ -97,18 +97,20 @@ class SpeechToFace(nn.Module):
         Returns:
             (B, T, V, 3) vertices (float32).
         """
-        return self.decode(audio, fps, num_frames, self.condition(template, reference), target)
+        speaker = self.prepare_speaker(template, reference)
+        return self.synthesise_prepared(audio, fps, num_frames, speaker, target)
 
-    def condition(self, template: torch.Tensor, reference: torch.Tensor) -> Any:
-        """The model's per-speaker part (:meth:`AnimationModel.condition`), for :meth:`decode`.
+    def prepare_speaker(self, template: torch.Tensor, reference: torch.Tensor) -> Any:
+        """The model's per-speaker part (:meth:`AnimationModel.prepare_speaker`), for
+        :meth:`synthesise_prepared`.
 
         Args:
             template: (B, V, 3); reference: (B, T_s, V, 3).
         """
         with self._autocast(template.device):
-            return self.model.condition(template, reference)
+            return self.model.prepare_speaker(template, reference)
 
-    def decode(
+    def synthesise_prepared(
         self,
         audio: torch.Tensor,
         fps: float,
@@ -116,14 +118,14 @@ class SpeechToFace(nn.Module):
         conditioning: Any,
         target: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """:meth:`forward` given the speaker's :meth:`condition` (computed once per speaker).
+        """:meth:`forward` given the speaker's :meth:`prepare_speaker` (computed once per speaker).
 
         Returns:
             (B, T, V, 3) vertices (float32).
         """
         features = self.features(audio, fps, num_frames)
         with self._autocast(audio.device):
-            vertices = self.model.decode(features, conditioning, target)
+            vertices = self.model.synthesise_prepared(features, conditioning, target)
         return vertices.float()
 
     def _autocast(self, device: torch.device) -> torch.autocast:

@@ -411,11 +411,13 @@ class OursAnimator(AnimationModel):
         """(B, T, C), (B, V, 3), (B, T_s, V, 3) -> (B, T, V, 3); ``target`` is not used."""
         return self.net(audio_features, template, reference).vertices
 
-    def condition(self, template: torch.Tensor, reference: torch.Tensor) -> SpeakerConditioning:
+    def prepare_speaker(
+        self, template: torch.Tensor, reference: torch.Tensor
+    ) -> SpeakerConditioning:
         """Template encoding and the style path, once per speaker (:meth:`Ours.condition`)."""
         return self.net.condition(template, reference)
 
-    def decode(
+    def synthesise_prepared(
         self,
         audio_features: torch.Tensor,
         conditioning: SpeakerConditioning,

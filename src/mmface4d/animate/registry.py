@@ -89,25 +89,25 @@ class AnimationModel(nn.Module):
         """
         raise NotImplementedError
 
-    def condition(self, template: torch.Tensor, reference: torch.Tensor) -> Any:
-        """The per-speaker part of the synthesis, computed once and given to :meth:`decode` for
-        all of the speaker's speech. A model whose every step depends on the speech keeps the
-        inputs (this default); one with a speaker-only part (the paper's style path and template
-        encoding) overrides it.
+    def prepare_speaker(self, template: torch.Tensor, reference: torch.Tensor) -> Any:
+        """The per-speaker part of the synthesis, computed once and given to
+        :meth:`synthesise_prepared` for all of the speaker's speech. A model whose every step
+        depends on the speech keeps the inputs (this default); one with a speaker-only part
+        (the paper's style path and template encoding) overrides it.
 
         Args:
             template: (B, V, 3); reference: (B, T_s, V, 3), as for :meth:`forward`.
         """
         return template, reference
 
-    def decode(
+    def synthesise_prepared(
         self,
         audio_features: torch.Tensor,
         conditioning: Any,
         target: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """:meth:`forward` given the speaker's :meth:`condition`: ``decode(f, condition(t, r))``
-        equals ``forward(f, t, r)``."""
+        """:meth:`forward` given the speaker's :meth:`prepare_speaker`:
+        ``synthesise_prepared(f, prepare_speaker(t, r))`` equals ``forward(f, t, r)``."""
         template, reference = conditioning
         return self(audio_features, template, reference, target)
 
