@@ -66,7 +66,7 @@ def write_animation(
         format -> written path (``glb`` also gives ``wav``; a ``csv`` that the face model cannot
         give is skipped when it was only a default, an error when asked for explicitly).
     """
-    # each format's writer is imported in its branch: npz alone loads no glTF, mesh or video code
+    # each format's writer is imported in its branch: npz alone loads no glTF or video code
     from mmface4d.export.arkit import arkit_basis, solve_arkit_weights, write_arkit_csv
 
     folder = Path(output)
