@@ -4,11 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from mmface4d.animate import registry
-from mmface4d.animate.model import OursConfig, paper_loss
+from mmface4d.animate import interface, registry
+from mmface4d.animate.interface import AnimationModel, ModelLoss
+from mmface4d.animate.model import OursAnimator, OursConfig, paper_loss
 from mmface4d.animate.registry import (
-    AnimationModel,
-    ModelLoss,
     build_model,
     default_model_config,
     get_model,
@@ -117,6 +116,25 @@ def test_register_validates(clean_registry):
         build_model("linear", V, 4, OursConfig())
     with pytest.raises(InputError, match="num_vertices"):
         build_model("linear", 0, 4)
+
+
+def test_a_builder_given_by_path_is_imported_when_first_built(clean_registry):
+    register_model("ours-by-path", "mmface4d.animate.model:build_ours", OursConfig)
+    assert get_model("ours-by-path").build == "mmface4d.animate.model:build_ours"
+    model = build_model("ours-by-path", V, 12, TINY)
+    assert isinstance(model, OursAnimator) and model.audio_dim == 12
+    for bad in ("no_colon", ":build_ours", "mmface4d.animate.model:", "m:not a name"):
+        with pytest.raises(InputError, match="module:function"):
+            register_model("other", bad, OursConfig)
+    with pytest.raises(InputError, match="callable"):
+        register_model("other", 42, OursConfig)
+
+
+def test_the_model_interface_is_still_importable_from_the_registry():
+    assert registry.AnimationModel is interface.AnimationModel
+    assert registry.ModelLoss is interface.ModelLoss
+    with pytest.raises(AttributeError):
+        registry.NoSuchName  # noqa: B018
 
 
 def test_builder_must_return_an_animation_model(clean_registry):

@@ -30,20 +30,10 @@ HEAVY = (
     "PIL",
 )
 
-#: Verbs whose ``--help`` still imports a heavy package, and why. Each must still do so
-#: (:func:`test_each_known_heavy_help_is_still_heavy`), so that a fixed one leaves this list.
-KNOWN_HEAVY = {
-    "train": (
-        "its help lists every registered model's hyper-parameters, whose dataclasses live in "
-        "the model modules (animate.model, faceformer, meshtalk) beside their torch networks"
-    ),
-}
-
 _WALK = """
 import argparse, contextlib, io, json, sys
 
 HEAVY = set(sys.argv[1].split(","))
-LAST = set(sys.argv[2].split(","))
 
 
 def heavy_since(before):
@@ -65,9 +55,7 @@ def walk(parser, path=()):
                 yield from walk(sub, path + (name,))
 
 
-paths = list(walk(parser))
-paths.sort(key=lambda path: path[:1] in [(verb,) for verb in LAST])  # known heavy ones last
-for path in paths:
+for path in walk(parser):
     before = set(sys.modules)
     with contextlib.redirect_stdout(io.StringIO()) as shown:
         try:
@@ -85,7 +73,7 @@ def help_imports() -> dict[str, list[str]]:
     """``verb [sub-verb]`` (``(top)`` for ``mmface4d --help``, ``(build)`` for building the
     parser) -> the heavy packages that step imported, in one fresh interpreter."""
     done = subprocess.run(
-        [sys.executable, "-c", _WALK, ",".join(HEAVY), ",".join(KNOWN_HEAVY)],
+        [sys.executable, "-c", _WALK, ",".join(HEAVY)],
         capture_output=True,
         text=True,
         check=True,
@@ -96,17 +84,41 @@ def help_imports() -> dict[str, list[str]]:
 
 def test_help_of_every_verb_imports_no_torch(help_imports):
     report = help_imports
-    assert {"(build)", "(top)", "animate", "data split", "nut decode", "synth corpus"} <= set(
-        report
-    )
-    heavy = {
-        step: modules
-        for step, modules in report.items()
-        if modules and step.split()[0] not in KNOWN_HEAVY
-    }
+    assert {"(build)", "(top)", "animate", "train", "data split", "nut decode"} <= set(report)
+    heavy = {step: modules for step, modules in report.items() if modules}
     assert not heavy, f"these helps import heavy packages: {heavy}"
 
 
-def test_each_known_heavy_help_is_still_heavy(help_imports):
-    light = [verb for verb in KNOWN_HEAVY if not help_imports[verb]]
-    assert not light, f"remove from KNOWN_HEAVY, their help is light now: {light}"
+_PRINT_CONFIG = """
+import contextlib, io, json, sys
+
+HEAVY = set(sys.argv[1].split(","))
+from mmface4d.cli import main
+
+report = {}
+for argv in (
+    ["train", "--print-config"],
+    ["train", "--model", "faceformer", "--print-config", "json"],
+    ["train", "--model", "meshtalk", "--ablation", "cross_modality", "--set", "model.heads=4",
+     "--print-config"],
+):
+    with contextlib.redirect_stdout(io.StringIO()) as shown:
+        status = main(argv)
+    assert status == 0 and "model" in shown.getvalue(), argv
+    report[" ".join(argv)] = sorted(HEAVY & {name.split(".")[0] for name in sys.modules})
+print(json.dumps(report))
+"""
+
+
+def test_train_print_config_resolves_every_model_without_torch():
+    """The training settings (every registered model's defaults, ablations, ``--set``) resolve
+    from the light config modules: only building a model imports its network."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PRINT_CONFIG, ",".join(HEAVY)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    heavy = {argv: modules for argv, modules in json.loads(done.stdout).items() if modules}
+    assert not heavy, f"--print-config imported heavy packages: {heavy}"

@@ -110,7 +110,7 @@ class Speaker:
 
     Attributes:
         template: (V, 3) neutral face, face model frame.
-        conditioning: the model's :meth:`~mmface4d.animate.registry.AnimationModel.prepare_speaker`
+        conditioning: the model's :meth:`~mmface4d.animate.interface.AnimationModel.prepare_speaker`
             of the template and the style reference, on the model's device.
     """
 

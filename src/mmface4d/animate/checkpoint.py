@@ -27,7 +27,8 @@ from torch import nn
 
 from mmface4d import __version__
 from mmface4d.animate.config import TrainConfig, config_from_dict, config_to_dict
-from mmface4d.animate.registry import AnimationModel, build_model
+from mmface4d.animate.interface import AnimationModel
+from mmface4d.animate.registry import build_model
 from mmface4d.atomic import atomic_path
 from mmface4d.audio.encoders import AudioEncoder, build_encoder
 from mmface4d.errors import InputError

@@ -55,41 +55,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmface4d.animate.interface import AnimationModel, ModelLoss
 from mmface4d.animate.model import LOSS_UNIT, reconstruction_loss
-from mmface4d.animate.registry import AnimationModel, ModelLoss, register_model
+from mmface4d.animate.model_configs import FaceFormerConfig
 from mmface4d.errors import InputError
-
-
-@dataclass
-class FaceFormerConfig:
-    """Hyper-parameters of FaceFormer (defaults: the paper's VOCASET setting)."""
-
-    audio_dim: int = 80
-    """C: channels of the audio features (set from the encoder when the model is built)."""
-    width: int = 64
-    """d: width of the transformer (the paper: 64 on VOCASET, 128 on BIWI); even."""
-    heads: int = 4
-    """H: attention heads (d must be a multiple of H)."""
-    layers: int = 1
-    """Transformer decoder layers."""
-    feedforward: int | None = None
-    """Hidden width of the decoder's feed-forward block; None: 2d, as the paper."""
-    period: int = 30
-    """p: PPE and temporal-bias period, frames (official: 30 at VOCASET's 30 fps, 25 at 25 fps)."""
-    dropout: float = 0.1
-    """Dropout after the PPE, on attention weights and in the decoder layers."""
-    num_styles: int = 1
-    """Learned style vectors; 1: the training set's average style (see the module notes)."""
-    teacher_forcing: bool = False
-    """Train on the shifted ground truth (parallel); False: on own predictions (the paper's)."""
-    max_frames: int = 6000
-    """Longest sequence accepted (T), in frames."""
 
 
 def alibi_slopes(heads: int) -> torch.Tensor:
@@ -445,12 +419,3 @@ class FaceFormer(AnimationModel):
 def build_faceformer(num_vertices: int, audio_dim: int, config: FaceFormerConfig) -> FaceFormer:
     """Registry builder: the encoder's channel count replaces ``config.audio_dim``."""
     return FaceFormer(num_vertices, dataclasses.replace(config, audio_dim=audio_dim))
-
-
-register_model(
-    "faceformer",
-    build_faceformer,
-    FaceFormerConfig,
-    summary="FaceFormer (Fan et al. 2022): autoregressive transformer with periodic positional "
-    "encoding and biased attention (model.teacher_forcing=true: parallel training)",
-)

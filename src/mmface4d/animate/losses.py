@@ -20,42 +20,10 @@ Shapes: B batch, T frames, V vertices, P landmark pairs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from mmface4d.animate.config import LossConfig
 from mmface4d.animate.model import LOSS_UNIT
-from mmface4d.errors import InputError
-
-
-@dataclass
-class LossConfig:
-    """Lip-sync terms added to the model's loss (all 0: the paper's eq. 8 alone)."""
-
-    gap_weight: float = 0.0
-    """Weight of the inner-lip gap error (mm^2); 0 disables it."""
-    closure_boost: float = 0.0
-    """Extra weight of the gap error on frames where the truth's lips are shut."""
-    closed_mm: float = 1.0
-    """The truth's lips count as shut below this inner-lip gap, millimetres."""
-    velocity_weight: float = 0.0
-    """Weight of the vertex velocity error (mm^2 per frame^2); 0 disables it."""
-    landmarks: str | None = None
-    """Where the 68 landmark vertices come from: a face model spec of the store's topology or a
-    ``facemodel_info.mat``; default the synthetic face model when the vertex count matches."""
-
-    @property
-    def enabled(self) -> bool:
-        """Whether any term is on."""
-        return self.gap_weight > 0 or self.velocity_weight > 0
-
-    def validate(self) -> None:
-        """An :class:`InputError` naming the key of a negative weight."""
-        for key in ("gap_weight", "closure_boost", "velocity_weight"):
-            if not getattr(self, key) >= 0:
-                raise InputError(f"loss.{key}: expected a weight >= 0, found {getattr(self, key)}")
-        if not self.closed_mm > 0:
-            raise InputError(f"loss.closed_mm: expected > 0, found {self.closed_mm}")
 
 
 def lip_gaps(vertices: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:

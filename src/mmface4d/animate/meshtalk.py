@@ -69,54 +69,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmface4d.animate.interface import AnimationModel, ModelLoss
 from mmface4d.animate.model import LOSS_UNIT, reconstruction_loss
-from mmface4d.animate.registry import AnimationModel, ModelLoss, register_model
+from mmface4d.animate.model_configs import MeshTalkConfig
 from mmface4d.errors import InputError
 
 #: Accepted ``up_axis`` values: ``auto`` or a signed coordinate axis.
 UP_AXES = ("auto", "+x", "-x", "+y", "-y", "+z", "-z")
 _TEMPLATE_UNIT = 0.1  # metres: the centred template is embedded in decimetres (entries ~1)
 _SLOPE = 0.2  # leaky ReLU slope, as in the paper's networks
-
-
-@dataclass
-class MeshTalkConfig:
-    """Hyper-parameters of the reduced MeshTalk (paper values in brackets)."""
-
-    audio_dim: int = 80
-    """C_a: channels of the audio features (set from the encoder by the builder)."""
-    latent_dim: int = 128
-    """d: width of the audio and expression codes, the decoder and its LSTM [128]."""
-    heads: int = 16
-    """H: categorical heads of the latent space per frame [64]."""
-    categories: int = 64
-    """C: categories per head [128]."""
-    gumbel_temperature: float = 1.0
-    """tau of the Gumbel-softmax (the soft relaxation behind the straight-through gradient)."""
-    audio_layers: int = 4
-    """Residual dilated temporal conv layers of the audio encoder (kernel 5, dilation 1, 2, 4)."""
-    decoder_lstm_layers: int = 2
-    """LSTM layers of the decoder [2]."""
-    prior_channels: int = 128
-    """Width of the autoregressive prior."""
-    prior_layers: int = 4
-    """Causal conv layers of the prior (kernel 2, dilation 1, 2, 4, ...: 2**layers frames)."""
-    sample_prior: bool = False
-    """At inference, sample each frame's categories from the prior instead of taking argmax."""
-    offset_scale: float = 0.01
-    """Metres per unit of the encoder's input and the decoder's output offsets."""
-    lower_face_fraction: float = 0.4
-    """Share of the template's height, from the chin up, that counts as the lower face."""
-    up_axis: str = "auto"
-    """The template's up direction: ``auto`` (principal axis, chin at the narrow end), ``-y``..."""
-    mask_softness: float = 0.02
-    """Width of the lower/upper face transition, as a share of the height (0: a hard split)."""
-    cross_modality_weight: float = 1.0
-    """Weight of the two cross-modality terms (0: plain autoencoder, the ablation)."""
-    prior_weight: float = 0.1
-    """Weight of the prior's cross-entropy (nats; the vertex terms are in mm^2) in the total."""
-    dropout: float = 0.1
-    """Dropout in the audio encoder."""
 
 
 def validate_config(config: MeshTalkConfig) -> None:
@@ -645,13 +606,6 @@ def _other_audio(audio: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(audio)
 
 
-register_model(
-    "meshtalk",
-    lambda num_vertices, audio_dim, config: MeshTalk(
-        num_vertices, dataclasses.replace(config, audio_dim=audio_dim)
-    ),
-    MeshTalkConfig,
-    ablations={"cross_modality": {"cross_modality_weight": 0.0}},
-    summary="MeshTalk (Richard et al. 2021), reduced: categorical latent (Gumbel), "
-    "cross-modality loss, autoregressive audio-conditioned prior",
-)
+def build_meshtalk(num_vertices: int, audio_dim: int, config: MeshTalkConfig) -> MeshTalk:
+    """Registry builder: the encoder's channel count replaces ``config.audio_dim``."""
+    return MeshTalk(num_vertices, dataclasses.replace(config, audio_dim=audio_dim))

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mmface4d.animate.registry import AnimationModel, ModelLoss, register_model
+from mmface4d.animate.interface import AnimationModel, ModelLoss
+from mmface4d.animate.model_configs import OursConfig
 from mmface4d.errors import InputError
 
 #: Length unit of the training losses, in metres: vertices are stored in metres, the losses are
@@ -40,30 +41,6 @@ from mmface4d.errors import InputError
 #: rate per step whatever its gradient's size, so a W_d in metres would jitter each vertex by
 #: millimetres per step (a bumpy skin), one in millimetres by micrometres.
 LOSS_UNIT = 1e-3
-
-
-@dataclass
-class OursConfig:
-    """Hyper-parameters of the paper's model (defaults from the paper where it gives them)."""
-
-    audio_dim: int = 80
-    """C_a: channels of the audio features (1024 for HuBERT-large, 80 for log-mel)."""
-    latent_dim: int = 256
-    """D: width of the embeddings, the decoder and the rows of W_d."""
-    decoder_blocks: int = 6
-    """Residual blocks of the decoder (kernel 3, stride 1, no downsampling)."""
-    style_channels: tuple[int, ...] = (64, 128, 256, 512)
-    """Channels of the ResNet18-style 1D style encoder's four stages (stages 2-3 stride 2: x4)."""
-    composite: bool = True
-    """Modulate the decoder with the reference style (False: the 'w/o composite' ablation)."""
-    regional: bool = True
-    """Use the sparsity regulariser on W_d (False: the 'w/o regional' ablation)."""
-    sparsity_weight: float = 1e-6
-    """Weight of eq. 7 in the loss."""
-    official_variant: bool = False
-    """The official MM2023 code's variant: W_d tied to W_e (transposed) and a plain L1 on it."""
-    dropout: float = 0.1
-    """Dropout on the projected audio features."""
 
 
 class ResBlock1d(nn.Module):
@@ -436,13 +413,3 @@ class OursAnimator(AnimationModel):
 def build_ours(num_vertices: int, audio_dim: int, config: OursConfig) -> OursAnimator:
     """Registry builder: the encoder's channel count replaces ``config.audio_dim``."""
     return OursAnimator(num_vertices, dataclasses.replace(config, audio_dim=audio_dim))
-
-
-register_model(
-    "ours",
-    build_ours,
-    OursConfig,
-    ablations={"composite": {"composite": False}, "regional": {"regional": False}},
-    summary="the paper's composite-and-regional non-autoregressive network "
-    "(model.official_variant=true: the official code's variant)",
-)

@@ -1,22 +1,20 @@
 """An open registry of speech-to-face models: what ``train`` and ``evaluate`` can build by name.
 
-Every registered model is an :class:`AnimationModel`, an ``nn.Module`` with one call signature
-for training and inference, so the training loop and the evaluation kit never special-case a
-model::
-
-    vertices = model(audio_features, template, reference)            # (B, T, V, 3)
-    vertices = model(audio_features, template, reference, target)    # teacher forcing
-    losses = model.loss(vertices, target)                            # ModelLoss
-
 A model plugs in with :func:`register_model`: a builder ``(num_vertices, audio_dim, config) ->
-AnimationModel``, the dataclass of its hyper-parameters (the ``model.*`` section of the
-training config, overridable as ``model.key=value``) and optional named ablations (config field
-changes selected with ``--ablation``). Each model registers itself in its own module (the
-paper's in :mod:`~mmface4d.animate.model`, the baselines in ``faceformer`` and ``meshtalk``);
-the modules listed in :data:`MODEL_MODULES` are imported on the first lookup, so a new model
-only needs its module named there. This module holds only the generic registry.
+AnimationModel`` (a callable, or its ``"module:function"`` path, imported when the model is
+first built), the dataclass of its hyper-parameters (the ``model.*`` section of the training
+config, overridable as ``model.key=value``) and optional named ablations (config field changes
+selected with ``--ablation``). Every registered model is an
+:class:`~mmface4d.animate.interface.AnimationModel`, an ``nn.Module`` with one call signature for
+training and inference (see :mod:`~mmface4d.animate.interface`).
 
-Shapes: B batch, T frames, V vertices, C audio channels, T_s style reference frames.
+The built-in models (the paper's, FaceFormer and MeshTalk) are declared in
+:data:`BUILTIN_MODELS`, imported on the first lookup: their hyper-parameter dataclasses and their
+builders by path, so that listing them (``train --help``), resolving a configuration or reading a
+run's ``config.json`` imports no torch; a model's network module (``model``, ``faceformer``,
+``meshtalk``) is imported when that model is built. This module holds only the generic registry
+and imports no torch (``AnimationModel`` and ``ModelLoss`` are still importable from it, loaded
+from :mod:`~mmface4d.animate.interface` on first use).
 """
 
 from __future__ import annotations
@@ -25,102 +23,16 @@ import dataclasses
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from mmface4d.errors import InputError
 
-#: Modules that register their models when imported, one per model: the network, its loss and
-#: its adapter to :class:`AnimationModel` live together in each.
-MODEL_MODULES: tuple[str, ...] = (
-    "mmface4d.animate.model",
-    "mmface4d.animate.faceformer",
-    "mmface4d.animate.meshtalk",
-)
+if TYPE_CHECKING:
+    from mmface4d.animate.interface import AnimationModel
 
-
-@dataclass
-class ModelLoss:
-    """A training loss and its named parts.
-
-    Attributes:
-        total: () the scalar to back-propagate.
-        terms: name -> () unweighted parts, for the logs (e.g. ``reconstruction``, ``regional``).
-    """
-
-    total: torch.Tensor
-    terms: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-class AnimationModel(nn.Module):
-    """Base of the registered models: speech features, template and style -> vertices.
-
-    Attributes:
-        num_vertices: V, the topology the model was built for.
-        audio_dim: C, channels of the audio features it expects.
-        config: the dataclass of its hyper-parameters, as resolved by the builder (saved with
-            every run).
-    """
-
-    num_vertices: int
-    audio_dim: int
-    config: Any
-
-    def forward(
-        self,
-        audio_features: torch.Tensor,
-        template: torch.Tensor,
-        reference: torch.Tensor,
-        target: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Synthesise vertices.
-
-        Args:
-            audio_features: (B, T, C) at the mesh frame rate.
-            template: (B, V, 3) neutral faces of the speakers.
-            reference: (B, T_s, V, 3) style reference motion of the same speakers.
-            target: (B, T, V, 3) ground truth for teacher forcing (autoregressive models), or
-                None at inference. Non-autoregressive models ignore it.
-
-        Returns:
-            (B, T, V, 3) predicted vertices.
-        """
-        raise NotImplementedError
-
-    def prepare_speaker(self, template: torch.Tensor, reference: torch.Tensor) -> Any:
-        """The per-speaker part of the synthesis, computed once and given to
-        :meth:`synthesise_prepared` for all of the speaker's speech. A model whose every step
-        depends on the speech keeps the inputs (this default); one with a speaker-only part
-        (the paper's style path and template encoding) overrides it.
-
-        Args:
-            template: (B, V, 3); reference: (B, T_s, V, 3), as for :meth:`forward`.
-        """
-        return template, reference
-
-    def synthesise_prepared(
-        self,
-        audio_features: torch.Tensor,
-        conditioning: Any,
-        target: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """:meth:`forward` given the speaker's :meth:`prepare_speaker`:
-        ``synthesise_prepared(f, prepare_speaker(t, r))`` equals ``forward(f, t, r)``."""
-        template, reference = conditioning
-        return self(audio_features, template, reference, target)
-
-    def loss(
-        self, prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
-    ) -> ModelLoss:
-        """The model's training loss.
-
-        Args:
-            prediction, target: (B, T, V, 3).
-            mask: (B, T) bool of valid frames, or None for all.
-        """
-        raise NotImplementedError
+#: The module that declares the built-in models (their configs, ablations, summaries and
+#: builders by path) when imported; it imports no torch.
+BUILTIN_MODELS = "mmface4d.animate.model_configs"
 
 
 @dataclass(frozen=True)
@@ -128,25 +40,34 @@ class ModelEntry:
     """A registered model.
 
     Attributes:
-        build: ``(num_vertices, audio_dim, config) -> AnimationModel``.
+        build: ``(num_vertices, audio_dim, config) -> AnimationModel``, or the
+            ``"module:function"`` path of one (see :meth:`builder`).
         config_type: the dataclass of its hyper-parameters (default-constructible).
         ablations: ablation name -> config field changes, e.g. ``{"composite": False}``.
         summary: one line for help texts.
     """
 
-    build: Callable[[int, int, Any], AnimationModel]
+    build: Callable[[int, int, Any], AnimationModel] | str
     config_type: type
     ablations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     summary: str = ""
 
+    def builder(self) -> Callable[[int, int, Any], AnimationModel]:
+        """The build function; a ``"module:function"`` path is imported here (the first build
+        of a built-in model imports its network module, and torch)."""
+        if not isinstance(self.build, str):
+            return self.build
+        module, _, function = self.build.partition(":")
+        return getattr(importlib.import_module(module), function)
+
 
 _MODELS: dict[str, ModelEntry] = {}
-_modules_loaded = False
+_builtins_loaded = False
 
 
 def register_model(
     name: str,
-    builder: Callable[[int, int, Any], AnimationModel],
+    builder: Callable[[int, int, Any], AnimationModel] | str,
     config_type: type,
     *,
     ablations: Mapping[str, Mapping[str, Any]] | None = None,
@@ -156,8 +77,10 @@ def register_model(
 
     Args:
         name: the registry name (refuses to replace an existing one).
-        builder: ``(num_vertices, audio_dim, config) -> AnimationModel``; ``audio_dim`` is the
-            audio encoder's channel count and takes precedence over the config.
+        builder: ``(num_vertices, audio_dim, config) -> AnimationModel``, or its
+            ``"module:function"`` path, imported when the model is first built (so that
+            registering and listing the model need not import its network); ``audio_dim`` is
+            the audio encoder's channel count and takes precedence over the config.
         config_type: a default-constructible dataclass of the model's hyper-parameters.
         ablations: ablation name -> config field changes.
         summary: one line describing the model.
@@ -166,6 +89,15 @@ def register_model(
         raise InputError(f"model name: expected a non-empty string, found {name!r}")
     if name in _MODELS:
         raise InputError(f"model {name!r} is already registered")
+    if isinstance(builder, str):
+        module, colon, function = builder.partition(":")
+        if not (module and colon and function.isidentifier()):
+            raise InputError(
+                f"model {name!r}: builder must be a callable or 'module:function', "
+                f"found {builder!r}"
+            )
+    elif not callable(builder):
+        raise InputError(f"model {name!r}: builder must be callable, found {builder!r}")
     if not dataclasses.is_dataclass(config_type):
         raise InputError(f"model {name!r}: config_type must be a dataclass, found {config_type}")
     fields = {f.name for f in dataclasses.fields(config_type)}
@@ -176,28 +108,24 @@ def register_model(
     _MODELS[name] = ModelEntry(builder, config_type, dict(ablations or {}), summary)
 
 
-def _load_model_modules() -> None:
-    global _modules_loaded
-    if not _modules_loaded:
-        _modules_loaded = True
-        for module in MODEL_MODULES:
-            importlib.import_module(module)
+def _load_builtins() -> None:
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True
+        importlib.import_module(BUILTIN_MODELS)
 
 
 def model_names() -> list[str]:
     """The registered model names, sorted."""
-    _load_model_modules()
+    _load_builtins()
     return sorted(_MODELS)
 
 
 def get_model(name: str) -> ModelEntry:
-    """The registry entry of ``name``; an :class:`InputError` listing the names if unknown.
-
-    A name already registered (its module imported) is returned without importing the other
-    model modules (loading the shipped model needs only its own)."""
+    """The registry entry of ``name``; an :class:`InputError` listing the names if unknown."""
     entry = _MODELS.get(name)
     if entry is None:
-        _load_model_modules()
+        _load_builtins()
         entry = _MODELS.get(name)
     if entry is None:
         raise InputError(f"model: unknown name {name!r}; expected one of {model_names()}")
@@ -242,7 +170,19 @@ def build_model(name: str, num_vertices: int, audio_dim: int, config: Any = None
     for label, value in (("num_vertices", num_vertices), ("audio_dim", audio_dim)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(f"{label}: expected a positive integer, found {value!r}")
-    model = entry.build(num_vertices, audio_dim, config)
+    from mmface4d.animate.interface import AnimationModel
+
+    model = entry.builder()(num_vertices, audio_dim, config)
     if not isinstance(model, AnimationModel):
         raise TypeError(f"builder of {name!r} returned {type(model).__name__}, not AnimationModel")
     return model
+
+
+def __getattr__(name: str) -> Any:
+    """``AnimationModel`` and ``ModelLoss``, where models written against this module import
+    them from (they live in :mod:`~mmface4d.animate.interface`, with torch)."""
+    if name in ("AnimationModel", "ModelLoss"):
+        from mmface4d.animate import interface
+
+        return getattr(interface, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -40,10 +40,10 @@ from mmface4d.animate.checkpoint import (
     config_from_dict,
     load_checkpoint,
 )
-from mmface4d.animate.config import TrainConfig, resolve_config
+from mmface4d.animate.config import LossConfig, TrainConfig, resolve_config
 from mmface4d.animate.distributed import DistContext, ResumableSampler, select_device
-from mmface4d.animate.losses import LossConfig, lip_sync_loss
-from mmface4d.animate.registry import ModelLoss
+from mmface4d.animate.interface import ModelLoss
+from mmface4d.animate.losses import lip_sync_loss
 from mmface4d.animate.trainer import CONFIG_NAME, LOG_NAME, Trainer, seed_everything
 from mmface4d.data.analysis import resolve_landmarks
 from mmface4d.data.dataset import FaceSequenceDataset

@@ -2,7 +2,7 @@
 
 A :class:`Trainer` knows nothing about a model or its data beyond a *forwarder* (MeshTalk's
 split): a function that takes the (possibly DDP-wrapped) pipeline and one batch and returns the
-model's :class:`~mmface4d.animate.registry.ModelLoss`
+model's :class:`~mmface4d.animate.interface.ModelLoss`
 (:func:`mmface4d.animate.train.batch_loss`). Its steps, in the order a session runs them:
 
 - :meth:`Trainer.restore`: weights, optimizer, loss scaler, step, elapsed time and every
@@ -44,7 +44,7 @@ from mmface4d.animate.checkpoint import (
 )
 from mmface4d.animate.config import TrainConfig, save_config
 from mmface4d.animate.distributed import DistContext, ResumableSampler, reduce_means
-from mmface4d.animate.registry import ModelLoss
+from mmface4d.animate.interface import ModelLoss
 from mmface4d.animate.runlog import CsvLog, tensorboard_writer
 
 LOG_NAME = "log.csv"

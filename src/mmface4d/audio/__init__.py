@@ -2,41 +2,24 @@
 synchronisation function (:mod:`mmface4d.audio.sync`), and the speech encoders
 (:mod:`mmface4d.audio.encoders`: log-mel, HuBERT, wav2vec 2.0).
 
-The encoders need torch and are imported on first use, so that loading or writing audio (store
-packing workers, the corpus writer) does not pay for it."""
+The names below load on first use (:func:`mmface4d._optional.lazy_exports`): the encoders need
+torch, so loading or writing audio (store packing workers, the corpus writer) does not pay for
+it, and importing a light module of the subpackage (the training configuration's
+:mod:`~mmface4d.audio.augment_config`) imports no numpy."""
 
-from typing import Any
+from mmface4d._optional import lazy_exports
 
-from mmface4d.audio.io import DEFAULT_SAMPLE_RATE, load_audio, write_wav
-from mmface4d.audio.sync import (
-    AlignedStreams,
-    align_lengths,
-    frame_to_sample,
-    frames_to_samples,
-    resample_to_frames,
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "mmface4d.audio.io": ("DEFAULT_SAMPLE_RATE", "load_audio", "write_wav"),
+        "mmface4d.audio.sync": (
+            "AlignedStreams",
+            "align_lengths",
+            "frame_to_sample",
+            "frames_to_samples",
+            "resample_to_frames",
+        ),
+        "mmface4d.audio.encoders": ("AudioEncoder", "build_encoder", "parse_encoder_spec"),
+    },
 )
-
-__all__ = [
-    "DEFAULT_SAMPLE_RATE",
-    "AlignedStreams",
-    "AudioEncoder",
-    "align_lengths",
-    "build_encoder",
-    "frame_to_sample",
-    "frames_to_samples",
-    "load_audio",
-    "parse_encoder_spec",
-    "resample_to_frames",
-    "write_wav",
-]
-
-
-_ENCODER_NAMES = ("AudioEncoder", "build_encoder", "parse_encoder_spec")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _ENCODER_NAMES:
-        from mmface4d.audio import encoders
-
-        return getattr(encoders, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

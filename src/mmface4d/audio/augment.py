@@ -26,12 +26,17 @@ Audio is mono, shape (N,), float in [-1, 1]; every function returns a new float3
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
 from fractions import Fraction
 
 import numpy as np
 
+from mmface4d.audio.augment_config import (
+    MAX_SEMITONES,
+    RT60_RANGE,
+    AugmentConfig,
+    check_number,
+    check_rng,
+)
 from mmface4d.errors import InputError
 
 NOISE_COLOURS = ("white", "pink", "brown")
@@ -48,12 +53,6 @@ ACTIVE_RANGE_DB = 40.0
 
 NOISE_LOW_CORNER_HZ = 20.0
 """Pink and brown noise are flat below this frequency (no inaudible rumble eating the power)."""
-
-MAX_SEMITONES = 12.0
-"""Largest pitch shift :func:`shift_pitch` accepts, in either direction."""
-
-RT60_RANGE = (0.05, 2.0)
-"""Open interval of reverberation times :func:`add_reverb` accepts, in seconds."""
 
 _LOWPASS_HZ = 6000.0  # one-pole low-pass of the reverberant tail (walls absorb high frequencies)
 
@@ -75,29 +74,11 @@ def _check_audio(audio: object, name: str = "audio") -> np.ndarray:
     return samples
 
 
-def _check_number(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise InputError(f"{name}: expected a number, found {value!r}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise InputError(f"{name}: expected a finite number, found {value!r}")
-    return number
-
-
 def _check_sample_rate(sample_rate: object) -> float:
-    rate = _check_number(sample_rate, "sample_rate")
+    rate = check_number(sample_rate, "sample_rate")
     if rate <= 0:
         raise InputError(f"sample_rate: expected a positive rate in Hz, found {sample_rate!r}")
     return rate
-
-
-def _check_rng(rng: object) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise InputError(
-            f"rng: expected a numpy.random.Generator (numpy.random.default_rng(seed)), "
-            f"found {type(rng)}"
-        )
-    return rng
 
 
 def _rms(samples: np.ndarray) -> float:
@@ -135,7 +116,7 @@ def change_speed(audio: np.ndarray, factor: float) -> np.ndarray:
         (round(N / factor),) float32 samples.
     """
     samples = _check_audio(audio)
-    speed = _check_number(factor, "factor")
+    speed = check_number(factor, "factor")
     if not 0.5 < speed <= 2.0:
         raise InputError(f"factor: expected a speed factor in (0.5, 2], found {factor!r}")
     length = round(len(samples) / speed)
@@ -224,7 +205,7 @@ def shift_pitch(audio: np.ndarray, sample_rate: float, semitones: float) -> np.n
     """
     samples = _check_audio(audio)
     rate = _check_sample_rate(sample_rate)
-    shift = _check_number(semitones, "semitones")
+    shift = check_number(semitones, "semitones")
     if abs(shift) > MAX_SEMITONES:
         raise InputError(f"semitones: expected a value in [-12, 12], found {semitones!r}")
     if shift == 0 or len(samples) == 0:
@@ -283,7 +264,7 @@ def coloured_noise(
     """
     if colour not in NOISE_COLOURS:
         raise InputError(f"colour: expected one of {', '.join(NOISE_COLOURS)}, found {colour!r}")
-    rng = _check_rng(rng)
+    rng = check_rng(rng)
     rate = _check_sample_rate(sample_rate)
     white = rng.standard_normal(num_samples)
     if colour != "white" and num_samples > 1:
@@ -319,7 +300,7 @@ def add_noise(
         (N,) float32 samples.
     """
     samples = _check_audio(audio)
-    snr = _check_number(snr_db, "snr_db")
+    snr = check_number(snr_db, "snr_db")
     noise = coloured_noise(len(samples), rng, colour, sample_rate)
     speech_power = active_speech_power(samples, sample_rate)
     if speech_power == 0:
@@ -354,14 +335,14 @@ def room_impulse_response(
         (R,) float64 response, R = 1 + round((pre_delay + rt60) * sample_rate).
     """
     rate = _check_sample_rate(sample_rate)
-    decay = _check_number(rt60, "rt60")
+    decay = check_number(rt60, "rt60")
     if not RT60_RANGE[0] < decay < RT60_RANGE[1]:
         raise InputError(f"rt60: expected seconds in (0.05, 2.0), found {rt60!r}")
-    drr = _check_number(direct_to_reverb_db, "direct_to_reverb_db")
-    delay = _check_number(pre_delay, "pre_delay")
+    drr = check_number(direct_to_reverb_db, "direct_to_reverb_db")
+    delay = check_number(pre_delay, "pre_delay")
     if delay < 0:
         raise InputError(f"pre_delay: expected seconds >= 0, found {pre_delay!r}")
-    rng = _check_rng(rng)
+    rng = check_rng(rng)
     delay_samples = max(1, round(delay * rate))
     tail_samples = max(1, round(decay * rate))
     tail = rng.standard_normal(tail_samples)
@@ -426,88 +407,8 @@ def change_level(audio: np.ndarray, gain_db: float) -> np.ndarray:
         (N,) float32 samples in [-1, 1].
     """
     samples = _check_audio(audio)
-    gain = _check_number(gain_db, "gain_db")
+    gain = check_number(gain_db, "gain_db")
     return np.clip(samples * 10.0 ** (gain / 20.0), -1.0, 1.0).astype(np.float32)
-
-
-# ----------------------------------------------------------------------------- configuration
-
-
-@dataclass
-class AugmentConfig:
-    """Which augmentations :func:`augment` applies, how often, and with what parameter ranges.
-
-    Each ``(low, high)`` range is drawn uniformly; each probability is per clip.
-    """
-
-    enabled: bool = True
-    """Augment at all (false: :func:`augment` returns its input unchanged)."""
-    speed: tuple[float, float] = (0.9, 1.1)
-    """Speed factor range, within (0.5, 2]; drawn by :meth:`draw_speed`, applied by the caller."""
-    speed_probability: float = 0.5
-    """Probability that :meth:`draw_speed` returns a factor other than 1."""
-    pitch_semitones: tuple[float, float] = (-3.0, 3.0)
-    """Pitch shift range in semitones, within [-12, 12]."""
-    pitch_probability: float = 0.3
-    """Probability of a pitch shift."""
-    snr_db: tuple[float, float] = (5.0, 40.0)
-    """Speech-to-noise ratio range in dB (noise colour drawn among white, pink, brown)."""
-    noise_probability: float = 0.5
-    """Probability of added noise."""
-    rt60: tuple[float, float] = (0.1, 0.7)
-    """Reverberation time range in seconds, within (0.05, 2.0)."""
-    reverb_probability: float = 0.3
-    """Probability of reverberation."""
-    gain_db: tuple[float, float] = (-25.0, 5.0)
-    """Level change range in dB (positive gains can clip)."""
-    level_probability: float = 0.8
-    """Probability of a level change."""
-
-    def validate(self) -> AugmentConfig:
-        """Check every field; raises InputError naming the first bad one. Returns ``self``."""
-        for item in fields(self):
-            if item.name.endswith("_probability"):
-                value = _check_number(getattr(self, item.name), item.name)
-                if not 0.0 <= value <= 1.0:
-                    raise InputError(
-                        f"{item.name}: expected a probability in [0, 1], found {value}"
-                    )
-        if not isinstance(self.enabled, bool):
-            raise InputError(f"enabled: expected true or false, found {self.enabled!r}")
-        low, high = self._range("speed")
-        if not (0.5 < low and high <= 2.0):
-            raise InputError(f"speed: expected factors in (0.5, 2], found {self.speed!r}")
-        low, high = self._range("pitch_semitones")
-        if not (-MAX_SEMITONES <= low and high <= MAX_SEMITONES):
-            raise InputError(
-                f"pitch_semitones: expected semitones in [-12, 12], found {self.pitch_semitones!r}"
-            )
-        self._range("snr_db")
-        low, high = self._range("rt60")
-        if not (RT60_RANGE[0] < low and high < RT60_RANGE[1]):
-            raise InputError(f"rt60: expected seconds in (0.05, 2.0), found {self.rt60!r}")
-        self._range("gain_db")
-        return self
-
-    def _range(self, name: str) -> tuple[float, float]:
-        value = getattr(self, name)
-        if isinstance(value, str) or not isinstance(value, Sequence) or len(value) != 2:
-            raise InputError(f"{name}: expected a (low, high) pair such as 1,2, found {value!r}")
-        low, high = (_check_number(v, name) for v in value)
-        if low > high:
-            raise InputError(f"{name}: expected low <= high, found {value!r}")
-        return low, high
-
-    def draw_speed(self, rng: np.random.Generator) -> float:
-        """Speed factor for one clip: uniform in ``speed`` with ``speed_probability``, else 1.0.
-
-        The caller applies it with :func:`change_speed` AND resamples the mesh frames in time.
-        """
-        rng = _check_rng(rng)
-        if not self.enabled or rng.random() >= self.speed_probability:
-            return 1.0
-        low, high = self._range("speed")
-        return float(rng.uniform(low, high))
 
 
 def augment(
@@ -536,7 +437,7 @@ def augment(
         return samples.astype(np.float32)
     config.validate()
     rate = _check_sample_rate(sample_rate)
-    rng = _check_rng(rng)
+    rng = check_rng(rng)
     # every draw is made whether or not its augmentation is applied, and each augmentation's
     # noise comes from its own child generator, so that changing one probability or range does
     # not reshuffle the others
@@ -546,11 +447,11 @@ def augment(
         config.noise_probability,
         config.level_probability,
     ]
-    semitones = rng.uniform(*config._range("pitch_semitones"))
-    rt60 = rng.uniform(*config._range("rt60"))
-    snr_db = rng.uniform(*config._range("snr_db"))
+    semitones = rng.uniform(*config.bounds("pitch_semitones"))
+    rt60 = rng.uniform(*config.bounds("rt60"))
+    snr_db = rng.uniform(*config.bounds("snr_db"))
     colour = NOISE_COLOURS[int(rng.integers(len(NOISE_COLOURS)))]
-    gain_db = rng.uniform(*config._range("gain_db"))
+    gain_db = rng.uniform(*config.bounds("gain_db"))
     reverb_rng, noise_rng = (np.random.default_rng(seed) for seed in rng.integers(2**63, size=2))
     out = samples
     if applied[0]:
