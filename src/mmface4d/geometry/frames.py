@@ -72,6 +72,6 @@ def to_camera_frame(vertices: np.ndarray, distance: float = CAMERA_DISTANCE) -> 
 def from_camera_frame(vertices: np.ndarray, distance: float = CAMERA_DISTANCE) -> np.ndarray:
     """(..., 3) centre-camera-frame vertices -> the model frame; inverse of
     :func:`to_camera_frame` with the same ``distance``."""
-    out = np.array(vertices)
-    out[..., 2] -= distance
-    return flip_axes(out)
+    out = flip_axes(np.asarray(vertices))  # one pass: -(z - d) is exactly d - z
+    out[..., 2] += distance
+    return out
