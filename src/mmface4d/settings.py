@@ -155,13 +155,21 @@ def parse_options(text: str, what: str) -> dict[str, str]:
     return options
 
 
+@functools.cache
+def field_types(cls: type) -> dict[str, Any]:
+    """``typing.get_type_hints(cls)``, evaluated once per class (the string annotations of a
+    nested config, evaluated for each of its keys, were most of the time of reading a saved
+    configuration). The result is shared: read it, do not change it."""
+    return typing.get_type_hints(cls)
+
+
 def set_field(config: Any, path: Sequence[str], value: Any, source: str) -> None:
     """Set ``config.<path>`` (a dotted field path) to ``value`` converted to the field's type."""
     target, key = config, ".".join(path)
     for depth, name in enumerate(path):
         if not dataclasses.is_dataclass(target):
             raise InputError(f"{source}: {'.'.join(path[:depth])} has no fields (setting {key})")
-        hints = typing.get_type_hints(type(target))
+        hints = field_types(type(target))
         if name not in {f.name for f in dataclasses.fields(target)}:
             prefix = ".".join(path[:depth])
             names = sorted(f.name for f in dataclasses.fields(target))
@@ -344,7 +352,7 @@ def describe_keys(config: Any, prefix: str = "", skip: Iterable[str] = ()) -> li
         skip: top-level field names left out.
     """
     skip = set(skip)
-    hints = typing.get_type_hints(type(config))
+    hints = field_types(type(config))
     docs = field_docs(type(config))
     keys: list[KeyDoc] = []
     for item in dataclasses.fields(config):

@@ -106,3 +106,24 @@ def test_load_run_errors(tmp_path):
         load_run(tmp_path / "missing")
     with pytest.raises(InputError, match="train it first"):
         load_run(tmp_path)
+
+
+def test_a_run_loads_its_weights_without_drawing_random_initial_values(tiny_run):
+    """Loading builds the model without its random initialisation (every parameter is read
+    from the file right after): the weights are the file's, the random state is untouched."""
+    torch.manual_seed(1)
+    expected = torch.get_rng_state()
+    trained = load_run(tiny_run)
+    assert torch.equal(torch.get_rng_state(), expected)
+    stored = load_checkpoint(trained.checkpoint)["model"]
+    loaded = trained.pipeline.model.state_dict()
+    assert loaded.keys() == stored.keys()
+    assert all(torch.equal(loaded[key], stored[key]) for key in stored)
+
+
+def test_weights_that_do_not_fit_the_configuration_are_an_input_error(tiny_run, tmp_path):
+    state = load_checkpoint(tiny_run / "final.pt")
+    state["model"].pop(next(iter(state["model"])))  # a parameter the build leaves unset
+    save_checkpoint(tmp_path / "final.pt", {k: v for k, v in state.items() if k != "format"})
+    with pytest.raises(InputError, match="do not fit the saved configuration"):
+        load_run(tmp_path)

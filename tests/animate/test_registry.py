@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from mmface4d.animate import interface, registry
-from mmface4d.animate.interface import AnimationModel, ModelLoss
+from mmface4d.animate.interface import AnimationModel, ModelLoss, skip_parameter_init
 from mmface4d.animate.model import OursAnimator, OursConfig, paper_loss
 from mmface4d.animate.registry import (
     build_model,
@@ -168,3 +168,36 @@ def test_every_model_animates_a_prepared_speaker_as_its_forward(name):
         whole = model(audio, template, reference)
         speaker = model.prepare_speaker(template, reference)
         torch.testing.assert_close(model.synthesise_prepared(audio, speaker), whole)
+
+
+class _WithFixedParts(nn.Module):
+    """Random parameters beside a deterministic buffer and a deterministically filled parameter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 3)
+        self.embedding = nn.Embedding(5, 2)
+        self.scale = nn.Parameter(torch.empty(3))
+        nn.init.ones_(self.scale)
+        self.register_buffer("steps", torch.arange(4.0), persistent=False)
+
+
+def test_skip_parameter_init_leaves_out_only_random_parameter_values():
+    torch.manual_seed(0)
+    reference = _WithFixedParts()
+    expected = torch.get_rng_state()
+    with skip_parameter_init():
+        built = _WithFixedParts()
+    assert torch.equal(torch.get_rng_state(), expected)  # no draws
+    assert torch.equal(built.scale, torch.ones(3)) and torch.equal(built.steps, torch.arange(4.0))
+    built.load_state_dict(reference.state_dict())
+    assert _same_parameters(built, reference)
+    torch.manual_seed(0)
+    assert _same_parameters(
+        _WithFixedParts(), reference
+    )  # outside it, modules initialise as before
+
+
+def _same_parameters(one: nn.Module, other: nn.Module) -> bool:
+    pairs = zip(one.parameters(), other.parameters(), strict=True)
+    return all(torch.equal(a, b) for a, b in pairs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +131,18 @@ def test_the_encoder_registry_and_the_class_agree_on_defaults() -> None:
     assert inspect.signature(chunked_log_probs).parameters["overlap_s"].default == (
         signature["overlap_s"].default
     )
+
+
+def test_the_recogniser_loads_when_audio_is_first_encoded(monkeypatch, spoken) -> None:
+    """Building the encoder (loading a model that uses it) does not load the recogniser; its
+    width is known beforehand and agrees with the recogniser's classes."""
+    from mmface4d.audio import phonetic
+
+    loads = []
+    load = phonetic._recogniser.__wrapped__  # the loader itself, with its check of the classes
+    monkeypatch.setattr(phonetic, "_recogniser", functools.cache(lambda: loads.append(1) or load()))
+    encoder = build_encoder("phonetic")
+    assert not loads and encoder.dim == phonetic.NUM_CLASSES + 1
+    phonetic.clear_cache()
+    assert encoder(spoken[:8000]).shape[-1] == encoder.dim and loads == [1]
+    assert len(phoneme_tokens()) == phonetic.NUM_CLASSES

@@ -7,6 +7,7 @@ import torch
 from mmface4d import cli
 from mmface4d.errors import InputError
 from mmface4d.facemodel import ARKIT_52, FaceModel, load_face_model
+from mmface4d.facemodel import synth as synth_module
 from mmface4d.facemodel.synth import PARTS, SynthFaceConfig, build_synth_mesh
 from mmface4d.geometry import vertex_normals
 
@@ -201,3 +202,56 @@ def test_mouth_close_cancels_jaw_open(synth):
         assert np.linalg.norm(v[lm[62]] - v[lm[66]]) < 1e-4
         teeth = np.nonzero(build_synth_mesh().part == PARTS.index("teeth_lower"))[0]
         assert np.linalg.norm(v[teeth] - synth.mean[teeth], axis=1).mean() > 0.01 * jaw
+
+
+def _assert_same_model(one: FaceModel, other: FaceModel) -> None:
+    """Every field equal, arrays in value, dtype and shape."""
+    for name in ("mean", "faces", "identity_basis", "expression_basis", "albedo_mean"):
+        a, b = getattr(one, name), getattr(other, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b), name
+    assert np.array_equal(one.albedo_basis, other.albedo_basis)
+    assert np.array_equal(one.landmarks, other.landmarks)
+    assert one.regions.keys() == other.regions.keys()
+    for key in one.regions:
+        assert one.regions[key].dtype == other.regions[key].dtype
+        assert np.array_equal(one.regions[key], other.regions[key]), key
+    assert (one.name, one.unit, one.expression_names, one.metadata) == (
+        other.name,
+        other.unit,
+        other.expression_names,
+        other.metadata,
+    )
+
+
+def test_the_cached_synth_face_is_the_built_one(tmp_path, monkeypatch):
+    monkeypatch.setenv(synth_module.CACHE_ENV, str(tmp_path))
+    built = synth_module.build_synth_face()
+    first = load_face_model("synth")  # builds and keeps it
+    (entry,) = (tmp_path / "facemodel").glob("synth-*.npz")
+    again = load_face_model("synth")  # reads it
+    _assert_same_model(first, built)
+    _assert_same_model(again, built)
+    assert list((tmp_path / "facemodel").glob("synth-*.npz")) == [entry]
+
+
+def test_a_damaged_or_outdated_cache_entry_is_built_again(tmp_path, monkeypatch):
+    monkeypatch.setenv(synth_module.CACHE_ENV, str(tmp_path))
+    load_face_model("synth:vertices=5000")
+    (entry,) = (tmp_path / "facemodel").glob("synth-*.npz")
+    entry.write_bytes(b"not a face model")
+    _assert_same_model(
+        load_face_model("synth:vertices=5000"), load_face_model("synth:vertices=5000")
+    )
+    assert FaceModel.load(entry).num_vertices > 0  # written again
+    other_code = entry.with_name(entry.name.rsplit("-", 1)[0] + "-0123456789abcdef.npz")
+    entry.rename(other_code)  # an entry of the same options written by other code
+    load_face_model("synth:vertices=5000")
+    assert [p.name for p in (tmp_path / "facemodel").glob("synth-*.npz")] == [entry.name]
+
+
+def test_the_face_model_cache_can_be_turned_off(tmp_path, monkeypatch):
+    monkeypatch.setenv(synth_module.CACHE_ENV, "off")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert synth_module.cache_folder() is None
+    load_face_model("synth:vertices=5000")
+    assert not any(tmp_path.rglob("*.npz"))

@@ -14,6 +14,7 @@ replaces a good checkpoint with a partial one. They are read with ``weights_only
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import random
 import zipfile
@@ -27,7 +28,7 @@ from torch import nn
 
 from mmface4d import __version__
 from mmface4d.animate.config import TrainConfig, config_from_dict, config_to_dict
-from mmface4d.animate.interface import AnimationModel
+from mmface4d.animate.interface import AnimationModel, skip_parameter_init
 from mmface4d.animate.registry import build_model
 from mmface4d.atomic import atomic_path
 from mmface4d.audio.encoders import AudioEncoder, build_encoder
@@ -189,11 +190,20 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
     return state
 
 
-def build_pipeline(config: TrainConfig, num_vertices: int) -> SpeechToFace:
+def build_pipeline(config: TrainConfig, num_vertices: int, initialise: bool = True) -> SpeechToFace:
     """Encoder and model of a configuration (on the CPU); ``config.model`` becomes the model's
-    resolved hyper-parameters."""
+    resolved hyper-parameters.
+
+    Args:
+        config: the configuration.
+        num_vertices: V.
+        initialise: draw the model's random initial parameters; False leaves them unset
+            (:func:`~mmface4d.animate.interface.skip_parameter_init`), for a caller that loads
+            every one of them next.
+    """
     encoder = build_encoder(config.encoder.spec)
-    model = build_model(config.model_name, num_vertices, encoder.dim, config.model)
+    with contextlib.nullcontext() if initialise else skip_parameter_init():
+        model = build_model(config.model_name, num_vertices, encoder.dim, config.model)
     config.model = model.config
     return SpeechToFace(encoder, model)
 
@@ -299,7 +309,8 @@ def pipeline_from_state(state: dict[str, Any], source: Path) -> tuple[TrainConfi
     """The configuration and the float32 CPU pipeline of a loaded checkpoint (any float dtype of
     the stored weights: shipped models keep them in float16)."""
     config = config_from_dict(state["config"], str(source))
-    pipeline = build_pipeline(config, int(state["num_vertices"]))
+    # no random initial values: the strict load below sets every parameter, or fails
+    pipeline = build_pipeline(config, int(state["num_vertices"]), initialise=False)
     try:
         # copy_ converts stored float16 weights into the float32 parameters in one pass (the
         # values of .float() first, without the extra float32 copy of every tensor)

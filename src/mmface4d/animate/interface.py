@@ -16,11 +16,14 @@ Shapes: B batch, T frames, V vertices, C audio channels, T_s style reference fra
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 
 @dataclass
@@ -103,3 +106,62 @@ class AnimationModel(nn.Module):
             mask: (B, T) bool of valid frames, or None for all.
         """
         raise NotImplementedError
+
+
+#: Functions that fill a tensor with random values: the initialisers of ``nn.init`` (which
+#: modules' ``reset_parameters`` call) and the tensors' own in-place random fills.
+_RANDOM_FILLS = frozenset(
+    {
+        nn.init.uniform_,
+        nn.init.normal_,
+        nn.init.trunc_normal_,
+        nn.init.kaiming_uniform_,
+        nn.init.kaiming_normal_,
+        nn.init.xavier_uniform_,
+        nn.init.xavier_normal_,
+        nn.init.orthogonal_,
+        nn.init.sparse_,
+        torch.Tensor.uniform_,
+        torch.Tensor.normal_,
+        torch.Tensor.random_,
+        torch.Tensor.bernoulli_,
+        torch.Tensor.exponential_,
+        torch.Tensor.geometric_,
+        torch.Tensor.log_normal_,
+        torch.Tensor.cauchy_,
+    }
+)
+
+
+class _SkipParameterInit(TorchFunctionMode):
+    """Returns a parameter unchanged instead of filling it with random values."""
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func in _RANDOM_FILLS:
+            target = args[0] if args else kwargs.get("tensor")
+            if isinstance(target, nn.Parameter):
+                return target
+        return func(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def skip_parameter_init() -> Iterator[None]:
+    """Build modules without drawing their parameters' random initial values, for a caller that
+    loads every parameter right after (a strict ``load_state_dict``): the parameters keep the
+    uninitialised memory they were allocated with.
+
+    Random initialisation is most of the time of building a model whose weights are then read
+    from a file (the shipped model: two 3V x D matrices). Deterministic fills (zeros, ones,
+    constants) and anything that is not a parameter (buffers, tensors made with random
+    factories) are computed as usual. The global random state is left as it was, draws and all.
+
+    Unlike building on the meta device (``torch.device("meta")`` and ``load_state_dict(...,
+    assign=True)``), every tensor is real, so tensors a module keeps outside its state dict
+    (non-persistent buffers) are right; and no random fill runs on a meta tensor, whose first
+    ``normal_`` imports ``torch._dynamo`` (seconds).
+    """
+    with _SkipParameterInit():
+        yield

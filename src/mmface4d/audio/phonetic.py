@@ -51,13 +51,22 @@ MIN_SAMPLES = 4 * HOP
 MIN_PART_S = 1.5
 #: Level channel: dB below the utterance's loudest frame, divided by this, clipped at -1.5.
 LEVEL_SCALE_DB = 40.0
+#: Output classes of the recogniser of the pinned ``hama`` (IPA phonemes, word boundary, blank):
+#: the encoder's width is known before the recogniser loads (checked when it does).
+NUM_CLASSES = 191
 
 
 @functools.cache
 def _recogniser() -> Any:
-    """The packaged hama phoneme recogniser (loaded once per process)."""
+    """The packaged hama phoneme recogniser (loaded once per process, on first use)."""
     hama = require("hama", "phonetic")
-    return hama.ASRModel()
+    model = hama.ASRModel()
+    if len(model.decoder_tokens) != NUM_CLASSES:
+        raise InputError(
+            f"the hama phoneme recogniser has {len(model.decoder_tokens)} classes, this version "
+            f"of mmface4d expects {NUM_CLASSES}: install the hama version it pins"
+        )
+    return model
 
 
 def phoneme_tokens() -> list[str]:
@@ -213,8 +222,8 @@ class PhoneticEncoder(AudioEncoder):
             raise InputError(
                 f"phonetic: need chunk_s > 2 * overlap_s > 0, got {chunk_s}, {overlap_s}"
             )
-        classes = len(phoneme_tokens())
-        super().__init__(hop_length=HOP, dim=classes + int(level))
+        # the recogniser loads when audio is first encoded: a model loads without it
+        super().__init__(hop_length=HOP, dim=NUM_CLASSES + int(level))
         self.level, self.chunk_s, self.overlap_s = level, chunk_s, overlap_s
         self.threads = threads
         self.register_buffer("_device", torch.zeros(0), persistent=False)

@@ -78,9 +78,7 @@ class FaceModel:
         self.albedo_mean = np.ascontiguousarray(self.albedo_mean, dtype=np.float32)
         self.albedo_basis = np.ascontiguousarray(self.albedo_basis, dtype=np.float32)
         self.landmarks = np.ascontiguousarray(self.landmarks, dtype=np.int64)
-        self.regions = {
-            k: np.unique(np.asarray(v, dtype=np.int64)) for k, v in self.regions.items()
-        }
+        self.regions = {k: _sorted_unique(v) for k, v in self.regions.items()}
         self.expression_names = [str(n) for n in self.expression_names]
         self.validate()
 
@@ -278,8 +276,15 @@ class FaceModel:
             "metadata": self.metadata,
         }
 
-    def save(self, path: str | Path) -> Path:
-        """Write the model to one ``.npz`` file (atomically) that :func:`load` reads back."""
+    def save(self, path: str | Path, compressed: bool = True) -> Path:
+        """Write the model to one ``.npz`` file (atomically) that :func:`load` reads back.
+
+        Args:
+            path: the ``.npz`` file.
+            compressed: deflate the arrays (smaller; uncompressed files read several times
+                faster, as the on-disk cache of :func:`mmface4d.facemodel.synth.cached_synth_face`
+                keeps them).
+        """
         path = Path(path)
         if path.suffix != ".npz":
             raise InputError(f"{path}: a face model is saved as .npz, got suffix {path.suffix!r}")
@@ -296,7 +301,7 @@ class FaceModel:
         }
         arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
         with atomic_path(path) as tmp:
-            np.savez_compressed(tmp, **arrays)
+            (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
         return path
 
     @classmethod
@@ -326,6 +331,16 @@ class FaceModel:
             metadata=header.get("metadata", {}),
             **{name: data[name] for name in _ARRAY_FIELDS},
         )
+
+
+def _sorted_unique(indices: Any) -> np.ndarray:
+    """``np.unique`` of int64 indices; one already strictly increasing (a saved model's regions)
+    is kept as it is, without the sort (and without the first ``np.unique``'s import of
+    ``numpy.ma``)."""
+    values = np.array(indices, dtype=np.int64)  # a copy, as np.unique's
+    if values.ndim == 1 and bool((values[1:] > values[:-1]).all()):
+        return values
+    return np.unique(values)
 
 
 def _broadcast_batch(current: int, new: int, label: str) -> int:

@@ -1,7 +1,8 @@
 """Face-model sources selected by a spec string.
 
 Specs:
-    ``synth``              the procedural default face (options: ``synth:vertices=12000``)
+    ``synth``              the procedural default face (options: ``synth:vertices=12000``;
+                           cached on disk, see :mod:`mmface4d.facemodel.synth`)
     ``bfm:DIR``            Basel Face Model 2009 + Guo et al. expressions, Deep3DFaceRecon
                            convention (see :mod:`mmface4d.facemodel.bfm`)
     ``ict:DIR``            ICT FaceKit (see :mod:`mmface4d.facemodel.ict`)
@@ -34,10 +35,10 @@ def load_face_model(spec: str | Path | FaceModel) -> FaceModel:
     text = str(spec)
     kind, sep, rest = text.partition(":")
     if kind == "synth":
-        from mmface4d.facemodel.synth import SynthFaceConfig, build_synth_face
+        from mmface4d.facemodel.synth import SynthFaceConfig, cached_synth_face
 
         options = parse_options(rest, f"face model spec {text!r}")
-        return build_synth_face(SynthFaceConfig.from_options(options))
+        return cached_synth_face(SynthFaceConfig.from_options(options))
     if kind == "bfm" and sep:
         from mmface4d.facemodel.bfm import load_bfm
 

@@ -11,14 +11,25 @@ irises in dark sockets. Expressions (ARKit-52) and identity components are built
 
 Coordinates: metres, x = subject's left, y = up, z = out of the face; the origin is on the head's
 vertical axis at about cheekbone height.
+
+Building it takes a few tenths of a second; :func:`cached_synth_face` (what the ``synth`` spec of
+:func:`~mmface4d.facemodel.sources.load_face_model` loads) keeps each build in an on-disk cache,
+``$MMFACE4D_CACHE_DIR`` (default ``$XDG_CACHE_HOME/mmface4d``, else ``~/.cache/mmface4d``;
+``off`` disables it), one file per set of options (about 12 MB), keyed by the face model code
+and the numpy version, so that later processes read the same arrays instead of computing them
+again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 import numpy as np
 
+from mmface4d import __version__
 from mmface4d.errors import InputError
 from mmface4d.facemodel.model import AXES, FaceModel
 from mmface4d.facemodel.regions import landmark_regions
@@ -536,3 +547,62 @@ def build_synth_face(config: SynthFaceConfig | None = None) -> FaceModel:
             "parts": {p: int((mesh.part == i).sum()) for i, p in enumerate(PARTS)},
         },
     )
+
+
+#: Environment variable naming the folder of cached face models; ``off`` (or empty) disables it.
+CACHE_ENV = "MMFACE4D_CACHE_DIR"
+
+
+def cache_folder() -> Path | None:
+    """Where :func:`cached_synth_face` keeps its files, or None when caching is off."""
+    chosen = os.environ.get(CACHE_ENV)
+    if chosen is not None:
+        return None if chosen.strip().lower() in ("", "off") else Path(chosen) / "facemodel"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mmface4d" / "facemodel"
+
+
+def _cache_name(config: SynthFaceConfig) -> tuple[str, str]:
+    """The cache file's stem for ``config``: ``synth-<options>-<digest>``, the digest of what the
+    built arrays depend on (the source of every module of the face model subpackage: the
+    builders, the shapes, the regions, :class:`FaceModel`; the package and numpy versions).
+    Returns the stem and its ``synth-<options>-`` prefix."""
+    options = "-".join(f"{f.name}{getattr(config, f.name)}" for f in fields(config))
+    digest = hashlib.sha256(f"{__version__} numpy {np.__version__}".encode())
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    prefix = f"synth-{options}-"
+    return prefix + digest.hexdigest()[:16], prefix
+
+
+def cached_synth_face(config: SynthFaceConfig | None = None) -> FaceModel:
+    """:func:`build_synth_face`, read from the on-disk cache when the same code built it before
+    (see the module doc); a missing, unreadable or stale entry is built and written (atomically)
+    again, and a cache that cannot be written is left alone.
+
+    Args:
+        config: the options (default :class:`SynthFaceConfig`).
+
+    Returns:
+        The face model, array for array what :func:`build_synth_face` returns.
+    """
+    config = config or SynthFaceConfig()
+    folder = cache_folder()
+    if folder is None:
+        return build_synth_face(config)
+    stem, prefix = _cache_name(config)
+    path = folder / f"{stem}.npz"
+    if path.is_file():
+        try:
+            return FaceModel.load(path)
+        except (InputError, OSError):
+            pass  # a damaged entry: build it again below
+    model = build_synth_face(config)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(f"{prefix}*.npz"):  # the same options built by other code
+            stale.unlink(missing_ok=True)
+        model.save(path, compressed=False)
+    except OSError:
+        pass  # a read-only or full disk: the model is built, only not kept
+    return model
