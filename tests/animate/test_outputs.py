@@ -67,3 +67,25 @@ def test_demo_writes_video_glb_and_csv(packaged: Path, tmp_path: Path) -> None:
     for kind in ("mp4", "glb", "csv", "png"):
         assert written[kind].is_file()
     assert probe_video(written["mp4"]).audio_duration_s is not None
+
+
+def test_a_builtin_speaker_is_prepared_once_per_animator(
+    packaged: Path, speech_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmface4d.animate.api import load_animator
+
+    first = animate(speech_file, model=packaged, liveliness=None)
+    animator = load_animator(packaged)
+    calls: list[int] = []
+    prepare = animator.pipeline.model.prepare_speaker
+    monkeypatch.setattr(
+        animator.pipeline.model, "prepare_speaker", lambda *a: calls.append(1) or prepare(*a)
+    )
+    again = animate(speech_file, model=packaged, liveliness=None)
+    assert not calls  # the built-in subject and style were prepared by the first call
+    np.testing.assert_array_equal(again.vertices, first.vertices)
+    style = next(iter(animator.styles))
+    other = animate(speech_file, model=packaged, liveliness=None, template=first.template * 1.01)
+    assert calls == [1]  # a user template is prepared for its call
+    assert other.metadata["style"] == style
+    assert np.abs(other.vertices - first.vertices).max() > 0

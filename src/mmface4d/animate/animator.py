@@ -153,6 +153,7 @@ class Animator:
         self.fps = float(fps)
         self.styles = dict(styles or {})
         self.info = dict(info or {})
+        self._builtin_speakers: dict[tuple[str | None, str], Speaker] = {}
         if face_model is not None and face_model.num_vertices != self.num_vertices:
             raise InputError(
                 f"face model {face_model.name} has {face_model.num_vertices} vertices, the "
@@ -262,6 +263,17 @@ class Animator:
         tpl = torch.as_tensor(self._into_model_data(template), device=device)[None]
         ref = torch.as_tensor(self._into_model_data(reference), device=device)[None]
         return Speaker(np.asarray(template, np.float32), self.pipeline.prepare_speaker(tpl, ref))
+
+    def builtin_speaker(self, subject: str | None, style: str) -> Speaker:
+        """:meth:`speaker` of a built-in subject (None: the face model's mean face) and built-in
+        style, prepared once per animator and kept (read-only) for later calls."""
+        key = (subject, style)
+        if key not in self._builtin_speakers:
+            self._style(style)  # an unknown style fails before any work
+            prepared = self.speaker(self.subject_template(subject), self.style_reference(style))
+            prepared.template.flags.writeable = False
+            self._builtin_speakers[key] = prepared
+        return self._builtin_speakers[key]
 
     @torch.no_grad()
     def synthesise(

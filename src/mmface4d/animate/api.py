@@ -181,10 +181,11 @@ def _neutral_face(
     return load_template(template, animator.num_vertices)
 
 
-def _style_reference(
+def _builtin_style(
     animator: Animator, style: str | None, emotion: str | None, subject: str | None
-) -> tuple[np.ndarray, str]:
-    """The style reference and its label from ``--style`` or ``--emotion`` (default style else)."""
+) -> str | None:
+    """The built-in style id that ``--style`` or ``--emotion`` choose (the default style when
+    neither is given), or None for a reference file (or a model without built-in styles)."""
     if emotion is not None:
         if style is not None:
             raise InputError("give --style or --emotion, not both")
@@ -197,7 +198,17 @@ def _style_reference(
                 f"for {base} (it has {', '.join(have) or 'none'})"
             )
     if style is None:
-        return animator.style_reference(None), str(animator.default_style)
+        return animator.default_style
+    return style if style in animator.styles else None
+
+
+def _style_reference(
+    animator: Animator, style: str | None, emotion: str | None, subject: str | None
+) -> tuple[np.ndarray, str]:
+    """The style reference and its label from ``--style`` or ``--emotion`` (default style else)."""
+    chosen = _builtin_style(animator, style, emotion, subject)
+    if chosen is not None or style is None:
+        return animator.style_reference(chosen), str(chosen)
     return load_style(style, animator)
 
 
@@ -280,15 +291,19 @@ def animate(
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device {device}: CUDA is not available on this machine")
     animator = load_animator(model, face_model, device)
-    neutral = _neutral_face(animator, subject, template)
-    reference, style_label = _style_reference(animator, style, emotion, subject)
+    builtin = _builtin_style(animator, style, emotion, subject) if template is None else None
+    if builtin is not None:  # a built-in subject and style: prepared once per animator
+        speaker = animator.builtin_speaker(subject, builtin)
+        neutral, style_label = speaker.template.copy(), builtin  # the caller may edit it
+    else:
+        neutral = _neutral_face(animator, subject, template)
+        reference, style_label = _style_reference(animator, style, emotion, subject)
+        speaker = None if silent else animator.speaker(neutral, reference)
     if silent:
         frames = max(1, int(round(samples.size * animator.fps / SAMPLE_RATE)))
         vertices = np.repeat(np.asarray(neutral, dtype=np.float32)[None], frames, axis=0)
     else:
-        vertices = animator.synthesise(
-            samples, animator.speaker(neutral, reference), window_s=window_s, progress=progress
-        )
+        vertices = animator.synthesise(samples, speaker, window_s=window_s, progress=progress)
     fm = animator.face_model
     closed: dict[str, object] = {"skipped": "switched off"}
     if closure is not None and closure.enabled and not silent:
