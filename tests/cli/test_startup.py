@@ -122,3 +122,19 @@ def test_train_print_config_resolves_every_model_without_torch():
     )
     heavy = {argv: modules for argv, modules in json.loads(done.stdout).items() if modules}
     assert not heavy, f"--print-config imported heavy packages: {heavy}"
+
+
+def test_imports_are_frozen_only_for_a_command_line_process(monkeypatch) -> None:
+    import gc
+
+    from mmface4d import cli
+
+    assert gc.get_freeze_count() == 0
+    cli.freeze_imports()  # a call from Python (as here): nothing is frozen
+    assert gc.get_freeze_count() == 0
+    monkeypatch.setattr(cli, "_OWN_PROCESS", True)
+    try:
+        cli.freeze_imports()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -6,6 +6,7 @@ from one helper, :mod:`mmface4d.cli.config`."""
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import warnings
 from collections.abc import Sequence
@@ -30,6 +31,21 @@ _VERB_MODULES = (
 )
 
 
+#: True while :func:`main` runs the command line of its own process (``argv`` None), not a call
+#: from Python (tests, notebooks): only then may a verb treat its imports as permanent.
+_OWN_PROCESS = False
+
+
+def freeze_imports() -> None:
+    """After a short verb's heavy imports: hide every object created so far from the garbage
+    collector (``gc.freeze``), when this process runs one command line. Importing torch and the
+    library leaves ~170k long-lived objects that every full collection would scan again (about
+    0.5-1 s of a 1 s ``animate``); they live until the process exits anyway. Calls from Python
+    are left alone."""
+    if _OWN_PROCESS:
+        gc.freeze()
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
@@ -51,6 +67,8 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    global _OWN_PROCESS
+    _OWN_PROCESS = argv is None
     warnings.showwarning = _one_line_warning
     from mmface4d.cli.config import reject_unrecognized
 

@@ -13,7 +13,9 @@ def _animate(args: argparse.Namespace) -> None:
     from mmface4d.animate.closure import ClosureConfig
     from mmface4d.animate.liveliness import LivelinessConfig
     from mmface4d.animate.outputs import DEFAULT_FORMATS, parse_formats, write_animation
+    from mmface4d.cli import freeze_imports
 
+    freeze_imports()
     formats = parse_formats(args.formats or ",".join(DEFAULT_FORMATS))
     result = animate(
         args.input,
