@@ -25,7 +25,7 @@ ARCHITECTURE_DOC = Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "core",
-        ("mmface4d", "constants", "errors", "atomic", "settings", "batch", "emotions", "_optional"),
+        ("mmface4d", "constants", "errors", "atomic", "settings", "batch", "emotions", "_optional", "cache"),
     ),
     ("geometry", ("geometry",)),
     ("facemodel", ("facemodel",)),
@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("data", ("data",)),
     ("export", ("export",)),
     ("capture", ("capture",)),
+    ("character", ("character",)),
     ("stages", ("synth", "reconstruct", "animate")),
     ("application", ("cli", "demo", "__main__")),
 )

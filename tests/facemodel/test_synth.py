@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from mmface4d import cli
+from mmface4d.cache import CACHE_ENV
 from mmface4d.errors import InputError
 from mmface4d.facemodel import ARKIT_52, FaceModel, load_face_model
 from mmface4d.facemodel import synth as synth_module
@@ -224,7 +225,7 @@ def _assert_same_model(one: FaceModel, other: FaceModel) -> None:
 
 
 def test_the_cached_synth_face_is_the_built_one(tmp_path, monkeypatch):
-    monkeypatch.setenv(synth_module.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     built = synth_module.build_synth_face()
     first = load_face_model("synth")  # builds and keeps it
     (entry,) = (tmp_path / "facemodel").glob("synth-*.npz")
@@ -235,7 +236,7 @@ def test_the_cached_synth_face_is_the_built_one(tmp_path, monkeypatch):
 
 
 def test_a_damaged_or_outdated_cache_entry_is_built_again(tmp_path, monkeypatch):
-    monkeypatch.setenv(synth_module.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     load_face_model("synth:vertices=5000")
     (entry,) = (tmp_path / "facemodel").glob("synth-*.npz")
     entry.write_bytes(b"not a face model")
@@ -250,7 +251,7 @@ def test_a_damaged_or_outdated_cache_entry_is_built_again(tmp_path, monkeypatch)
 
 
 def test_the_face_model_cache_can_be_turned_off(tmp_path, monkeypatch):
-    monkeypatch.setenv(synth_module.CACHE_ENV, "off")
+    monkeypatch.setenv(CACHE_ENV, "off")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert synth_module.cache_folder() is None
     load_face_model("synth:vertices=5000")

@@ -10,6 +10,7 @@ import os
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,6 +22,9 @@ from mmface4d.animate.liveliness import LivelinessConfig, add_liveliness
 from mmface4d.errors import InputError
 from mmface4d.facemodel.model import FaceModel
 from mmface4d.geometry.frames import from_camera_frame
+
+if TYPE_CHECKING:
+    from mmface4d.character.character import Character
 
 #: Longest speech animated in one call (the result is held in memory: ~4.7 GB per hour of
 #: 10,794-vertex frames); split longer recordings.
@@ -225,6 +229,18 @@ def _triangles(
     return np.zeros((0, 3), dtype=np.int64)
 
 
+def _character(character: str | os.PathLike[str] | Character, animator: Animator) -> Character:
+    """The registered character (a mesh file registered now or read from the cache)."""
+    from mmface4d.character.character import Character, register_character
+
+    fm = animator.face_model
+    if fm is None:
+        raise InputError(f"--character: model {animator.name} has no face model to register")
+    if isinstance(character, Character):
+        return character.bind(fm)
+    return register_character(character, fm)
+
+
 def animate(
     audio: str | os.PathLike[str] | np.ndarray | None = None,
     *,
@@ -236,6 +252,7 @@ def animate(
     emotion: str | None = None,
     subject: str | None = None,
     template: str | os.PathLike[str] | np.ndarray | None = None,
+    character: str | os.PathLike[str] | Character | None = None,
     face_model: str | None = None,
     device: str = "cpu",
     window_s: float = 20.0,
@@ -261,6 +278,11 @@ def animate(
             mean face).
         template: a neutral mesh (PLY/OBJ/NPZ path, or (V, 3) array) in the model's topology;
             overrides ``subject``.
+        character: your own head mesh in any topology (OBJ, PLY, glTF/GLB), or a ``.char``
+            file or :class:`~mmface4d.character.Character` from ``mmface4d character
+            register``: the model animates its fit to the head and the motion is carried onto
+            the head's own vertices (registered once, then cached); the result is in the
+            head's topology. Excludes ``template`` and ``subject``.
         face_model: face model spec overriding the model's (needed for run folders).
         device: ``cpu`` or ``cuda``.
         window_s: longest stretch synthesised in one pass (longer speech is windowed).
@@ -275,9 +297,12 @@ def animate(
     (with its blinks), and a :class:`SilentAudioWarning` says so.
 
     Returns:
-        An :class:`AnimationResult` in the face model's frame.
+        An :class:`AnimationResult` in the face model's frame (the character's topology with
+        ``character``).
     """
     started = time.perf_counter()
+    if character is not None and (template is not None or subject is not None):
+        raise InputError("give --character or --template/--subject, not both")
     samples, name = speech_samples(audio, sample_rate, text, lang)
     source = str(audio) if isinstance(audio, str | os.PathLike) else ("text" if text else "audio")
     silent = _check_speech(samples, source, max_seconds)
@@ -291,6 +316,9 @@ def animate(
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device {device}: CUDA is not available on this machine")
     animator = load_animator(model, face_model, device)
+    if character is not None:
+        character = _character(character, animator)
+        template = character.fitted
     builtin = _builtin_style(animator, style, emotion, subject) if template is None else None
     if builtin is not None:  # a built-in subject and style: prepared once per animator
         speaker = animator.builtin_speaker(subject, builtin)
@@ -316,6 +344,12 @@ def animate(
     if liveliness is not None:
         vertices, lively = add_liveliness(vertices, neutral, fm, animator.fps, liveliness)
     colors = None if fm is None else np.clip(fm.albedo_mean, 0.0, 1.0)
+    faces = _triangles(fm, template)
+    if character is not None:
+        vertices = character.animate_frames(vertices)
+        neutral, faces, colors = character.vertices, character.faces, None
+        fm = character.face_model(fm)
+        template = f"character:{character.info.get('source', character.name)}"
     if template is None:
         template_label = None
     elif isinstance(template, np.ndarray):
@@ -324,7 +358,7 @@ def animate(
         template_label = str(template)
     return AnimationResult(
         vertices=vertices,
-        faces=_triangles(fm, template),
+        faces=faces,
         fps=animator.fps,
         audio=samples,
         sample_rate=SAMPLE_RATE,

@@ -26,6 +26,7 @@ _VERB_MODULES = (
     "mmface4d.cli.train",
     "mmface4d.cli.evaluate",
     "mmface4d.cli.animate",
+    "mmface4d.cli.character",
     "mmface4d.cli.capture",
     "mmface4d.cli.reconstruct",
 )

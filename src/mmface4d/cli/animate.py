@@ -26,6 +26,7 @@ def _animate(args: argparse.Namespace) -> None:
         emotion=args.emotion,
         subject=args.subject,
         template=args.template,
+        character=args.character,
         face_model=args.face_model,
         device=args.device,
         progress=not args.quiet,
@@ -67,6 +68,11 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--emotion", help="use the built-in style with this emotion")
     p.add_argument("--subject", help="built-in subject whose face is animated (default: mean)")
     p.add_argument("--template", help="your neutral mesh in the model's topology (PLY/OBJ/NPZ)")
+    p.add_argument(
+        "--character",
+        help="your own neutral head in any topology (OBJ/PLY/glTF/GLB, registered once and "
+        "cached) or a .char file from `mmface4d character register`; outputs use its mesh",
+    )
     p.add_argument("--face-model", help="face model spec (needed for training-run folders)")
     p.add_argument("--formats", help=FORMAT_HELP + ",".join(DEFAULT_FORMATS) + ")")
     p.add_argument("--name", help="output file stem (default: the input's)")

@@ -23,13 +23,13 @@ again.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from mmface4d import __version__
+from mmface4d.cache import cache_root
 from mmface4d.errors import InputError
 from mmface4d.facemodel.model import AXES, FaceModel
 from mmface4d.facemodel.regions import landmark_regions
@@ -549,17 +549,10 @@ def build_synth_face(config: SynthFaceConfig | None = None) -> FaceModel:
     )
 
 
-#: Environment variable naming the folder of cached face models; ``off`` (or empty) disables it.
-CACHE_ENV = "MMFACE4D_CACHE_DIR"
-
-
 def cache_folder() -> Path | None:
     """Where :func:`cached_synth_face` keeps its files, or None when caching is off."""
-    chosen = os.environ.get(CACHE_ENV)
-    if chosen is not None:
-        return None if chosen.strip().lower() in ("", "off") else Path(chosen) / "facemodel"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mmface4d" / "facemodel"
+    root = cache_root()
+    return None if root is None else root / "facemodel"
 
 
 def _cache_name(config: SynthFaceConfig) -> tuple[str, str]:
