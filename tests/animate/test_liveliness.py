@@ -89,3 +89,17 @@ def test_lids_shut_fully_even_over_a_model_that_widens_or_squints_the_eyes(face)
     edges = np.flatnonzero(np.diff(closed))
     peaks = [blink[a:b].max() for a, b in zip(edges[::2], edges[1::2], strict=True)]
     assert len(peaks) >= 10 and min(peaks) >= 0.9  # every blink reads as shut
+
+
+def test_eyes_are_the_same_whatever_pieces_the_frames_come_in(face) -> None:
+    from mmface4d.animate.liveliness import Liveliness
+
+    still = np.repeat(face.mean[None], int(20 * FPS), axis=0)
+    whole, info = add_liveliness(still, face.mean, face, FPS, LivelinessConfig(seed=5))
+    lively = Liveliness(face, face.mean, FPS, LivelinessConfig(seed=5))
+    cuts = [0, 1, 7, 50, 51, 300, len(still)]
+    pieces = [lively.apply(still[a:b], a) for a, b in zip(cuts, cuts[1:], strict=False)]
+    np.testing.assert_array_equal(np.concatenate(pieces), whole)
+    assert lively.info["blinks"] == info["blinks"] and len(info["blinks"]) >= 3
+    with pytest.raises(InputError, match="first_frame"):
+        lively.apply(still[:5], 3)

@@ -15,14 +15,17 @@ face, metres), whatever the training data used; a model trained on MMFace4D-conv
 (the centre camera's OpenCV axes) gets its templates and styles converted in and its output
 converted back.
 
-Long speech is animated in overlapping windows (default 20 s with 1 s of overlap) joined by a
-linear cross-fade, so memory stays bounded by the window, not the input.
+Speech is animated as a stream (:mod:`mmface4d.animate.streaming`): a live one pushes chunks
+(:meth:`Animator.stream`), a whole file is pushed in 10 s steps (:meth:`Animator.synthesise`),
+so memory stays bounded by a step, not the input, and both give the same frames for the same
+settings.
 
 Shapes: T frames, V vertices, N audio samples, T_s style frames.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -42,15 +45,29 @@ from mmface4d.animate.checkpoint import (
     load_run,
     pipeline_from_state,
 )
-from mmface4d.audio.sync import frame_to_sample
+from mmface4d.animate.closure import ClosureConfig
+from mmface4d.animate.liveliness import LivelinessConfig
+from mmface4d.animate.streaming import (
+    LIVE,
+    OFFLINE,
+    FaceStream,
+    StreamSettings,
+    stream_frames,
+)
 from mmface4d.constants import SAMPLE_RATE
 from mmface4d.data.sequence import FRAMES, MeshSequence
 from mmface4d.errors import InputError
+from mmface4d.export.arkit import ArkitSolver, arkit_basis
+from mmface4d.facemodel.arkit import ARKIT_52
 from mmface4d.facemodel.model import FaceModel
 from mmface4d.geometry.frames import from_camera_frame, to_camera_frame
 
 ANIMATOR_FORMAT = "mmface4d-animator"
 DEFAULT_MODEL = "default"
+#: Lips closed at recognised p, b, m.
+DEFAULT_CLOSURE = ClosureConfig()
+#: Blinks and saccades on, seed 0.
+DEFAULT_LIVELINESS = LivelinessConfig()
 
 
 def default_model_path() -> Path:
@@ -275,75 +292,131 @@ class Animator:
             self._builtin_speakers[key] = prepared
         return self._builtin_speakers[key]
 
-    @torch.no_grad()
+    def stream(
+        self,
+        speaker: Speaker,
+        lookahead_s: float = LIVE.lookahead_s,
+        *,
+        settings: StreamSettings | None = None,
+        closure: ClosureConfig | None = DEFAULT_CLOSURE,
+        liveliness: LivelinessConfig | None = DEFAULT_LIVELINESS,
+        arkit: bool = True,
+    ) -> FaceStream:
+        """A live stream of ``speaker``'s speech: push 16 kHz audio chunks, get face frames
+        (:class:`~mmface4d.animate.streaming.FaceStream`)::
+
+            stream = animator.stream(animator.builtin_speaker(None, animator.default_style))
+            for chunk in chunks:                       # (N,) float32, any length
+                frames = stream.push(chunk)            # FaceFrames: vertices, arkit
+            frames = stream.flush()                    # the rest, when the speech ends
+
+        With the same settings the frames equal :meth:`synthesise`'s (and ``animate``'s with
+        the same layers) to float rounding, whatever the chunks.
+
+        Args:
+            speaker: who speaks (:meth:`speaker` or :meth:`builtin_speaker`).
+            lookahead_s: most audio past a frame's end that it waits for, seconds (frames come
+                in steps of 0.16 s, or of the look-ahead when shorter).
+            settings: all the stream's settings instead (``lookahead_s`` is then ignored).
+            closure: the lip-closure layer (default on), or None.
+            liveliness: blinks and saccades (default on, seed 0), or None.
+            arkit: solve the 52 ARKit weights of each frame (face models with ARKit shapes).
+        """
+        if settings is None:
+            settings = dataclasses.replace(
+                LIVE, lookahead_s=lookahead_s, step_s=min(LIVE.step_s, lookahead_s)
+            )
+        return FaceStream(
+            self, speaker, settings, closure=closure, liveliness=liveliness, arkit=arkit
+        )
+
     def synthesise(
         self,
         audio: np.ndarray,
         speaker: Speaker,
-        window_s: float = 20.0,
-        overlap_s: float = 1.0,
+        settings: StreamSettings | None = None,
         progress: bool = False,
         num_frames: int | None = None,
     ) -> np.ndarray:
-        """Animate speech, in overlapping windows for long inputs.
+        """Animate speech: the model's frames, without the closure or liveliness layers.
 
         This is the one inference path: ``mmface4d.animate``, ``mmface4d evaluate`` and
-        :meth:`~mmface4d.animate.checkpoint.TrainedRun.predict` all animate through it.
+        :meth:`~mmface4d.animate.checkpoint.TrainedRun.predict` all animate through it, and it
+        is a :class:`~mmface4d.animate.streaming.FaceStream` over the whole audio, in steps of
+        ``settings`` (default :data:`~mmface4d.animate.streaming.OFFLINE`: 10 s steps with 1 s
+        of look-ahead, so clips under 11 s are one step), memory bounded by a step.
 
         Args:
             audio: (N,) 16 kHz mono speech.
             speaker: who speaks, from :meth:`speaker` (computed once per speaker and style).
-            window_s: longest stretch synthesised in one pass, seconds.
-            overlap_s: overlap of consecutive windows, cross-faded linearly.
-            progress: show a progress bar over windows.
+            settings: the steps (:func:`~mmface4d.animate.streaming.offline_settings`).
+            progress: show a progress bar over frames.
             num_frames: T, the frames to give; default the frames the speech spans,
                 round(N * fps / 16000) (evaluation asks for the ground truth's).
 
         Returns:
             (T, V, 3) float32 vertices, face model frame.
         """
+        vertices, _ = self.animate_speech(
+            audio,
+            speaker,
+            settings=settings,
+            progress=progress,
+            num_frames=num_frames,
+            closure=None,
+            liveliness=None,
+        )
+        return vertices
+
+    def animate_speech(
+        self,
+        audio: np.ndarray,
+        speaker: Speaker,
+        *,
+        settings: StreamSettings | None = None,
+        closure: ClosureConfig | None = DEFAULT_CLOSURE,
+        liveliness: LivelinessConfig | None = DEFAULT_LIVELINESS,
+        progress: bool = False,
+        num_frames: int | None = None,
+    ) -> tuple[np.ndarray, dict[str, object]]:
+        """:meth:`synthesise` with the lip-closure and liveliness layers (what
+        ``mmface4d.animate`` gives): (T, V, 3) vertices and the layers' facts
+        (``lip_closure``, ``liveliness``) for the metadata."""
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim != 1 or audio.size == 0:
             raise InputError(f"audio: expected non-empty (N,) samples, got shape {audio.shape}")
-        V = self.num_vertices
-        if not isinstance(speaker, Speaker) or np.shape(speaker.template) != (V, 3):
-            raise InputError(f"speaker: expected Animator.speaker(...) of a ({V}, 3) template")
-        if not 0 <= overlap_s < window_s:
-            raise InputError(
-                f"overlap_s: expected 0 <= overlap < window ({window_s}), found {overlap_s}"
-            )
-        fps = self.fps
-        total = max(1, int(round(audio.size * fps / SAMPLE_RATE)))
+        total = max(1, int(round(audio.size * self.fps / SAMPLE_RATE)))
         if num_frames is not None:
             if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
                 raise InputError(f"num_frames: expected a positive integer, found {num_frames!r}")
             total = num_frames
-        window = max(1, int(round(window_s * fps)))
-        overlap = int(round(overlap_s * fps))
-        starts = list(range(0, max(1, total - overlap), window - overlap))
-        device = self.device
-        out = np.zeros((total, V, 3), dtype=np.float32)
-        weight = np.zeros(total, dtype=np.float32)
-        for start in tqdm(starts, desc="animate", unit="window", disable=not progress):
-            stop = min(total, start + window)
-            first = frame_to_sample(start, fps, SAMPLE_RATE)
-            last = frame_to_sample(stop, fps, SAMPLE_RATE) if stop < total else audio.size
-            chunk = torch.as_tensor(audio[first:last], device=device)[None]
-            if chunk.shape[1] == 0:
-                continue
-            pred = self.pipeline.synthesise_prepared(chunk, fps, stop - start, speaker.conditioning)
-            pred = pred[0].cpu().numpy()
-            ramp = np.ones(stop - start, dtype=np.float32)
-            if start > 0 and overlap:
-                ramp[:overlap] = (np.arange(overlap) + 0.5) / overlap
-            if stop < total and overlap:
-                ramp[-overlap:] = np.minimum(
-                    ramp[-overlap:], (np.arange(overlap)[::-1] + 0.5) / overlap
-                )
-            out[start:stop] += pred * ramp[:, None, None]
-            weight[start:stop] += ramp
-        out /= np.maximum(weight, 1e-8)[:, None, None]
-        return self._out_of_model_data(out)
+        settings = settings or OFFLINE
+        stream = FaceStream(
+            self,
+            speaker,
+            settings,
+            closure=closure,
+            liveliness=liveliness,
+            arkit=False,
+            num_frames=total,
+            record=True,
+        )
+        out = np.empty((total, self.num_vertices, 3), dtype=np.float32)
+        chunk = max(SAMPLE_RATE, int(settings.step_s * SAMPLE_RATE))
+        with tqdm(total=total, desc="animate", unit="frame", disable=not progress) as bar:
+            for frames in stream_frames(stream, audio, chunk):
+                out[frames.start : frames.start + len(frames)] = frames.vertices
+                bar.update(len(frames))
+        return out, stream.info
+
+    def arkit_solver(self) -> tuple[ArkitSolver, np.ndarray] | None:
+        """The face model's ARKit solver and the ``ARKIT_52`` columns of its targets (built
+        once), or None for a face model without ARKit shapes."""
+        if not hasattr(self, "_arkit"):
+            basis = arkit_basis(self.face_model) if self.face_model is not None else None
+            columns = [] if basis is None else [ARKIT_52.index(n) for n in basis.names]
+            self._arkit = None if basis is None else (ArkitSolver(basis.targets), np.array(columns))
+        return self._arkit
 
     # ------------------------------------------------------------------ loading
 

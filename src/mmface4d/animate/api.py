@@ -1,7 +1,8 @@
 """``mmface4d.animate(...)``: speech (a file, samples, or text) to an :class:`AnimationResult`.
 
-The function returns arrays; writing files is :func:`mmface4d.animate.outputs.write_animation`
-(the ``mmface4d animate`` verb does both).
+The function returns arrays; writing files is :func:`mmface4d.animate.outputs.write_animation`.
+:func:`animate_to_files` does both in one pass, the frames streamed into the files as they come,
+so that files of any length fit in memory (the ``mmface4d animate`` verb).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,9 +19,17 @@ import numpy as np
 import torch
 
 from mmface4d import __version__
-from mmface4d.animate.animator import DEFAULT_MODEL, SAMPLE_RATE, AnimationResult, Animator
-from mmface4d.animate.closure import ClosureConfig, lip_closure
+from mmface4d.animate.animator import (
+    DEFAULT_MODEL,
+    SAMPLE_RATE,
+    AnimationResult,
+    Animator,
+    Speaker,
+)
+from mmface4d.animate.closure import ClosureConfig
 from mmface4d.animate.liveliness import LivelinessConfig, add_liveliness
+from mmface4d.animate.outputs import DEFAULT_FORMATS
+from mmface4d.animate.streaming import offline_settings
 from mmface4d.errors import InputError
 from mmface4d.facemodel.model import FaceModel
 from mmface4d.geometry.frames import from_camera_frame
@@ -285,7 +296,8 @@ def animate(
             head's topology. Excludes ``template`` and ``subject``.
         face_model: face model spec overriding the model's (needed for run folders).
         device: ``cpu`` or ``cuda``.
-        window_s: longest stretch synthesised in one pass (longer speech is windowed).
+        window_s: speech is animated in steps of half this, each with as much past context
+            (:func:`~mmface4d.animate.streaming.offline_settings`; memory bounded by a step).
         max_seconds: refuse longer speech (the result is held in memory).
         progress: show progress bars.
         liveliness: blinks and saccades added on top (:mod:`mmface4d.animate.liveliness`);
@@ -300,6 +312,95 @@ def animate(
         An :class:`AnimationResult` in the face model's frame (the character's topology with
         ``character``).
     """
+    job = _prepare(
+        audio, sample_rate, text, lang, model, style, emotion, subject, template, character,
+        face_model, device, max_seconds,
+    )  # fmt: skip
+    animator, samples, neutral = job.animator, job.samples, job.neutral
+    closed: dict[str, object] = {"skipped": "switched off"}
+    lively: dict[str, object] = {"skipped": "switched off"}
+    if job.silent:
+        frames = max(1, int(round(samples.size * animator.fps / SAMPLE_RATE)))
+        vertices = np.repeat(np.asarray(neutral, dtype=np.float32)[None], frames, axis=0)
+        if liveliness is not None:
+            fm = animator.face_model
+            vertices, lively = add_liveliness(vertices, neutral, fm, animator.fps, liveliness)
+    else:  # the live stream's path, in steps of half window_s (mmface4d.animate.streaming)
+        vertices, facts = animator.animate_speech(
+            samples,
+            job.speaker,
+            settings=offline_settings(window_s),
+            closure=closure,
+            liveliness=liveliness,
+            progress=progress,
+        )
+        closed, lively = facts["lip_closure"], facts["liveliness"]  # type: ignore[assignment]
+    if job.character is not None:
+        vertices = job.character.animate_frames(vertices)
+    return AnimationResult(
+        vertices=vertices,
+        faces=job.faces,
+        fps=animator.fps,
+        audio=samples,
+        sample_rate=SAMPLE_RATE,
+        template=job.output_neutral,
+        colors=job.colors,
+        face_model=job.face_model,
+        metadata=job.metadata(lively, closed),
+    )
+
+
+@dataclass
+class _Job:
+    """What :func:`animate` and :func:`animate_to_files` prepare before the animation."""
+
+    started: float
+    samples: np.ndarray
+    name: str
+    silent: bool
+    animator: Animator
+    speaker: Speaker | None
+    neutral: np.ndarray  # the face the model animates (the character's fit with a character)
+    style_label: str
+    subject: str | None
+    template_label: str | None
+    character: Character | None
+    faces: np.ndarray  # the output's triangles, neutral face, colours and face model
+    output_neutral: np.ndarray
+    colors: np.ndarray | None
+    face_model: FaceModel | None
+
+    def metadata(self, lively: dict[str, object], closed: dict[str, object]) -> dict:
+        return {
+            "name": self.name,
+            "model": self.animator.name,
+            "style": self.style_label,
+            "subject": self.subject,
+            "template": self.template_label,
+            "mmface4d_version": __version__,
+            "seconds": time.perf_counter() - self.started,
+            "silent": self.silent,
+            "liveliness": lively,
+            "lip_closure": closed,
+        }
+
+
+def _prepare(
+    audio: str | os.PathLike[str] | np.ndarray | None,
+    sample_rate: int | None,
+    text: str | None,
+    lang: str,
+    model: str | os.PathLike[str],
+    style: str | None,
+    emotion: str | None,
+    subject: str | None,
+    template: str | os.PathLike[str] | np.ndarray | None,
+    character: str | os.PathLike[str] | Character | None,
+    face_model: str | None,
+    device: str,
+    max_seconds: float,
+) -> _Job:
+    """The speech, the model, the speaker and the output's mesh (see :func:`animate`)."""
     started = time.perf_counter()
     if character is not None and (template is not None or subject is not None):
         raise InputError("give --character or --template/--subject, not both")
@@ -311,7 +412,7 @@ def animate(
             f"{source}: the audio is silent (peak below {SILENCE_DBFS:g} dBFS); the face stays "
             "at rest",
             SilentAudioWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device {device}: CUDA is not available on this machine")
@@ -327,27 +428,12 @@ def animate(
         neutral = _neutral_face(animator, subject, template)
         reference, style_label = _style_reference(animator, style, emotion, subject)
         speaker = None if silent else animator.speaker(neutral, reference)
-    if silent:
-        frames = max(1, int(round(samples.size * animator.fps / SAMPLE_RATE)))
-        vertices = np.repeat(np.asarray(neutral, dtype=np.float32)[None], frames, axis=0)
-    else:
-        vertices = animator.synthesise(samples, speaker, window_s=window_s, progress=progress)
     fm = animator.face_model
-    closed: dict[str, object] = {"skipped": "switched off"}
-    if closure is not None and closure.enabled and not silent:
-        landmarks, upper = (None, None) if fm is None else (fm.landmarks, fm.regions["upper_face"])
-        # free after the phonetic encoder: the recogniser's output for the clip is cached
-        vertices, closed = lip_closure(
-            vertices, neutral, samples, animator.fps, landmarks, upper, closure
-        )
-    lively: dict[str, object] = {"skipped": "switched off"}
-    if liveliness is not None:
-        vertices, lively = add_liveliness(vertices, neutral, fm, animator.fps, liveliness)
     colors = None if fm is None else np.clip(fm.albedo_mean, 0.0, 1.0)
     faces = _triangles(fm, template)
+    output_neutral = neutral
     if character is not None:
-        vertices = character.animate_frames(vertices)
-        neutral, faces, colors = character.vertices, character.faces, None
+        output_neutral, faces, colors = character.vertices, character.faces, None
         fm = character.face_model(fm)
         template = f"character:{character.info.get('source', character.name)}"
     if template is None:
@@ -356,25 +442,120 @@ def animate(
         template_label = "array"
     else:
         template_label = str(template)
-    return AnimationResult(
-        vertices=vertices,
-        faces=faces,
-        fps=animator.fps,
+    return _Job(
+        started, samples, name, silent, animator, speaker, neutral, style_label, subject,
+        template_label, character, faces, output_neutral, colors, fm,
+    )  # fmt: skip
+
+
+def animate_to_files(
+    audio: str | os.PathLike[str] | np.ndarray | None = None,
+    output: str | os.PathLike[str] = ".",
+    formats: tuple[str, ...] | list[str] = DEFAULT_FORMATS,
+    *,
+    name: str | None = None,
+    size: int = 512,
+    sample_rate: int | None = None,
+    text: str | None = None,
+    lang: str = "en",
+    model: str | os.PathLike[str] = DEFAULT_MODEL,
+    style: str | None = None,
+    emotion: str | None = None,
+    subject: str | None = None,
+    template: str | os.PathLike[str] | np.ndarray | None = None,
+    character: str | os.PathLike[str] | Character | None = None,
+    face_model: str | None = None,
+    device: str = "cpu",
+    window_s: float = 20.0,
+    max_seconds: float | None = None,
+    progress: bool = False,
+    liveliness: LivelinessConfig | None = DEFAULT_LIVELINESS,
+    closure: ClosureConfig | None = DEFAULT_CLOSURE,
+) -> dict[str, Path]:
+    """:func:`animate` and :func:`~mmface4d.animate.outputs.write_animation` in one pass, for
+    files of any length (``mmface4d animate``): the speech is streamed through the model in
+    steps (:mod:`mmface4d.animate.streaming`) and every format written as the frames come
+    (:func:`~mmface4d.animate.outputs.write_animation_frames`), so the memory held does not grow
+    with the speech's length beyond the speech itself (16 kHz float32, 230 MB an hour). The
+    files equal those of ``write_animation(animate(...))``.
+
+    Args:
+        audio ... closure: as :func:`animate` (``max_seconds`` None: no limit).
+        output: the output folder.
+        formats: some of :data:`~mmface4d.animate.outputs.FORMATS`.
+        name: file stem (default the input's).
+        size: video width and height in pixels (even).
+
+    Returns:
+        format -> written path.
+    """
+    from mmface4d.animate.liveliness import Liveliness
+    from mmface4d.animate.outputs import _jsonable, write_animation_frames
+    from mmface4d.animate.streaming import FaceStream, stream_frames
+
+    job = _prepare(
+        audio, sample_rate, text, lang, model, style, emotion, subject, template, character,
+        face_model, device, np.inf if max_seconds is None else max_seconds,
+    )  # fmt: skip
+    animator, samples = job.animator, job.samples
+    fps = animator.fps
+    total = max(1, int(round(samples.size * fps / SAMPLE_RATE)))
+    facts: dict[str, dict[str, object]] = {
+        "lip_closure": {"skipped": "switched off"},
+        "liveliness": {"skipped": "switched off"},
+    }
+
+    def frames() -> Iterator[np.ndarray]:
+        if job.silent:
+            lively = None
+            if liveliness is not None:
+                lively = Liveliness(animator.face_model, job.neutral, fps, liveliness)
+            rest = np.asarray(job.neutral, dtype=np.float32)[None]
+            for start in range(0, total, 256):
+                batch = np.repeat(rest, min(256, total - start), axis=0)
+                if lively is not None:
+                    batch = lively.apply(batch, start)
+                yield _to_output(job, batch)
+            if lively is not None:
+                facts["liveliness"] = lively.info
+            return
+        settings = offline_settings(window_s)
+        stream = FaceStream(
+            animator,
+            job.speaker,  # type: ignore[arg-type]
+            settings,
+            closure=closure,
+            liveliness=liveliness,
+            arkit=False,
+            num_frames=total,
+            record=True,
+        )
+        chunk = max(SAMPLE_RATE, int(settings.step_s * SAMPLE_RATE))
+        for batch in stream_frames(stream, samples, chunk):
+            yield _to_output(job, batch.vertices)
+        facts.update(stream.info)  # type: ignore[arg-type]
+
+    return write_animation_frames(
+        frames(),
+        output,
+        formats,
+        name=name or job.name,
+        num_frames=total,
+        fps=fps,
+        faces=job.faces,
+        template=job.output_neutral,
+        colors=job.colors,
+        face_model=job.face_model,
         audio=samples,
         sample_rate=SAMPLE_RATE,
-        template=neutral,
-        colors=colors,
-        face_model=fm,
-        metadata={
-            "name": name,
-            "model": animator.name,
-            "style": style_label,
-            "subject": subject,
-            "template": template_label,
-            "mmface4d_version": __version__,
-            "seconds": time.perf_counter() - started,
-            "silent": silent,
-            "liveliness": lively,
-            "lip_closure": closed,
-        },
+        metadata=lambda: _jsonable(job.metadata(facts["liveliness"], facts["lip_closure"])),
+        progress=progress,
+        size=size,
     )
+
+
+def _to_output(job: _Job, vertices: np.ndarray) -> np.ndarray:
+    """A batch of the model's frames in the output's topology (a character's own vertices)."""
+    if job.character is None:
+        return vertices
+    return job.character.animate_frames(vertices)

@@ -267,13 +267,15 @@ class TrainedRun:
         Returns:
             (T, V, 3) vertices on the CPU.
         """
+        from mmface4d.animate.streaming import offline_settings
+
         samples = _numpy(audio)
         seconds = max(samples.size / self.pipeline.encoder.sample_rate, (num_frames or 0) / fps)
         animator = self.animator(fps)
         vertices = animator.synthesise(
             samples,
             animator.speaker(_numpy(template), _numpy(reference)),
-            window_s=seconds + 2.0,
+            settings=offline_settings(2 * seconds + 2.0),  # one step
             num_frames=num_frames,
         )
         return torch.from_numpy(vertices)

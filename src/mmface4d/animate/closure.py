@@ -93,11 +93,16 @@ def _fade(distance: np.ndarray, ramp: float) -> np.ndarray:
 
 
 def closure_weights(
-    centres: Sequence[float], fps: float, num_frames: int, config: ClosureConfig | None = None
+    centres: Sequence[float],
+    fps: float,
+    num_frames: int,
+    config: ClosureConfig | None = None,
+    first_frame: int = 0,
 ) -> np.ndarray:
-    """(T,) closure weight in [0, 1] per frame from the bilabials' times (module doc, 1)."""
+    """(T,) closure weight in [0, 1] per frame from the bilabials' times (module doc, 1), for
+    frames ``first_frame .. first_frame + T - 1`` (a stream's step)."""
     config = config or ClosureConfig()
-    times = (np.arange(num_frames) + 0.5) / fps
+    times = (first_frame + np.arange(num_frames) + 0.5) / fps
     weights = np.zeros(num_frames)
     for centre in centres:
         hold_from, hold_to = centre - config.lead_s, centre + config.lag_s
@@ -157,16 +162,105 @@ def lip_modes(offsets: np.ndarray, lips: np.ndarray) -> np.ndarray:
         lips: (T, 3, 3) upper minus lower inner-lip landmark, per pair.
     """
     T, V, _ = offsets.shape
-    x = lips.reshape(T, 9) - lips.reshape(T, 9).mean(axis=0)
-    gram = x.T @ x
-    gram += RIDGE * np.trace(gram) / 9 * np.eye(9)
+    x, gram = lip_gram(lips)
     # x is centred, so x.T @ offsets = x.T @ (offsets - their mean)
     moments = x.T.astype(np.float32) @ offsets.reshape(T, -1)
     return np.linalg.solve(gram, moments.astype(np.float64)).reshape(9, V, 3)
 
 
+def lip_gram(lips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The centred lip vectors (T, 9) and the ridged (9, 9) Gram matrix of :func:`lip_modes`.
+
+    Args:
+        lips: (T, 3, 3) upper minus lower inner-lip landmark, per pair.
+    """
+    T = len(lips)
+    x = lips.reshape(T, 9) - lips.reshape(T, 9).mean(axis=0)
+    gram = x.T @ x
+    gram += RIDGE * np.trace(gram) / 9 * np.eye(9)
+    return x, gram
+
+
 def _lip_vectors(vertices: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
     return vertices[..., upper, :] - vertices[..., lower, :]
+
+
+def lips_move(lips: np.ndarray) -> bool:
+    """Whether a stretch's inner-lip gap (``lips``: (T, 3, 3)) varies enough
+    (:data:`MIN_GAP_SPREAD`) to learn lip modes from: at least 3 frames."""
+    return len(lips) >= 3 and np.linalg.norm(lips, axis=2).mean(axis=1).std() >= MIN_GAP_SPREAD
+
+
+@dataclass
+class LipFit:
+    """The lip modes of a stretch of animation and the lips' contact: what :func:`close_lips`
+    learns from a clip (and a stream from its window) and applies to frames.
+
+    Attributes:
+        neutral: (V, 3) the neutral face.
+        upper, lower: (3,) the inner-lip landmark pairs' vertex indices.
+        moved: (M,) the vertices the closure may move (all but the upper face).
+        modes: (9, M * 3) float32 offset per metre of each lip-vector component, or None
+            before :meth:`fit`.
+        contact: (3, 3) the lip vectors at contact.
+    """
+
+    neutral: np.ndarray
+    upper: np.ndarray
+    lower: np.ndarray
+    moved: np.ndarray
+    modes: np.ndarray | None = None
+    contact: np.ndarray | None = None
+
+    @classmethod
+    def prepare(
+        cls, neutral: np.ndarray, landmarks: np.ndarray, upper_face: np.ndarray | None
+    ) -> LipFit:
+        """The vertices and landmarks of a face (no modes yet)."""
+        neutral = np.asarray(neutral, dtype=np.float32)
+        upper, lower = inner_lip_pairs(landmarks)
+        movable = np.ones(len(neutral), dtype=bool)
+        if upper_face is not None:
+            movable[np.asarray(upper_face, dtype=np.int64)] = False
+        movable[upper] = movable[lower] = True
+        return cls(neutral, upper, lower, np.flatnonzero(movable))
+
+    def fit(self, lips: np.ndarray, moments: np.ndarray, config: ClosureConfig) -> None:
+        """Learn the modes from a stretch's lip vectors and the moments of its offsets.
+
+        Args:
+            lips: (T, 3, 3) float64 lip vectors of the stretch (:func:`lips_move` holds).
+            moments: (9, M * 3) ``lip_gram(lips)[0].T @ offsets`` of the moved vertices'
+                offsets from the neutral face (T, M * 3).
+            config: the contact gap.
+        """
+        _, gram = lip_gram(lips)
+        modes = np.linalg.solve(gram, np.asarray(moments, dtype=np.float64))
+        self.modes = modes.astype(np.float32)
+        rest = _lip_vectors(self.neutral, self.upper, self.lower).astype(np.float64)
+        opening = (lips - rest[None]).mean(axis=0)
+        opening /= np.linalg.norm(opening, axis=1, keepdims=True).clip(min=1e-12)
+        self.contact = rest + config.contact_mm * 1e-3 * opening  # (3, 3)
+
+    def apply(self, vertices: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """(T, V, 3) float32 ``vertices`` with the lips closed by ``weights`` (T,) in [0, 1]."""
+        assert self.modes is not None and self.contact is not None, "fit() first"
+        vertices = np.asarray(vertices, dtype=np.float32)
+        # the lip landmarks' places among the moved vertices
+        up, low = np.searchsorted(self.moved, self.upper), np.searchsorted(self.moved, self.lower)
+        active = np.flatnonzero(weights > 0)
+        if not len(active):
+            return vertices
+        lips = _lip_vectors(vertices[active], self.upper, self.lower).astype(np.float64)
+        w = np.asarray(weights, dtype=np.float64)[active][:, None, None]
+        wanted = (1 - w) * lips + w * self.contact[None]
+        block = vertices[np.ix_(active, self.moved)]  # (A, M, 3) copy of the part moved
+        for _ in range(2):  # the ridge leaves a little; a second step removes it
+            step = (_lip_vectors(block, up, low) - wanted).reshape(len(active), 9)
+            block -= (step.astype(np.float32) @ self.modes).reshape(block.shape)
+        out = vertices.copy()
+        out[np.ix_(active, self.moved)] = block
+        return out
 
 
 def close_lips(
@@ -209,33 +303,16 @@ def close_lips(
         info["skipped"] = "no bilabial or pause"
         return vertices, info
     upper, lower = inner_lip_pairs(landmarks)
-    neutral = np.asarray(template, dtype=np.float32)
     lips = _lip_vectors(vertices, upper, lower).astype(np.float64)  # (T, 3 pairs, 3)
-    if len(vertices) < 3 or np.linalg.norm(lips, axis=2).mean(axis=1).std() < MIN_GAP_SPREAD:
+    if not lips_move(lips):
         info["skipped"] = "the mouth hardly moves"
         return vertices, info
-    movable = np.ones(len(neutral), dtype=bool)
-    if upper_face is not None:
-        movable[np.asarray(upper_face, dtype=np.int64)] = False
-    movable[upper] = movable[lower] = True
-    moved = np.flatnonzero(movable)
-    modes = lip_modes(vertices[:, moved] - neutral[moved], lips).astype(np.float32)
-    # the lip landmarks' places among the moved vertices
-    up, low = np.searchsorted(moved, upper), np.searchsorted(moved, lower)
-    rest = _lip_vectors(neutral, upper, lower).astype(np.float64)
-    opening = (lips - rest[None]).mean(axis=0)
-    opening /= np.linalg.norm(opening, axis=1, keepdims=True).clip(min=1e-12)
-    contact = rest + config.contact_mm * 1e-3 * opening  # (3, 3)
-    active = np.flatnonzero(weights > 0)
-    w = weights[active][:, None, None]
-    wanted = (1 - w) * lips[active] + w * contact[None]
-    block = vertices[np.ix_(active, moved)]  # (A, M, 3) copy: the frames and vertices moved
-    flat_modes = modes.reshape(9, -1)
-    for _ in range(2):  # the ridge leaves a little; a second step removes it
-        step = (_lip_vectors(block, up, low) - wanted).reshape(len(active), 9)
-        block -= (step.astype(np.float32) @ flat_modes).reshape(block.shape)
-    out = vertices.copy()
-    out[np.ix_(active, moved)] = block
+    neutral = np.asarray(template, dtype=np.float32)
+    lipfit = LipFit.prepare(neutral, landmarks, upper_face)
+    offsets = vertices[:, lipfit.moved] - neutral[lipfit.moved]
+    x, _ = lip_gram(lips)
+    lipfit.fit(lips, x.T.astype(np.float32) @ offsets.reshape(len(offsets), -1), config)
+    out = lipfit.apply(vertices, weights)
     info["closed_frames"] = int((weights > 0.5).sum())
     return out, info
 

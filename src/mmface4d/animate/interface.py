@@ -96,6 +96,17 @@ class AnimationModel(nn.Module):
         template, reference = conditioning
         return self(audio_features, template, reference, target)
 
+    def linear_decoding(
+        self, audio_features: torch.Tensor, conditioning: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """:meth:`synthesise_prepared` split before a last linear layer, for models that end in
+        one (the paper's ``W_d``): ``(latent, weight, addend)`` with (B, T, D) ``latent``,
+        (D, 3V) ``weight`` and (B, 3V) ``addend``, such that the vertices are
+        ``addend + latent @ weight`` viewed as (B, T, V, 3). A stream decodes only the frames it
+        gives and fits the lip modes in the latent space. None (this default) for other models.
+        """
+        return None
+
     def loss(
         self, prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
     ) -> ModelLoss:

@@ -59,16 +59,58 @@ def voice_activity(
     audio = np.asarray(audio, dtype=np.float64)
     if audio.ndim != 1 or audio.size == 0:
         raise InputError(f"audio: expected non-empty (N,) samples, got shape {audio.shape}")
-    rms = np.empty(num_frames)
+    level = frame_levels_db(audio, sample_rate, fps, np.arange(num_frames))
+    return speech_frames(level, float(level.max()), fps, threshold_db, min_pause_s)
+
+
+def frame_levels_db(
+    audio: np.ndarray, sample_rate: int, fps: float, frames: np.ndarray, offset: int = 0
+) -> np.ndarray:
+    """(len(frames),) dB (re full scale) of each mesh frame's RMS; -200 dB past the audio.
+
+    Args:
+        audio: (N,) mono samples, the first of them sample ``offset`` of the speech.
+        sample_rate, fps: the rates.
+        frames: mesh frame indices (of the whole speech); each frame's span starts at
+            ``frame_to_sample(t)`` and lasts ``frames_to_samples(1)`` samples.
+        offset: index of ``audio[0]`` in the speech (a stream's window).
+    """
     count = frames_to_samples(1, fps, sample_rate)
-    for t in range(num_frames):
-        start = frame_to_sample(t, fps, sample_rate)
-        chunk = audio[start : start + count]
-        rms[t] = np.sqrt(np.mean(chunk**2)) if chunk.size else 0.0
-    level = 20 * np.log10(np.maximum(rms, 1e-10))
-    active = level > level.max() - threshold_db
+    rms = np.empty(len(frames))
+    for k, t in enumerate(np.asarray(frames).tolist()):
+        start = frame_to_sample(t, fps, sample_rate) - offset
+        chunk = np.asarray(audio[start : start + count], dtype=np.float64)
+        rms[k] = np.sqrt(np.mean(chunk**2)) if chunk.size else 0.0
+    return 20 * np.log10(np.maximum(rms, 1e-10))
+
+
+def speech_frames(
+    level_db: np.ndarray,
+    reference_db: float,
+    fps: float,
+    threshold_db: float = 35.0,
+    min_pause_s: float = 0.2,
+) -> np.ndarray:
+    """(T,) bool speech per frame from :func:`frame_levels_db`: within ``threshold_db`` of
+    ``reference_db`` (the loudest frame, for :func:`voice_activity`), with silent gaps shorter
+    than ``min_pause_s`` strictly between speech frames counted as speech."""
+    active = np.asarray(level_db) > reference_db - threshold_db
     if not active.any():
         return active
+    gap = max(1, int(round(min_pause_s * fps)))
+    first, last = np.flatnonzero(active)[[0, -1]]
+    t = first
+    while t <= last:  # fill short gaps strictly inside speech
+        if active[t]:
+            t += 1
+            continue
+        end = t
+        while not active[end]:
+            end += 1
+        if end - t < gap:
+            active[t:end] = True
+        t = end
+    return active
     gap = max(1, int(round(min_pause_s * fps)))
     first, last = np.flatnonzero(active)[[0, -1]]
     t = first

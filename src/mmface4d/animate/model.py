@@ -265,6 +265,19 @@ class Ours(nn.Module):
             audio_features: (B, T, C_a) at the mesh frame rate.
             speaker: from :meth:`condition` (batch B).
         """
+        B, T, _ = audio_features.shape
+        V = self.num_vertices
+        latent, weight, addend = self.linear_decoding(audio_features, speaker)
+        weight = weight.unsqueeze(0).expand(B, -1, -1)  # (B, D, 3V)
+        vertices = torch.baddbmm(addend.unsqueeze(1).expand(-1, T, -1), latent, weight)
+        return OursOutput(vertices=vertices.view(B, T, V, 3), template=speaker.template)
+
+    def linear_decoding(
+        self, audio_features: torch.Tensor, speaker: SpeakerConditioning
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`decode` before its last product: (B, T, D) latent (in :data:`LOSS_UNIT`),
+        (D, 3V) ``W_d`` and the (B, 3V) addend (template and bias), vertices being
+        ``addend + latent @ W_d``."""
         B, T, C = audio_features.shape
         V = self.num_vertices
         if C != self.config.audio_dim:
@@ -283,12 +296,10 @@ class Ours(nn.Module):
             if speaker.scales is not None:
                 h = adain(h, speaker.scales[:, k], speaker.shifts[:, k])
         latent = h.transpose(1, 2) * LOSS_UNIT  # (B, T, D); W_d works in millimetres
-        addend = speaker.template.reshape(B, 1, 3 * V)
+        addend = speaker.template.reshape(B, 3 * V)
         if not self.config.official_variant:
             addend = addend + LOSS_UNIT * self.decoding.bias
-        weight = self.decoding_matrix().unsqueeze(0).expand(B, -1, -1)  # (B, D, 3V)
-        vertices = torch.baddbmm(addend.expand(-1, T, -1), latent, weight)
-        return OursOutput(vertices=vertices.view(B, T, V, 3), template=speaker.template)
+        return latent, self.decoding_matrix(), addend
 
     def forward(
         self,
@@ -402,6 +413,12 @@ class OursAnimator(AnimationModel):
     ) -> torch.Tensor:
         """The speech-dependent part (:meth:`Ours.decode`); ``target`` is not used."""
         return self.net.decode(audio_features, conditioning).vertices
+
+    def linear_decoding(
+        self, audio_features: torch.Tensor, conditioning: SpeakerConditioning
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The latent, ``W_d`` and addend of :meth:`Ours.linear_decoding`."""
+        return self.net.linear_decoding(audio_features, conditioning)
 
     def loss(
         self, prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None

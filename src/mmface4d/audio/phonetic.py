@@ -179,13 +179,24 @@ def _chunked_log_probs(
         return np.concatenate(list(pool.map(run, spans)))
 
 
-def frame_levels(audio: np.ndarray, count: int) -> np.ndarray:
-    """Level channel: (count,) dB of each 20 ms frame re the loudest, / 40, in [-1.5, 0]."""
+def hop_levels_db(audio: np.ndarray, count: int) -> np.ndarray:
+    """(count,) float64 dB (re full scale) of each 20 ms frame's RMS; the audio is zero-padded
+    (or cut) to ``count`` frames, and silence floors at -120 dB."""
     samples = np.asarray(audio, dtype=np.float64)
     padded = np.pad(samples, (0, max(0, count * HOP - samples.size)))[: count * HOP]
     rms = np.sqrt(np.mean(padded.reshape(count, HOP) ** 2, axis=1))
-    level = 20 * np.log10(np.maximum(rms, 1e-6))
-    return np.clip((level - level.max()) / LEVEL_SCALE_DB, -1.5, 0.0).astype(np.float32)
+    return 20 * np.log10(np.maximum(rms, 1e-6))
+
+
+def level_channel(levels_db: np.ndarray, reference_db: float) -> np.ndarray:
+    """Level channel from :func:`hop_levels_db`: dB re ``reference_db`` / 40, in [-1.5, 0]."""
+    return np.clip((levels_db - reference_db) / LEVEL_SCALE_DB, -1.5, 0.0).astype(np.float32)
+
+
+def frame_levels(audio: np.ndarray, count: int) -> np.ndarray:
+    """Level channel: (count,) dB of each 20 ms frame re the loudest, / 40, in [-1.5, 0]."""
+    level = hop_levels_db(audio, count)
+    return level_channel(level, float(level.max()))
 
 
 def posteriorgram(log_probs: np.ndarray, blank: int) -> np.ndarray:
@@ -324,13 +335,30 @@ def bilabial_peaks(
     """
     if not 0 < threshold < 1:
         raise InputError(f"threshold: expected 0 < threshold < 1, found {threshold}")
+    frames = mass_peaks(bilabial_mass(chunked_log_probs(audio, threads=threads)), threshold)
+    return (frames + 0.5) * HOP / DEFAULT_SAMPLE_RATE
+
+
+#: Recogniser frames either side of a bilabial peak that it must top (:data:`BILABIAL_SPACING_S`).
+PEAK_REACH = int(round(BILABIAL_SPACING_S * DEFAULT_SAMPLE_RATE / HOP))
+
+
+def bilabial_mass(log_probs: np.ndarray) -> np.ndarray:
+    """(T,) the recogniser's summed probability of the :data:`BILABIAL_PHONES` per frame."""
     tokens = phoneme_tokens()
     columns = [k for k, token in enumerate(tokens) if token in BILABIAL_PHONES]
-    mass = np.exp(chunked_log_probs(audio, threads=threads)[:, columns]).sum(axis=1)
-    reach = int(round(BILABIAL_SPACING_S * DEFAULT_SAMPLE_RATE / HOP))
+    return np.exp(np.asarray(log_probs)[:, columns]).sum(axis=1)
+
+
+def mass_peaks(mass: np.ndarray, threshold: float) -> np.ndarray:
+    """Frames of :func:`bilabial_peaks`: above ``threshold`` and the largest within
+    :data:`PEAK_REACH` frames either side (the first of a flat top); beyond either end of
+    ``mass`` counts as no bilabial. A frame's verdict depends only on the frames within
+    ``2 * PEAK_REACH`` of it (what lets a stream find them in a window)."""
+    reach = PEAK_REACH
     padded = np.pad(mass, reach, constant_values=-1.0)
     local_max = np.lib.stride_tricks.sliding_window_view(padded, 2 * reach + 1).max(axis=1)
     frames = np.flatnonzero((mass >= threshold) & (mass >= local_max))
     if len(frames) > 1:  # a flat top gives equal neighbours: keep the first of each run
         frames = frames[np.r_[True, np.diff(frames) > reach]]
-    return (frames + 0.5) * HOP / DEFAULT_SAMPLE_RATE
+    return frames

@@ -9,16 +9,21 @@ FORMAT_HELP = "comma-separated outputs: mp4, glb, csv (ARKit curves), npz, ply, 
 
 
 def _animate(args: argparse.Namespace) -> None:
-    from mmface4d.animate.api import animate
+    from mmface4d.animate.api import animate_to_files
     from mmface4d.animate.closure import ClosureConfig
     from mmface4d.animate.liveliness import LivelinessConfig
-    from mmface4d.animate.outputs import DEFAULT_FORMATS, parse_formats, write_animation
+    from mmface4d.animate.outputs import DEFAULT_FORMATS, parse_formats
     from mmface4d.cli import freeze_imports
 
     freeze_imports()
     formats = parse_formats(args.formats or ",".join(DEFAULT_FORMATS))
-    result = animate(
+    # streamed: every format written as the frames come, memory bounded whatever the length
+    written = animate_to_files(
         args.input,
+        args.output,
+        formats,
+        name=args.name,
+        size=args.size,
         text=args.text,
         lang=args.lang,
         model=args.model,
@@ -34,9 +39,6 @@ def _animate(args: argparse.Namespace) -> None:
             blinks=not args.no_blinks, saccades=not args.no_saccades, seed=args.seed
         ),
         closure=ClosureConfig(enabled=not args.no_lip_closure),
-    )
-    written = write_animation(
-        result, args.output, formats, name=args.name, progress=not args.quiet, size=args.size
     )
     print(json.dumps({k: str(v) for k, v in written.items()}, indent=2))
 

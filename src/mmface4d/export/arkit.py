@@ -28,7 +28,7 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -241,46 +241,73 @@ def solve_arkit_weights(
         :class:`ArkitSolve` with (T, K) weights and the (T,) residual RMS in metres.
     """
     offsets, basis, vertex_weights = _check_offsets_basis(offsets, basis, vertex_weights)
-    T, V, _ = offsets.shape
-    K = basis.shape[0]
-    flat_basis = basis.reshape(K, V * 3).astype(np.float64)
-    weighted_basis = flat_basis
-    if vertex_weights is not None:
-        weighted_basis = flat_basis * np.repeat(vertex_weights, 3)[None, :]
-    gram = weighted_basis @ flat_basis.T
-    gram = 0.5 * (gram + gram.T)
-    gram[np.diag_indices(K)] += 1e-10 * max(float(np.trace(gram)) / K, 1e-30)
-    rhs = np.empty((T, K), dtype=np.float64)
-    flat_offsets = offsets.reshape(T, V * 3)
-    for start in range(0, T, _CHUNK_FRAMES):
-        chunk = flat_offsets[start : start + _CHUNK_FRAMES].astype(np.float64)
-        rhs[start : start + _CHUNK_FRAMES] = chunk @ weighted_basis.T
+    return ArkitSolver(basis, vertex_weights).solve(offsets)
 
-    weights = np.empty((T, K), dtype=np.float64)
-    settled = np.empty(T, dtype=bool)
-    for start in range(0, T, 1024):
-        block = slice(start, start + 1024)
-        weights[block], settled[block] = _box_qp_active_set(gram, rhs[block])
-    tol = 1e-9 * float(np.abs(gram).max()) + 1e-12 * float(np.abs(rhs).max(initial=0.0))
-    retry = np.flatnonzero(~settled | ~_kkt_ok(gram, rhs, weights, tol))
-    if len(retry):
-        import scipy.linalg
-        import scipy.optimize
 
-        chol = np.linalg.cholesky(gram)  # G = L L^T
-        reduced_targets = scipy.linalg.solve_triangular(chol, rhs[retry].T, lower=True).T
-        for row, t in enumerate(retry):
-            fit = scipy.optimize.lsq_linear(
-                chol.T, reduced_targets[row], bounds=(0.0, 1.0), method="bvls", tol=1e-12
-            )
-            weights[t] = np.clip(fit.x, 0.0, 1.0)
+class ArkitSolver:
+    """:func:`solve_arkit_weights` for one basis, called again and again (a stream's frames):
+    the basis's K x K Gram matrix is formed once.
 
-    residual_rms = np.empty(T, dtype=np.float64)
-    for start in range(0, T, _CHUNK_FRAMES):
-        block = slice(start, start + _CHUNK_FRAMES)
-        residual = flat_offsets[block].astype(np.float64) - weights[block] @ flat_basis
-        residual_rms[block] = np.sqrt(np.square(residual).sum(axis=1) / V)
-    return ArkitSolve(weights.astype(np.float32), residual_rms.astype(np.float32), len(retry))
+    Args:
+        basis: (K, V, 3) blendshape targets (offsets at weight 1).
+        vertex_weights: (V,) optional non-negative per-vertex importance (default 1).
+    """
+
+    def __init__(self, basis: np.ndarray, vertex_weights: np.ndarray | None = None):
+        basis = np.asarray(basis)
+        _check_offsets_basis(np.zeros((1, *basis.shape[1:]), np.float32), basis, vertex_weights)
+        K, V, _ = basis.shape
+        self.num_vertices = V
+        self.flat_basis = flat_basis = basis.reshape(K, V * 3).astype(np.float64)
+        weighted_basis = flat_basis
+        if vertex_weights is not None:
+            weights = np.asarray(vertex_weights, dtype=np.float64)
+            weighted_basis = flat_basis * np.repeat(weights, 3)[None, :]
+        self.weighted_basis = weighted_basis
+        gram = weighted_basis @ flat_basis.T
+        gram = 0.5 * (gram + gram.T)
+        gram[np.diag_indices(K)] += 1e-10 * max(float(np.trace(gram)) / K, 1e-30)
+        self.gram = gram
+
+    def solve(self, offsets: np.ndarray) -> ArkitSolve:
+        """(T, K) weights of (T, V, 3) offsets (see :func:`solve_arkit_weights`)."""
+        offsets = check_vertices(offsets, "offsets")
+        T, V, _ = offsets.shape
+        if V != self.num_vertices:
+            raise InputError(f"offsets: expected (T, {self.num_vertices}, 3), got {offsets.shape}")
+        gram, weighted_basis, flat_basis = self.gram, self.weighted_basis, self.flat_basis
+        K = len(gram)
+        rhs = np.empty((T, K), dtype=np.float64)
+        flat_offsets = offsets.reshape(T, V * 3)
+        for start in range(0, T, _CHUNK_FRAMES):
+            chunk = flat_offsets[start : start + _CHUNK_FRAMES].astype(np.float64)
+            rhs[start : start + _CHUNK_FRAMES] = chunk @ weighted_basis.T
+
+        weights = np.empty((T, K), dtype=np.float64)
+        settled = np.empty(T, dtype=bool)
+        for start in range(0, T, 1024):
+            block = slice(start, start + 1024)
+            weights[block], settled[block] = _box_qp_active_set(gram, rhs[block])
+        tol = 1e-9 * float(np.abs(gram).max()) + 1e-12 * float(np.abs(rhs).max(initial=0.0))
+        retry = np.flatnonzero(~settled | ~_kkt_ok(gram, rhs, weights, tol))
+        if len(retry):
+            import scipy.linalg
+            import scipy.optimize
+
+            chol = np.linalg.cholesky(gram)  # G = L L^T
+            reduced_targets = scipy.linalg.solve_triangular(chol, rhs[retry].T, lower=True).T
+            for row, t in enumerate(retry):
+                fit = scipy.optimize.lsq_linear(
+                    chol.T, reduced_targets[row], bounds=(0.0, 1.0), method="bvls", tol=1e-12
+                )
+                weights[t] = np.clip(fit.x, 0.0, 1.0)
+
+        residual_rms = np.empty(T, dtype=np.float64)
+        for start in range(0, T, _CHUNK_FRAMES):
+            block = slice(start, start + _CHUNK_FRAMES)
+            residual = flat_offsets[block].astype(np.float64) - weights[block] @ flat_basis
+            residual_rms[block] = np.sqrt(np.square(residual).sum(axis=1) / V)
+        return ArkitSolve(weights.astype(np.float32), residual_rms.astype(np.float32), len(retry))
 
 
 def _format_timecode(frame: int, fps: float) -> str:
@@ -331,36 +358,79 @@ def write_arkit_csv(path: str | Path, weights: np.ndarray, names: list[str], fps
         raise InputError(
             f"weights must be (T, {len(names)}) to match the names, got {weights.shape}"
         )
-    if not np.isfinite(weights).all():
-        raise InputError("weights contain NaN or infinite values")
-    if weights.min() < -1e-6 or weights.max() > 1 + 1e-6:
-        raise InputError(
-            f"ARKit weights must lie in [0, 1], got [{weights.min():.4g}, {weights.max():.4g}]"
-        )
-    if not (math.isfinite(fps) and fps >= 1):
-        raise InputError(f"fps must be a number >= 1, got {fps}")
-    column_of = {name.lower(): k for k, name in enumerate(LIVE_LINK_FACE_SHAPES)}
-    order = np.full(len(LIVE_LINK_FACE_SHAPES), -1)
-    for k, name in enumerate(names):
-        canonical = canonical_arkit_name(name)
-        if canonical is None:
-            raise InputError(f"names: {name!r} is not an ARKit blendshape name")
-        column = column_of[canonical.lower()]
-        if order[column] >= 0:
-            raise InputError(f"names: {name!r} repeats ARKit shape {canonical!r}")
-        order[column] = k
-    table = np.zeros((weights.shape[0], len(LIVE_LINK_FACE_SHAPES)))
-    table[:, order >= 0] = np.clip(weights[:, order[order >= 0]], 0.0, 1.0)
-    count = len(LIVE_LINK_FACE_SHAPES) + len(LIVE_LINK_FACE_ROTATIONS)
-    rotations = ",".join(["0"] * len(LIVE_LINK_FACE_ROTATIONS))
-    header = ",".join(("Timecode", "BlendShapeCount") + LIVE_LINK_FACE_SHAPES)
-    lines = [header + "," + ",".join(LIVE_LINK_FACE_ROTATIONS)]
-    for t, row in enumerate(table):
-        values = ",".join(f"{v:.7f}" for v in row)
-        lines.append(f"{_format_timecode(t, fps)},{count},{values},{rotations}")
-    with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with ArkitCsvWriter(path, names, fps) as writer:
+        writer.write(weights)
     return Path(path)
+
+
+class ArkitCsvWriter:
+    """A Live Link Face CSV written as the frames come (a stream, a long file), under a
+    temporary name renamed when the ``with`` block ends without an error.
+
+    Args:
+        path: output ``.csv`` path.
+        names: K ARKit names of the weights' columns (see :func:`write_arkit_csv`).
+        fps: frame rate, >= 1.
+    """
+
+    def __init__(self, path: str | Path, names: list[str], fps: float):
+        if not (math.isfinite(fps) and fps >= 1):
+            raise InputError(f"fps must be a number >= 1, got {fps}")
+        column_of = {name.lower(): k for k, name in enumerate(LIVE_LINK_FACE_SHAPES)}
+        order = np.full(len(LIVE_LINK_FACE_SHAPES), -1)
+        for k, name in enumerate(names):
+            canonical = canonical_arkit_name(name)
+            if canonical is None:
+                raise InputError(f"names: {name!r} is not an ARKit blendshape name")
+            column = column_of[canonical.lower()]
+            if order[column] >= 0:
+                raise InputError(f"names: {name!r} repeats ARKit shape {canonical!r}")
+            order[column] = k
+        self.path, self.fps, self.count, self._order = Path(path), fps, len(names), order
+        self.frames = 0
+        self._file: Any = None
+        self._atomic: Any = None
+
+    def __enter__(self) -> ArkitCsvWriter:
+        self._atomic = atomic_path(self.path)
+        tmp = self._atomic.__enter__()
+        self._file = open(tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed in __exit__
+        header = ",".join(("Timecode", "BlendShapeCount") + LIVE_LINK_FACE_SHAPES)
+        self._file.write(header + "," + ",".join(LIVE_LINK_FACE_ROTATIONS) + "\n")
+        return self
+
+    def write(self, weights: np.ndarray) -> None:
+        """Append (n, K) weights in [0, 1], the next n frames."""
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.ndim != 2 or weights.shape[1] != self.count:
+            raise InputError(
+                f"weights must be (T, {self.count}) to match the names, got {weights.shape}"
+            )
+        if not np.isfinite(weights).all():
+            raise InputError("weights contain NaN or infinite values")
+        if len(weights) and (weights.min() < -1e-6 or weights.max() > 1 + 1e-6):
+            raise InputError(
+                f"ARKit weights must lie in [0, 1], got [{weights.min():.4g}, {weights.max():.4g}]"
+            )
+        order = self._order
+        table = np.zeros((weights.shape[0], len(LIVE_LINK_FACE_SHAPES)))
+        table[:, order >= 0] = np.clip(weights[:, order[order >= 0]], 0.0, 1.0)
+        count = len(LIVE_LINK_FACE_SHAPES) + len(LIVE_LINK_FACE_ROTATIONS)
+        rotations = ",".join(["0"] * len(LIVE_LINK_FACE_ROTATIONS))
+        lines = []
+        for t, row in enumerate(table, start=self.frames):
+            values = ",".join(f"{v:.7f}" for v in row)
+            lines.append(f"{_format_timecode(t, self.fps)},{count},{values},{rotations}\n")
+        self._file.write("".join(lines))
+        self.frames += len(table)
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        self._file.close()
+        if error is None and self.frames == 0:
+            error = InputError("weights must be (T, K) with T >= 1, got no frames")
+            self._atomic.__exit__(type(error), error, None)
+            raise error
+        self._atomic.__exit__(kind, error, trace)
 
 
 def read_arkit_csv(path: str | Path, fps: float | None = None) -> ArkitCsv:
