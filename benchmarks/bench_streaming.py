@@ -268,11 +268,17 @@ def _animate_rss(wav: Path, formats: str, out: Path, source: Path | None) -> dic
 
 
 def memory_part(
-    minutes: list[float], formats: list[str], baseline: Path | None, label: str
+    minutes: list[float],
+    formats: list[str],
+    baseline: Path | None,
+    label: str,
+    video_max: float,
+    baseline_max: float,
 ) -> dict[str, Any]:
-    """Peak RSS of ``mmface4d animate`` for each length: every format together, the formats
-    but the video together, each format alone (the first length only), and the baseline
-    version of the package (formats but the video)."""
+    """Peak RSS of ``mmface4d animate`` for each length: every format together (lengths up to
+    ``video_max``), the formats but the video together, each format alone (the first length
+    only), and the baseline version of the package (formats but the video; lengths up to
+    ``baseline_max``)."""
     before = _load_state()
     rows = []
     still = ",".join(f for f in formats if f != "mp4")
@@ -280,12 +286,14 @@ def memory_part(
         folder = Path(tmp)
         for k, length in enumerate(minutes):
             wav = _synthetic_speech(length, folder)
-            runs = [("this version", None, ",".join(formats))]
+            runs = []
+            if length <= video_max or still == ",".join(formats):
+                runs.append(("this version", None, ",".join(formats)))
             if still != ",".join(formats):
                 runs.append(("this version", None, still))
             if k == 0 and len(formats) > 1:
                 runs += [("this version", None, f) for f in formats]
-            if baseline is not None:
+            if baseline is not None and length <= baseline_max:
                 runs.append((label, baseline, still))
             for version, source, fmt in runs:
                 out = folder / f"out_{length:g}_{fmt.replace(',', '_')}_{len(rows)}"
@@ -297,6 +305,8 @@ def memory_part(
     return {
         "speech": "the synthetic voice (espeak-ng) reading five sentences in turn, "
         "0.3-1.2 s pauses between them",
+        "video_max_minutes": video_max,
+        "baseline_max_minutes": baseline_max,
         "rows": rows,
         "target": "peak RSS < 1 GB for an hour of speech, every format (independent of length)",
         "load_before": before,
@@ -315,6 +325,18 @@ def main() -> None:
         help="a src folder of another version (git archive REV src) to measure beside",
     )
     parser.add_argument("--baseline-label", default="baseline", help="its name in the rows")
+    parser.add_argument(
+        "--video-max-minutes",
+        type=float,
+        default=float("inf"),
+        help="longer speech is written without the video (rendering is ~1x real time)",
+    )
+    parser.add_argument(
+        "--baseline-max-minutes",
+        type=float,
+        default=float("inf"),
+        help="longer speech is not given to the baseline (it holds every frame)",
+    )
     parser.add_argument("--note", default="", help="stored with the result")
     parser.add_argument("--output", type=Path, default=RESULTS / "streaming.json")
     args = parser.parse_args()
@@ -342,7 +364,12 @@ def main() -> None:
         elif part == "memory":
             minutes = [float(m) for m in args.minutes.split(",")]
             result = memory_part(
-                minutes, args.memory_formats.split(","), args.baseline_src, args.baseline_label
+                minutes,
+                args.memory_formats.split(","),
+                args.baseline_src,
+                args.baseline_label,
+                args.video_max_minutes,
+                args.baseline_max_minutes,
             )
         else:
             raise SystemExit(f"--parts: unknown part {part!r}")

@@ -66,11 +66,20 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int = DEFAULT_SAMPLE_R
                     chunks.append(out.to_ndarray())
     except av.FFmpegError as exc:
         raise InputError(f"{source}: cannot read audio ({exc})") from exc
-    if not chunks or sum(chunk.shape[1] for chunk in chunks) == 0:
+    total = sum(chunk.shape[1] for chunk in chunks)
+    if not chunks or total == 0:
         raise InputError(f"{source}: audio stream holds no samples")
-    channels = np.concatenate(chunks, axis=1)
-    audio = channels[0] if channels.shape[0] == 1 else channels.mean(axis=0)
-    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    # mono into one array, each decoded block freed as it is copied: the speech is held once
+    # (an hour at 16 kHz is 230 MB), not twice
+    audio = np.empty(total, dtype=np.float32)
+    chunks.reverse()
+    position = 0
+    while chunks:
+        chunk = chunks.pop()
+        audio[position : position + chunk.shape[1]] = (
+            chunk[0] if chunk.shape[0] == 1 else chunk.mean(axis=0)
+        )
+        position += chunk.shape[1]
     if not np.isfinite(audio).all():
         raise InputError(f"{source}: audio holds non-finite samples (NaN or inf)")
     return audio
@@ -101,25 +110,33 @@ def write_wav(
             f"audio: expected a non-empty (N,) real array, found shape {samples.shape} "
             f"dtype {samples.dtype}"
         )
-    if not np.isfinite(samples).all():
-        raise InputError("audio: expected finite samples, found NaN or inf")
     if encoding == "float32":
         codec, frame_format = "pcm_f32le", "flt"
-        data = samples.astype(np.float32)
     elif encoding == "pcm16":
         codec, frame_format = "pcm_s16le", "s16"
-        # FFmpeg (and this module's reader) maps int16 to float by dividing by 32768
-        data = np.clip(np.round(samples * 32768.0), -32768, 32767).astype(np.int16)
     else:
         raise InputError(f"encoding: expected 'float32' or 'pcm16', found {encoding!r}")
+    for start in range(0, samples.size, _WAV_BLOCK):
+        if not np.isfinite(samples[start : start + _WAV_BLOCK]).all():
+            raise InputError("audio: expected finite samples, found NaN or inf")
     target = Path(path)
     with atomic_path(target) as temp, av.open(str(temp), "w", format="wav") as container:
         stream = container.add_stream(codec, rate=rate, layout="mono")
-        frame = av.AudioFrame.from_ndarray(data[None, :], format=frame_format, layout="mono")
-        frame.sample_rate = rate
-        frame.pts = 0
-        for packet in stream.encode(frame):
-            container.mux(packet)
+        for start in range(0, samples.size, _WAV_BLOCK):  # in blocks: long speech held once
+            block = samples[start : start + _WAV_BLOCK]
+            if encoding == "float32":
+                data = block.astype(np.float32)
+            else:  # FFmpeg (and this module's reader) maps int16 to float dividing by 32768
+                data = np.clip(np.round(block * 32768.0), -32768, 32767).astype(np.int16)
+            frame = av.AudioFrame.from_ndarray(data[None, :], format=frame_format, layout="mono")
+            frame.sample_rate = rate
+            frame.pts = start
+            for packet in stream.encode(frame):
+                container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
     return target
+
+
+#: Samples converted and encoded at once by :func:`write_wav`.
+_WAV_BLOCK = 1 << 16
