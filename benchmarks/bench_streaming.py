@@ -274,6 +274,7 @@ def memory_part(
     label: str,
     video_max: float,
     baseline_max: float,
+    each_format: bool = True,
 ) -> dict[str, Any]:
     """Peak RSS of ``mmface4d animate`` for each length: every format together (lengths up to
     ``video_max``), the formats but the video together, each format alone (the first length
@@ -291,7 +292,7 @@ def memory_part(
                 runs.append(("this version", None, ",".join(formats)))
             if still != ",".join(formats):
                 runs.append(("this version", None, still))
-            if k == 0 and len(formats) > 1:
+            if k == 0 and len(formats) > 1 and each_format:
                 runs += [("this version", None, f) for f in formats]
             if baseline is not None and length <= baseline_max:
                 runs.append((label, baseline, still))
@@ -339,6 +340,14 @@ def main() -> None:
     )
     parser.add_argument("--note", default="", help="stored with the result")
     parser.add_argument("--output", type=Path, default=RESULTS / "streaming.json")
+    parser.add_argument(
+        "--no-each-format", action="store_true", help="skip the runs of each format alone"
+    )
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="add the memory rows to those already in the output (each row names its commit)",
+    )
     args = parser.parse_args()
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     report: dict[str, Any] = {}
@@ -370,9 +379,16 @@ def main() -> None:
                 args.baseline_label,
                 args.video_max_minutes,
                 args.baseline_max_minutes,
+                not args.no_each_format,
             )
         else:
             raise SystemExit(f"--parts: unknown part {part!r}")
+        if part == "memory":
+            for row in result["rows"]:
+                row["commit"] = stamp["commit"]
+            if args.append and "memory" in report:
+                result["rows"] = report["memory"]["rows"] + result["rows"]
+                stamp = {**stamp, "command": report["memory"]["command"] + " ; " + stamp["command"]}
         report[part] = {**stamp, **result}
         print(json.dumps({part: result}, indent=2)[:3000], flush=True)
         args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -35,12 +35,13 @@ features, a second of levels and bilabial probabilities, the lip modes and the b
 progress: :meth:`FaceStream.retained` counts them; they do not grow with the stream's length.
 
 **Versus the whole file.** With the same settings a stream and ``synthesise`` agree to float
-rounding. The live defaults (:data:`LIVE`: 0.1 s steps, 0.2 s look-ahead) hear less than the
-file's defaults (:data:`OFFLINE`: 10 s steps, 1 s look-ahead at the step's end), and the model's
-decoder reaches 0.4 s ahead: on five real speech clips the live stream's frames differ from the
-file's by 0.65 mm RMS over all vertices (the face moves 1.2 mm RMS), the inner-lip gap by
-1.8 mm RMS (its spread is 3.3 mm) with a correlation of 0.86 (``docs/STREAMING.md``, measured by
-``benchmarks/bench_streaming.py``).
+rounding (tested at 1e-6 m; identical in practice). The live defaults (:data:`LIVE`: 0.16 s
+steps, 0.2 s look-ahead) hear less than the file's (:data:`OFFLINE`: 10 s steps, 1 s of
+look-ahead past each), and the model's decoder reaches 0.4 s ahead: on the four real clips of
+``benchmarks/data/speech`` the live frames differ from the file's by 0.77 mm RMS over all
+vertices (the face moves 1.26 mm RMS) and the inner-lip gap by 2.2 mm RMS (its spread: 3.8 mm),
+with a correlation of 0.83; 0.4 s of look-ahead gives 0.51 mm, 1.3 mm and 0.94
+(``docs/STREAMING.md``, ``benchmarks/bench_streaming.py``).
 
 Shapes: N samples, V vertices, n frames of a batch; 16 kHz audio.
 """
@@ -48,7 +49,7 @@ Shapes: N samples, V vertices, n frames of a batch; 16 kHz audio.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -79,8 +80,10 @@ if TYPE_CHECKING:
 #: Frames of features the decoder's window is extended by past the heard audio (the last
 #: heard frame repeated), so the frames near its end see speech-like input, not the zero
 #: padding of the convolutions: on five real clips the model's difference from the file's with
-#: 0.1 s steps and look-ahead drops from 0.70 to 0.61 mm RMS (12 frames: 0.63).
+#: 0.1 s steps and 0.2 s of look-ahead drops from 0.70 to 0.61 mm RMS (12 frames: 0.63).
 EDGE_PAD_FRAMES = 6
+#: Frames decoded, closed, given eyes and solved at once within a step (whole files step 10 s).
+PIECE_FRAMES = 64
 #: Least reference level, dB re full scale (20 ms RMS): before any speech is heard, digital
 #: silence and quiet noise are pauses, not the loudest sound so far.
 LEVEL_FLOOR_DB = -40.0
@@ -133,8 +136,9 @@ def offline_settings(window_s: float = 20.0) -> StreamSettings:
 
 
 #: A live stream's defaults: frames 0.04-0.2 s behind the audio; the recogniser hears 0.8 s per
-#: 0.16 s step, what one thread of the project's CPUs keeps up with (0.7 x real time; 0.1 s
-#: steps with 0.8 s of context follow the file 3% closer at 1.3 x real time, docs/STREAMING.md).
+#: 0.16 s step, what one thread of the project's CPUs keeps up with (0.63-0.73 s of compute per
+#: second; 0.1 s steps hearing 1 s follow the file closer, gap correlation 0.87 against 0.83, at
+#: 1.24 s per second: docs/STREAMING.md).
 LIVE = StreamSettings()
 #: Whole files (``Animator.synthesise``, ``mmface4d.animate``): 10 s steps.
 OFFLINE = offline_settings(20.0)
@@ -463,14 +467,22 @@ class FaceStream:
             f1 = max(f1, last)
             f0 = max(0, first - self._context)
             x = self._window_features(f0, f1, available, provisional, final)
-            vertices, window_lips, moments = self._model(x, f0, f1, first, last)
-            # 3. lips, eyes, ARKit
+            decode, window_lips, moments = self._model(x, f0, f1)
+            # 3. lips, eyes, ARKit, in pieces: a long step's copies stay small
+            weights = None
             if self._closure is not None:
-                vertices = self._close(vertices, first, last, window_lips, moments, mass)
-            if self._lively is not None:
-                vertices = self._lively.apply(vertices, first)
-            arkit = self._arkit(vertices) if self._solver is not None else None
-            out = FaceFrames(first, vertices, arkit, self.fps)
+                weights = self._closure_weights(first, last, window_lips, moments, mass)
+            pieces = []
+            for a in range(first, last, PIECE_FRAMES):
+                b = min(last, a + PIECE_FRAMES)
+                vertices = decode(a, b)
+                if weights is not None:
+                    vertices = self._lipfit.apply(vertices, weights[a - first : b - first])  # type: ignore[union-attr]
+                if self._lively is not None:
+                    vertices = self._lively.apply(vertices, a)
+                arkit = self._arkit(vertices) if self._solver is not None else None
+                pieces.append(FaceFrames(a, vertices, arkit, self.fps))
+            out = self._join(pieces)
         # 4. forget what no later step needs
         self._g = n if final else int(g)  # type: ignore[arg-type]
         self._done = last
@@ -529,16 +541,16 @@ class FaceStream:
         return x
 
     def _model(
-        self, x: np.ndarray, f0: int, f1: int, first: int, last: int
-    ) -> tuple[np.ndarray, np.ndarray | None, Any]:
-        """The model over the window: the given frames' vertices (face model frame), and for
-        the closure the window's lip vectors and a function of the moments."""
+        self, x: np.ndarray, f0: int, f1: int
+    ) -> tuple[Callable[[int, int], np.ndarray], np.ndarray | None, Any]:
+        """The model over the window: a function giving frames ``a .. b - 1``'s vertices (face
+        model frame), and for the closure the window's lip vectors and a function of the
+        moments."""
         animator = self.animator
         pipeline = animator.pipeline
         model = pipeline.model
         conditioning = self.speaker.conditioning
         features = torch.as_tensor(x, device=self._device)[None]
-        rows = slice(first - f0, last - f0)
         real = f1 - f0
         with pipeline._autocast(self._device):
             linear = model.linear_decoding(features, conditioning)
@@ -546,11 +558,15 @@ class FaceStream:
                 whole = model.synthesise_prepared(features, conditioning)
         if linear is not None:
             latent, weight, addend = (t.float() for t in linear)
-            n = last - first
-            given = torch.baddbmm(
-                addend[:, None].expand(1, n, -1), latent[:, rows], weight.unsqueeze(0)
-            )
-            vertices = animator._out_of_model_data(given[0].cpu().numpy().reshape(n, -1, 3))
+
+            def vertices(a: int, b: int) -> np.ndarray:
+                given = torch.baddbmm(
+                    addend[:, None].expand(1, b - a, -1),
+                    latent[:, a - f0 : b - f0],
+                    weight.unsqueeze(0),
+                )
+                return animator._out_of_model_data(given[0].cpu().numpy().reshape(b - a, -1, 3))
+
             if self._lipfit is None:
                 return vertices, None, None
             if self._lip_decoding is None:  # the speaker's lip and moved-vertex columns, once
@@ -580,7 +596,10 @@ class FaceStream:
 
             return vertices, lips, moments
         frames = animator._out_of_model_data(whole[0, :real].float().cpu().numpy())
-        vertices = frames[rows]
+
+        def vertices(a: int, b: int) -> np.ndarray:
+            return frames[a - f0 : b - f0]
+
         if self._lipfit is None:
             return vertices, None, None
         fit = self._lipfit
@@ -588,16 +607,16 @@ class FaceStream:
         offsets = (frames[:, fit.moved] - fit.neutral[fit.moved]).reshape(real, -1)
         return vertices, lips, lambda centred: centred.T.astype(np.float32) @ offsets
 
-    def _close(
+    def _closure_weights(
         self,
-        vertices: np.ndarray,
         first: int,
         last: int,
         lips: np.ndarray | None,
         moments: Any,
         mass: tuple[int, np.ndarray] | None,
-    ) -> np.ndarray:
-        """The lip-closure layer on the given frames (``closure.lip_closure`` over a window)."""
+    ) -> np.ndarray | None:
+        """The lip-closure layer's fit and (n,) weights for the given frames
+        (``closure.lip_closure`` over a window), or None when it leaves them."""
         config, fit, fps = self._closure, self._lipfit, self.fps
         assert config is not None and fit is not None and lips is not None
         if lips_move(lips):
@@ -625,13 +644,13 @@ class FaceStream:
         weights = np.clip(weights, 0.0, 1.0)
         if not weights.any():
             self._closure_reason = self._closure_reason or "no bilabial or pause"
-            return vertices
+            return None
         if not self._fitted:
             self._closure_reason = "the mouth hardly moves"
-            return vertices
+            return None
         self._applied = True
         self._closed_frames += int((weights > 0.5).sum())
-        return fit.apply(vertices, weights)
+        return weights
 
     def _arkit(self, vertices: np.ndarray) -> np.ndarray:
         solver, columns = self._solver  # type: ignore[misc]

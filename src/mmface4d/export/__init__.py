@@ -13,7 +13,9 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "mmface4d.export.arkit": (
             "ArkitBasis",
             "ArkitCsv",
+            "ArkitCsvWriter",
             "ArkitSolve",
+            "ArkitSolver",
             "arkit_basis",
             "read_arkit_csv",
             "solve_arkit_weights",
@@ -30,6 +32,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
         ),
         "mmface4d.export.meshes": (
             "AnimationFile",
+            "AnimationNpzWriter",
+            "MeshSequenceWriter",
             "read_animation_npz",
             "write_animation_npz",
             "write_mesh_sequence",
