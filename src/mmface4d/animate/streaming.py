@@ -358,6 +358,16 @@ class FaceStream:
         Returns:
             The new frames (possibly none).
         """
+        return self._join(list(self.push_pieces(samples)))
+
+    def flush(self) -> FaceFrames:
+        """The frames left: the speech ended (no look-ahead past its end)."""
+        return self._join(list(self.flush_pieces()))
+
+    def push_pieces(self, samples: np.ndarray) -> Iterator[FaceFrames]:
+        """:meth:`push`'s frames in pieces of at most :data:`PIECE_FRAMES`, each made when
+        asked for (a whole file's long steps stay small in memory). Take them all before the
+        next call."""
         if self._flushed:
             raise InputError("push: the stream was flushed; start a new one")
         x = np.asarray(samples)
@@ -369,8 +379,9 @@ class FaceStream:
             )
         if not np.isfinite(x).all():
             raise InputError("samples: expected finite samples, found NaN or inf")
-        x = x.astype(np.float32, copy=False)
-        batches = []
+        return self._pieces(x.astype(np.float32, copy=False))
+
+    def _pieces(self, x: np.ndarray) -> Iterator[FaceFrames]:
         position = 0
         while position < x.size:
             if self._total is not None and self._done >= self._total:
@@ -383,21 +394,19 @@ class FaceStream:
                 self._n += take
                 position += take
             if self._n >= ready:
-                batches.append(self._run_step(self._g + self._step, final=False))
-        return self._join(batches)
+                yield from self._run_step(self._g + self._step, final=False)
 
-    def flush(self) -> FaceFrames:
-        """The frames left: the speech ended (no look-ahead past its end)."""
+    def flush_pieces(self) -> Iterator[FaceFrames]:
+        """:meth:`flush`'s frames in pieces (see :meth:`push_pieces`)."""
         if self._flushed:
-            return self._join([])
+            return
         self._flushed = True
         if self._n == 0:
-            return self._join([])
+            return
         if self._total is None:
             self._total = max(1, int(round(self._n * self.fps / SAMPLE_RATE)))
-        if self._done >= self._total:
-            return self._join([])
-        return self._join([self._run_step(None, final=True)])
+        if self._done < self._total:
+            yield from self._run_step(None, final=True)
 
     # ------------------------------------------------------------------ steps
 
@@ -420,8 +429,27 @@ class FaceStream:
             k -= 1
         return k
 
-    @torch.no_grad()
-    def _run_step(self, g: int | None, final: bool) -> FaceFrames:
+    def _run_step(self, g: int | None, final: bool) -> Iterator[FaceFrames]:
+        """One step: the window's work now, then its frames piece by piece, as asked for."""
+        with torch.no_grad():
+            work = self._step_window(g, final)
+        if work is None:
+            return
+        first, last, decode, weights = work
+        for a in range(first, last, PIECE_FRAMES):
+            b = min(last, a + PIECE_FRAMES)
+            with torch.no_grad():
+                vertices = decode(a, b)
+            if weights is not None:
+                vertices = self._lipfit.apply(vertices, weights[a - first : b - first])  # type: ignore[union-attr]
+            if self._lively is not None:
+                vertices = self._lively.apply(vertices, a)
+            arkit = self._arkit(vertices) if self._solver is not None else None
+            yield FaceFrames(a, vertices, arkit, self.fps)
+
+    def _step_window(self, g: int | None, final: bool) -> tuple | None:
+        """A step's window: recognition, features, the model, the closure's fit and weights,
+        and the bookkeeping; (first, last, decode, weights) of its frames, or None."""
         hop, n = self._hop, self._n
         a0 = max(0, self._g - self._left)
         a1 = n if final else int(g) + self._right  # type: ignore[arg-type]
@@ -460,34 +488,23 @@ class FaceStream:
                 db = frame_levels_db(self._audio.rows, SAMPLE_RATE, self.fps, frames, offset)
                 self._frame_db.append(db)
                 self._frame_ref = max(self._frame_ref, float(db.max()))
-        # 2. the model over its window
-        out = self._join([])
+        # 2. the model over its window; the closure's fit and weights
+        work = None
         if last > first:
             f1 = int(total) if final else int(min(self._frames_ending_by(a1), total))
             f1 = max(f1, last)
             f0 = max(0, first - self._context)
             x = self._window_features(f0, f1, available, provisional, final)
             decode, window_lips, moments = self._model(x, f0, f1)
-            # 3. lips, eyes, ARKit, in pieces: a long step's copies stay small
             weights = None
             if self._closure is not None:
                 weights = self._closure_weights(first, last, window_lips, moments, mass)
-            pieces = []
-            for a in range(first, last, PIECE_FRAMES):
-                b = min(last, a + PIECE_FRAMES)
-                vertices = decode(a, b)
-                if weights is not None:
-                    vertices = self._lipfit.apply(vertices, weights[a - first : b - first])  # type: ignore[union-attr]
-                if self._lively is not None:
-                    vertices = self._lively.apply(vertices, a)
-                arkit = self._arkit(vertices) if self._solver is not None else None
-                pieces.append(FaceFrames(a, vertices, arkit, self.fps))
-            out = self._join(pieces)
-        # 4. forget what no later step needs
+            work = (first, last, decode, weights)
+        # 3. forget what no later step needs (the frames are decoded from the model's output)
         self._g = n if final else int(g)  # type: ignore[arg-type]
         self._done = last
         self._trim()
-        return out
+        return work
 
     def _complete_frames(self, sample: int) -> int:
         """How many frames' level spans end at or before ``sample``."""
@@ -679,12 +696,8 @@ def stream_frames(
     stream: FaceStream, audio: np.ndarray, chunk: int = SAMPLE_RATE
 ) -> Iterator[FaceFrames]:
     """Push ``audio`` through ``stream`` in chunks of ``chunk`` samples and flush: the frames,
-    batch by batch (a whole file in bounded memory)."""
+    piece by piece (a whole file in bounded memory)."""
     audio = np.asarray(audio, dtype=np.float32)
     for start in range(0, audio.size, chunk):
-        frames = stream.push(audio[start : start + chunk])
-        if len(frames):
-            yield frames
-    frames = stream.flush()
-    if len(frames):
-        yield frames
+        yield from stream.push_pieces(audio[start : start + chunk])
+    yield from stream.flush_pieces()
