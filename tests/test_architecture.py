@@ -25,7 +25,17 @@ ARCHITECTURE_DOC = Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "core",
-        ("mmface4d", "constants", "errors", "atomic", "settings", "batch", "emotions", "_optional", "cache"),
+        (
+            "mmface4d",
+            "constants",
+            "errors",
+            "atomic",
+            "settings",
+            "batch",
+            "emotions",
+            "_optional",
+            "cache",
+        ),
     ),
     ("geometry", ("geometry",)),
     ("facemodel", ("facemodel",)),

@@ -10,7 +10,14 @@ from mmface4d.animate.api import load_animator
 from mmface4d.animate.closure import ClosureConfig
 from mmface4d.animate.liveliness import LivelinessConfig
 from mmface4d.animate.metrics import inner_lip_gap
-from mmface4d.animate.streaming import LIVE, OFFLINE, FaceStream, StreamSettings
+from mmface4d.animate.streaming import (
+    LIVE,
+    OFFLINE,
+    PIECE_FRAMES,
+    FaceStream,
+    StreamSettings,
+    stream_frames,
+)
 from mmface4d.errors import InputError
 from mmface4d.export.arkit import solve_arkit_weights
 from mmface4d.facemodel.arkit import ARKIT_52
@@ -81,6 +88,12 @@ def test_chunks_of_10_ms_37_ms_and_1_s_give_the_whole_files_frames(
         vertices, weights = _stream(animator, speaker, speech, chunk)
         np.testing.assert_array_equal(vertices, small)
         np.testing.assert_array_equal(weights, arkit)
+    # a whole file's way: pieces of at most PIECE_FRAMES, the same frames
+    stream = animator.stream(speaker, settings=OFFLINE)
+    pieces = list(stream_frames(stream, speech, 4 * RATE))
+    assert max(len(p) for p in pieces) <= PIECE_FRAMES < len(whole_file)
+    offline, _ = animator.animate_speech(speech, speaker, settings=OFFLINE)
+    np.testing.assert_array_equal(np.concatenate([p.vertices for p in pieces]), offline)
 
 
 def test_frames_carry_the_52_arkit_weights_of_their_vertices(
