@@ -4,13 +4,16 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The browser viewer's JavaScript (three.js, pinned in web/package-lock.json), installed into
+# web/node_modules (git-ignored) when npm exists; without it the viewer and its tests skip.
+WEB_STAMP := web/node_modules/.installed
 # The CPU build of torch: a local wheel where the machine has one, else PyTorch's CPU index.
 TORCH_SRC := $(if $(wildcard /opt/wheels/torch-2.13.0*),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test test-slow test-gpu lint format clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(WEB_STAMP)
 
 $(STAMP): pyproject.toml setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,10 +22,19 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/python -m pip install -q $(TORCH_SRC) -e ".[dev]"
 	@touch $(STAMP)
 
-demo: $(STAMP)
+$(WEB_STAMP): web/package.json web/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  (npm ci --prefix web --no-audit --no-fund --silent && touch $(WEB_STAMP)) \
+	    || echo "note: npm ci in web/ failed; the browser viewer and its tests are skipped"; \
+	else \
+	  echo "note: npm not found; web/node_modules (three.js) not installed: the browser viewer,"; \
+	  echo "      viewer.html and their tests are skipped (install Node.js + npm, then make setup)"; \
+	fi
+
+demo: setup
 	$(BIN)/mmface4d demo -o out
 
-lint: $(STAMP)
+lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
