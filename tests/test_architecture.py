@@ -46,7 +46,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("capture", ("capture",)),
     ("character", ("character",)),
     ("stages", ("synth", "reconstruct", "animate")),
-    ("application", ("cli", "demo", "__main__")),
+    ("application", ("cli", "server", "demo", "__main__")),
 )
 #: Layers whose units are siblings: they never import each other.
 SIBLING_LAYERS = frozenset({"stages"})

@@ -29,6 +29,7 @@ _VERB_MODULES = (
     "mmface4d.cli.character",
     "mmface4d.cli.capture",
     "mmface4d.cli.reconstruct",
+    "mmface4d.cli.serve",
 )
 
 
