@@ -162,10 +162,10 @@ def test_face_streams_of_one_animator_share_no_mutable_state(state, clip) -> Non
         parts = [stream.push(audio[i : i + 1600]).arkit for i in range(0, audio.size, 1600)]
         return np.concatenate([*parts, stream.flush().arkit])
 
-    with ThreadPoolExecutor(4) as pool:
-        threaded = list(pool.map(whole, [clip, other, clip, other]))
+    with ThreadPoolExecutor(2) as pool:  # two streams on two threads at once
+        threaded = list(pool.map(whole, [clip, other]))
     for k, weights in enumerate(threaded):
-        np.testing.assert_array_equal(weights, alone[k % 2][1])
+        np.testing.assert_array_equal(weights, alone[k][1])
     assert _digest(animator) == weights_before
     np.testing.assert_array_equal(speaker.template, template_before)
 

@@ -35,7 +35,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import mimetypes
 import os
 import tempfile
 import threading
@@ -66,9 +65,13 @@ WEB_MODULES_ENV = "MMFACE4D_WEB_MODULES"
 #: Where ``make setup`` installs the viewer's npm packages in a checkout.
 DEFAULT_WEB_MODULES = Path(__file__).resolve().parents[3] / "web" / "node_modules"
 
-for _suffix, _type in ((".mjs", "text/javascript"), (".js", "text/javascript"),
-                       (".glb", "model/gltf-binary"), (".wasm", "application/wasm")):  # fmt: skip
-    mimetypes.add_type(_type, _suffix)
+#: Content types set by suffix (module scripts need a JavaScript type); others are guessed.
+_CONTENT_TYPES = {
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".glb": "model/gltf-binary",
+    ".wasm": "application/wasm",
+}
 
 
 def web_modules() -> Path:
@@ -102,14 +105,13 @@ class ServerSettings:
 
     def validate(self) -> None:
         """An :class:`InputError` naming a setting out of range."""
-        for name in ("max_streams", "queue_bytes"):
+        for name in ("max_streams", "queue_bytes", "workers"):
             value = getattr(self, name)
+            if name == "workers" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{name}: expected a positive integer, found {value!r}")
-        if self.workers is not None and (
-            isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1
-        ):
-            raise InputError(f"workers: expected a positive integer, found {self.workers!r}")
+                flag = f"--{name.replace('_', '-')}" if name != "queue_bytes" else name
+                raise InputError(f"{flag}: expected a positive integer, found {value!r}")
         for name in ("header_timeout_s", "idle_timeout_s", "send_timeout_s", "heartbeat_s"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and 0 < value < 1e6):
@@ -376,15 +378,7 @@ class _Connection:
                 if P.is_end(msg.data):
                     await self.queue.put(_END)
                     return "end"
-            elif msg.type == WSMsgType.ERROR:
-                error = self.ws.exception()
-                code = getattr(error, "code", None)
-                if code == P.TOO_BIG:
-                    raise P.ProtocolError(
-                        P.TOO_BIG, f"message larger than {P.MAX_CHUNK_BYTES} bytes"
-                    )
-                return "closed"
-            else:  # CLOSE, CLOSING, CLOSED
+            else:  # CLOSE, CLOSING, CLOSED; ERROR (aiohttp closed the socket: _Socket.close)
                 return "closed"
 
     async def _work(self, session: StreamSession) -> None:
@@ -437,10 +431,20 @@ class _Connection:
             await self.ws.close(code=code, message=P.close_reason(reason).encode("utf-8"))
 
 
+class _Socket(web.WebSocketResponse):
+    """aiohttp's WebSocket, whose own close for a message over ``max_msg_size`` (1009) says
+    why."""
+
+    async def close(self, *, code: int = 1000, message: bytes = b"", drain: bool = True) -> bool:
+        if code == P.TOO_BIG and not message:
+            message = f"message larger than {P.MAX_CHUNK_BYTES} bytes".encode()
+        return await super().close(code=code, message=message, drain=drain)
+
+
 async def _stream(request: web.Request) -> web.WebSocketResponse:
     state: ServerState = request.app[STATE]
     settings = state.settings
-    ws = web.WebSocketResponse(
+    ws = _Socket(
         max_msg_size=P.MAX_CHUNK_BYTES,
         heartbeat=settings.heartbeat_s,
         compress=False,
@@ -496,6 +500,14 @@ def _page(message: str, status: int) -> web.Response:
     )
 
 
+def _file_response(path: Path, cache: bool = True) -> web.FileResponse:
+    headers = {} if cache else {"Cache-Control": "no-cache"}
+    kind = _CONTENT_TYPES.get(path.suffix.lower())
+    if kind is not None:
+        headers["Content-Type"] = kind
+    return web.FileResponse(path, headers=headers)
+
+
 def _file_under(root: Path, relative: str) -> Path | None:
     """``root/relative`` if it is a file inside ``root`` (no way out through ``..`` or links)."""
     try:
@@ -520,14 +532,14 @@ async def _index(request: web.Request) -> web.StreamResponse:
             f"<code>three</code> (looked in {web_modules()}).",
             503,
         )
-    return web.FileResponse(index, headers={"Cache-Control": "no-cache"})
+    return _file_response(index, cache=False)
 
 
 async def _static(request: web.Request) -> web.StreamResponse:
     path = _file_under(STATIC_DIR, request.match_info["path"])
     if path is None:
         raise web.HTTPNotFound(text=f"no such file: /static/{request.match_info['path']}")
-    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+    return _file_response(path, cache=False)
 
 
 async def _three(request: web.Request) -> web.StreamResponse:
@@ -537,7 +549,7 @@ async def _three(request: web.Request) -> web.StreamResponse:
             text=f"no such file: /vendor/three/{request.match_info['path']} (three.js is "
             f"installed by `make setup` with npm, looked in {web_modules() / 'three'})"
         )
-    return web.FileResponse(path)
+    return _file_response(path)
 
 
 async def _face(request: web.Request) -> web.Response:
@@ -605,8 +617,10 @@ def serve(
     announce: Callable[[str], None] = print,
 ) -> None:
     """Load the model and serve until interrupted (``mmface4d serve``)."""
-    if not (isinstance(port, int) and 0 <= port <= 65535):
+    if isinstance(port, bool) or not (isinstance(port, int) and 0 <= port <= 65535):
         raise InputError(f"--port: expected 0 to 65535, found {port!r}")
+    settings = settings or ServerSettings()
+    settings.validate()  # before the model loads
     state = ServerState.load(model, settings)
 
     async def main() -> None:
