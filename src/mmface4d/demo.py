@@ -33,7 +33,7 @@ def demo(
         progress: progress bars.
 
     Returns:
-        format -> path of what was written (mp4, glb, wav, csv, png).
+        format -> path of what was written (mp4, glb, wav, viewer, csv, png).
     """
     import numpy as np  # the imports are here so that `mmface4d demo --help` stays light
     from PIL import Image
@@ -46,7 +46,12 @@ def demo(
 
     result = animate(text=text, lang=lang, model=model, progress=progress)
     written = write_animation(
-        result, output_dir, ("mp4", "glb", "csv"), name="demo", progress=progress, size=size
+        result,
+        output_dir,
+        ("mp4", "glb", "viewer", "csv"),
+        name="demo",
+        progress=progress,
+        size=size,
     )
     opening = mouth_opening(result.vertices, result.face_model.landmarks)
     order = np.argsort(opening)

@@ -7,6 +7,9 @@ Files in ``OUTDIR``, named after the input (``NAME``):
 - ``NAME.glb`` and ``NAME.wav``: glTF 2.0 with the neutral mesh, a compact morph-target basis
   (the face model's ARKit shapes when it has them, else a PCA of the offsets, at most 64) and
   the animation of their weights; the speech beside it (glTF has no audio);
+- ``NAME_viewer.html``: the glb and the speech in one self-contained page that a browser plays
+  offline, from disk (:mod:`mmface4d.export.viewer`; three.js inlined from ``web/node_modules``,
+  skipped with a warning when it is not installed; asking for it writes the glb too);
 - ``NAME_arkit.csv``: per-frame timecode and ARKit-52 weights (bounded least squares of the
   offsets against the face model's ARKit basis; only for face models that have one);
 - ``NAME_ply/`` or ``NAME_obj/``: one mesh per frame.
@@ -39,8 +42,8 @@ if TYPE_CHECKING:
     from mmface4d.export.gltf import MorphBasis
     from mmface4d.facemodel.model import FaceModel
 
-FORMATS = ("mp4", "glb", "csv", "npz", "ply", "obj")
-DEFAULT_FORMATS = ("mp4", "glb", "csv", "npz")
+FORMATS = ("mp4", "glb", "viewer", "csv", "npz", "ply", "obj")
+DEFAULT_FORMATS = ("mp4", "glb", "viewer", "csv", "npz")
 
 
 def parse_formats(text: str) -> tuple[str, ...]:
@@ -75,7 +78,8 @@ def write_animation(
 
     Returns:
         format -> written path (``glb`` also gives ``wav``; a ``csv`` that the face model cannot
-        give is skipped when it was only a default, an error when asked for explicitly).
+        give is skipped when it was only a default, an error when asked for explicitly;
+        ``viewer`` is absent, with a warning, when three.js is not installed).
     """
     vertices = result.vertices
     batches = (vertices[start : start + BATCH] for start in range(0, len(vertices), BATCH))
@@ -157,6 +161,8 @@ def write_animation_frames(
     formats = _check_formats(
         np.asarray(faces), template is not None, tuple(formats), basis is not None
     )
+    if "viewer" in formats and "glb" not in formats:  # the page embeds the glb written beside it
+        formats = (*formats, "glb")
     if "mp4" in formats and (size <= 0 or size % 2):
         raise InputError(f"--size {size}: expected a positive even number of pixels")
     folder.mkdir(parents=True, exist_ok=True)
@@ -251,13 +257,21 @@ def write_animation_frames(
         )
         if audio is not None:
             written["wav"] = write_wav(folder / f"{name}.wav", audio, sample_rate, encoding="pcm16")
+        if "viewer" in formats:
+            from mmface4d.export.viewer import write_viewer
+
+            page = write_viewer(
+                folder / f"{name}_viewer.html", written["glb"], written.get("wav"), title=name
+            )
+            if page is not None:  # None: three.js is not installed (warned)
+                written["viewer"] = page
     return {k: written[k] for k in _ORDER if k in written}
 
 
 #: Frames of a batch the writers take at once (their float64 work is a few such parts).
 _PART = 32
 #: The order of the paths :func:`write_animation_frames` returns.
-_ORDER = ("npz", "csv", "glb", "wav", "ply", "obj", "mp4")
+_ORDER = ("npz", "csv", "glb", "wav", "viewer", "ply", "obj", "mp4")
 
 
 def _write_video(
@@ -355,9 +369,9 @@ def _check_formats(
 ) -> tuple[str, ...]:
     """The formats to write: an :class:`InputError` for those the animation cannot give (a
     default ``csv`` without an ARKit basis is dropped)."""
-    if faces.size == 0 and any(f in formats for f in ("mp4", "glb", "npz", "ply", "obj")):
+    if faces.size == 0 and any(f in formats for f in ("mp4", "glb", "viewer", "npz", "ply", "obj")):
         raise InputError("the animation has no triangles; give --face-model or a mesh --template")
-    if not has_template and any(f in formats for f in ("glb", "csv")):
+    if not has_template and any(f in formats for f in ("glb", "viewer", "csv")):
         raise InputError("the animation has no neutral template to give glb or csv offsets")
     if "csv" in formats and not has_arkit:
         if formats != DEFAULT_FORMATS:

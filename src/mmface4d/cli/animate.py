@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-FORMAT_HELP = "comma-separated outputs: mp4, glb, csv (ARKit curves), npz, ply, obj (default "
+FORMAT_HELP = (
+    "comma-separated outputs: mp4, glb, viewer (NAME_viewer.html: the glb and the speech in one "
+    "page a browser plays offline; needs three.js from make setup), csv (ARKit curves), npz, "
+    "ply, obj (default "
+)
 
 
 def _animate(args: argparse.Namespace) -> None:

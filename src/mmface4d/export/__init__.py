@@ -1,4 +1,5 @@
-"""Deliver animation to engines and tools: glTF morph targets, ARKit CSV, NPZ, PLY/OBJ sequences.
+"""Deliver animation to engines and tools: glTF morph targets, ARKit CSV, NPZ, PLY/OBJ sequences,
+and a self-contained HTML viewer of a glTF animation.
 
 Every writer takes arrays (not a model run) and a path, writes atomically and returns the path.
 The names below load on first use (:func:`mmface4d._optional.lazy_exports`): a caller that needs
@@ -37,6 +38,12 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "read_animation_npz",
             "write_animation_npz",
             "write_mesh_sequence",
+        ),
+        "mmface4d.export.viewer": (
+            "ViewerSkippedWarning",
+            "three_dir",
+            "web_modules_dir",
+            "write_viewer",
         ),
     },
 )
