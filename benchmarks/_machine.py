@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 from importlib.metadata import PackageNotFoundError, version
 
 
@@ -35,3 +36,21 @@ def machine(packages: tuple[str, ...] = ()) -> dict[str, object]:
         "versions": versions,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+
+
+def load_state(busy_above: float = 1.5) -> dict[str, object]:
+    """The load averages now, and ``busy`` when the 1-minute one is above ``busy_above`` (on the
+    2-core machine: other work shares the cores, so timings move)."""
+    load = [round(x, 2) for x in os.getloadavg()]
+    return {"load_average_1_5_15_min": load, "busy": load[0] > busy_above}
+
+
+def commit() -> str:
+    """The checkout's short commit, ``+uncommitted changes in src`` when src/ differs from it."""
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "src"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return head + ("+uncommitted changes in src" if dirty else "")

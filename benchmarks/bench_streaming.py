@@ -48,7 +48,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _machine import machine  # noqa: E402
+from _machine import commit, load_state, machine  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 SPEECH = Path(__file__).parent / "data" / "speech"
@@ -79,18 +79,13 @@ def _load() -> tuple[Any, Any]:
     return animator, animator.builtin_speaker(None, animator.default_style)
 
 
-def _load_state() -> dict[str, Any]:
-    load = [round(x, 2) for x in os.getloadavg()]
-    return {"load_average_1_5_15_min": load, "busy": load[0] > 1.5}
-
-
 def latency_part() -> dict[str, Any]:
     """Real-time paced streaming of the clips, 10 ms chunks, default settings."""
     from mmface4d.animate.streaming import LIVE
 
     animator, speaker = _load()
     audio = np.concatenate(_clips())
-    before = _load_state()
+    before = load_state()
     warm = animator.stream(speaker)  # first calls load the recogniser and solver
     warm.push(audio[:RATE])
     warm.flush()
@@ -141,7 +136,7 @@ def latency_part() -> dict[str, Any]:
         "target": "latency p50 and p95 < 250 ms",
         "met": bool(np.percentile(latency_ms, 95) < 250),
         "load_before": before,
-        "load_after": _load_state(),
+        "load_after": load_state(),
     }
 
 
@@ -164,7 +159,7 @@ def quality_part() -> dict[str, Any]:
     animator, speaker = _load()
     clips = _clips()
     landmarks = animator.face_model.landmarks
-    before = _load_state()
+    before = load_state()
     whole = [animator.animate_speech(a, speaker)[0] for a in clips]
     motion = [np.sqrt((np.linalg.norm(w - w.mean(0), axis=2) ** 2).mean()) * 1000 for w in whole]
     gaps = [inner_lip_gap(w, landmarks) * 1000 for w in whole]
@@ -211,7 +206,7 @@ def quality_part() -> dict[str, Any]:
         "whole_file_gap_std_mm": round(float(np.mean([g.std() for g in gaps])), 3),
         "rows": rows,
         "load_before": before,
-        "load_after": _load_state(),
+        "load_after": load_state(),
     }
 
 
@@ -280,7 +275,7 @@ def memory_part(
     ``video_max``), the formats but the video together, each format alone (the first length
     only), and the baseline version of the package (formats but the video; lengths up to
     ``baseline_max``)."""
-    before = _load_state()
+    before = load_state()
     rows = []
     still = ",".join(f for f in formats if f != "mp4")
     with tempfile.TemporaryDirectory() as tmp:
@@ -311,7 +306,7 @@ def memory_part(
         "rows": rows,
         "target": "peak RSS < 1 GB for an hour of speech, every format (independent of length)",
         "load_before": before,
-        "load_after": _load_state(),
+        "load_after": load_state(),
     }
 
 
@@ -353,15 +348,9 @@ def main() -> None:
     report: dict[str, Any] = {}
     if args.output.is_file():  # parts not run now keep their last result
         report = json.loads(args.output.read_text())
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "src"], capture_output=True, text=True, check=False
-    ).stdout.strip()
     stamp = {
         "command": shlex.join(["python", "benchmarks/bench_streaming.py", *sys.argv[1:]]),
-        "commit": commit + ("+uncommitted changes in src" if dirty else ""),
+        "commit": commit(),
         "note": args.note,
         "machine": machine(("hama",)),
     }

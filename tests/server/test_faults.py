@@ -143,3 +143,13 @@ def test_a_client_that_does_not_read_its_frames_is_closed(server_with, short) ->
 
 def _health_now(server) -> dict:
     return server.state.health()
+
+
+def test_a_client_sending_faster_than_real_time_is_slowed_not_dropped(server_with) -> None:
+    """6 s of audio sent at once into a 16 KiB queue: the server stops reading (TCP
+    backpressure) for seconds, longer than its ping interval, and every frame still comes."""
+    server = server_with(queue_bytes=16 * 1024, heartbeat_s=0.5)
+    audio = s16le(np.random.default_rng(1).normal(0, 0.1, 6 * RATE))
+    chunks = [audio[i : i + 3200] for i in range(0, len(audio), 3200)]
+    got = run(talk(server.url, GOOD, chunks))
+    assert got.code == P.NORMAL and got.end["frames"] == len(got.frames) == 180

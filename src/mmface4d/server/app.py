@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -218,6 +219,27 @@ class ServerState:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def release_memory(self) -> None:
+        """Give the memory freed by ended streams back to the system (glibc's ``malloc_trim``:
+        the pool's threads each allocate from their own arena, whose freed pages glibc keeps
+        otherwise, so the process's RSS would stay at its peak); elsewhere nothing."""
+        if _MALLOC_TRIM is not None:
+            _MALLOC_TRIM(0)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
 
 
 def _face_glb(animator: Animator, template: Any) -> bytes:
@@ -477,6 +499,9 @@ async def _stream(request: web.Request) -> web.WebSocketResponse:
     finally:
         state.streams_open -= 1
         state.sockets.discard(ws)
+        if state.streams_open == 0:  # the last stream ended: its memory back to the system
+            with contextlib.suppress(Exception):
+                await asyncio.get_running_loop().run_in_executor(state.pool, state.release_memory)
     return ws
 
 
@@ -614,9 +639,11 @@ def serve(
     *,
     model: str = "default",
     settings: ServerSettings | None = None,
-    announce: Callable[[str], None] = print,
+    announce: Callable[[str], None] | None = None,
 ) -> None:
-    """Load the model and serve until interrupted (``mmface4d serve``)."""
+    """Load the model and serve until interrupted (``mmface4d serve``); ``announce`` gets the
+    line that gives the address (default: printed, flushed)."""
+    announce = announce or functools.partial(print, flush=True)
     if isinstance(port, bool) or not (isinstance(port, int) and 0 <= port <= 65535):
         raise InputError(f"--port: expected 0 to 65535, found {port!r}")
     settings = settings or ServerSettings()
