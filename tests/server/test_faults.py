@@ -153,3 +153,17 @@ def test_a_client_sending_faster_than_real_time_is_slowed_not_dropped(server_wit
     chunks = [audio[i : i + 3200] for i in range(0, len(audio), 3200)]
     got = run(talk(server.url, GOOD, chunks))
     assert got.code == P.NORMAL and got.end["frames"] == len(got.frames) == 180
+
+
+def test_streams_open_when_the_server_stops_get_going_away(server_with, short) -> None:
+    server = server_with()
+
+    async def stopped_mid_stream():
+        stream = asyncio.create_task(talk(server.url, GOOD, [short] * 40, pace_s=0.1))
+        while not server.state.streams_open:
+            await asyncio.sleep(0.05)
+        await asyncio.to_thread(server.stop)
+        return await stream
+
+    got = run(stopped_mid_stream())
+    assert got.code == P.GOING_AWAY and got.reason == "server shutting down"

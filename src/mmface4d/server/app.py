@@ -37,6 +37,7 @@ import functools
 import json
 import logging
 import os
+import signal
 import tempfile
 import threading
 import time
@@ -614,7 +615,7 @@ async def start(state: ServerState, host: str = "127.0.0.1", port: int = 8765) -
     """Start serving on ``host:port`` (0: any free port); the runner (``runner.addresses``
     gives the bound address; ``await runner.cleanup()`` stops it)."""
     runner = web.AppRunner(
-        create_app(state), access_log=None, handle_signals=False, shutdown_timeout=5.0
+        create_app(state), access_log=None, handle_signals=False, shutdown_timeout=1.0
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -658,8 +659,13 @@ def serve(
             f"{state.settings.threads} compute threads, at most {state.settings.max_streams} "
             "streams); Ctrl-C stops"
         )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):  # open streams get 1001, then exit
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, stop.set)
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             await runner.cleanup()
 
