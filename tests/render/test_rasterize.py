@@ -257,9 +257,15 @@ def test_bad_input_raises_input_error(clip, faces, resolution, message):
         rasterize(clip, faces, resolution, backend="torch")
 
 
-def test_backend_selection():
-    assert get_rasterizer("auto", "cpu").name == "torch"
+def test_backend_selection(monkeypatch):
+    import importlib
+
+    module = importlib.import_module("mmface4d.render.rasterize")  # the function hides it
+    assert get_rasterizer("auto", "cpu").name == "numba"  # a core dependency
+    assert get_rasterizer("numba").name == "numba"
     assert get_rasterizer("torch").name == "torch"
+    monkeypatch.setattr(module, "_installed", lambda name: False)
+    assert get_rasterizer("auto", "cpu").name == "torch"  # where Numba is missing
     with pytest.raises(InputError, match="backend"):
         get_rasterizer("opengl")  # type: ignore[arg-type]
     try:

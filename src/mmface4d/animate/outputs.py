@@ -288,15 +288,16 @@ def _write_video(
     batch: int = 8,
 ) -> Path:
     """Render and encode batches of frames as they come (``render.video``'s look: front view,
-    the camera framing the neutral face, or the first frame without one)."""
+    the camera framing the neutral face, or the first frame without one); the renderer works a
+    few batches ahead of the encoder, in a thread (``render.video.rendered_ahead``)."""
     import numpy as np
     import torch
 
     from mmface4d.render.camera import frame_mesh
     from mmface4d.render.shade import render_preview
-    from mmface4d.render.video import SKIN, encode_video
+    from mmface4d.render.video import SKIN, encode_video, rendered_ahead
 
-    def images() -> Iterator[np.ndarray]:
+    def batches() -> Iterator[tuple]:
         camera = None
         for block in frames:
             if camera is None:
@@ -304,17 +305,23 @@ def _write_video(
                 camera = frame_mesh(np.asarray(framed, np.float32), width=size, height=size)
                 shade = colors if colors is not None else np.tile(SKIN, (block.shape[1], 1))
             for start in range(0, len(block), batch):
-                yield from render_preview(
-                    torch.as_tensor(block[start : start + batch]),
-                    faces,
-                    colors=shade,
-                    camera=camera,
-                    width=size,
-                    height=size,
-                    supersample=1,
-                )
+                # a copy: the renderer reads it in its thread while the stream goes on
+                part = np.array(block[start : start + batch], dtype=np.float32)
+                yield camera, shade, part
 
-    encode_video(images(), path, fps, num_frames, audio, sample_rate)
+    def render(job: tuple) -> np.ndarray:
+        camera, shade, part = job
+        return render_preview(
+            torch.from_numpy(part),
+            faces,
+            colors=shade,
+            camera=camera,
+            width=size,
+            height=size,
+            supersample=1,
+        )
+
+    encode_video(rendered_ahead(batches(), render), path, fps, num_frames, audio, sample_rate)
     return path
 
 

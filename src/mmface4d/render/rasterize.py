@@ -6,17 +6,22 @@ vertices; :func:`interpolate` blends per-vertex attributes with them. Gradients 
 vertex positions and attributes through the barycentrics, as in nvdiffrast without its
 antialiasing pass (silhouette edges get no gradient).
 
-Conventions (shared by both backends, and by :class:`mmface4d.render.PinholeCamera.to_clip`):
+Three visibility backends, chosen by the ``backend`` setting: ``torch`` (pure PyTorch, any
+device), ``numba`` (the same answers from compiled CPU loops, :mod:`mmface4d.render.numba_backend`;
+``auto`` picks it for CPU tensors) and ``nvdiffrast`` (CUDA; ``auto`` picks it on a GPU where it
+is installed).
+
+Conventions (shared by the backends, and by :class:`mmface4d.render.PinholeCamera.to_clip`):
 
 - Clip coordinates ``(x, y, z, w)``; NDC ``x/w, y/w, z/w`` in [-1, 1].
 - Pixel centres at ``(i + 0.5, j + 0.5)``: column ``i`` samples NDC x = ``2 (i + 0.5) / W - 1``,
   row ``j`` samples NDC y = ``2 (j + 0.5) / H - 1``. Row 0 is NDC y = -1, which a camera whose
   image y axis points down (OpenCV) puts at the top of the picture. This is nvdiffrast's memory
-  layout too, so neither backend flips.
+  layout too, so no backend flips.
 - Triangles are drawn from both sides (no culling). A pixel is covered when its centre lies inside
   or on the edge of the projected triangle and its depth ``z/w`` lies in [-1, 1] (near/far
   clipping per pixel). Triangles with a vertex at ``w <= 0`` (at or behind the camera plane) are
-  skipped whole by the torch backend; nvdiffrast clips them instead.
+  skipped whole by the torch and numba backends; nvdiffrast clips them instead.
 - Ties in depth go to the lower triangle index.
 """
 
@@ -34,8 +39,8 @@ from mmface4d._optional import require
 from mmface4d.errors import InputError
 from mmface4d.render.torch_backend import TorchRasterizer
 
-Backend = Literal["auto", "torch", "nvdiffrast"]
-BACKENDS = ("auto", "torch", "nvdiffrast")
+Backend = Literal["auto", "torch", "numba", "nvdiffrast"]
+BACKENDS = ("auto", "torch", "numba", "nvdiffrast")
 
 
 @dataclass
@@ -113,7 +118,9 @@ class Rasterizer(Protocol):
     """A visibility backend: which triangle each pixel sees.
 
     Backends implement only the non-differentiable z-buffer; :func:`rasterize` turns its answer
-    into differentiable :class:`Fragments` the same way for every backend.
+    into differentiable :class:`Fragments` the same way for every backend. A backend may also
+    offer its own ``interpolate_visible`` (the arguments and results of the function of that
+    name), which previews then use (:func:`preview_interpolator`).
     """
 
     name: str
@@ -170,24 +177,36 @@ _RASTERIZERS: dict[str, Rasterizer] = {}
 
 
 def get_rasterizer(backend: Backend = "auto", device: torch.device | str = "cpu") -> Rasterizer:
-    """The backend a name selects; ``auto`` is nvdiffrast for CUDA devices when it is installed.
+    """The backend a name selects.
+
+    ``auto`` is nvdiffrast for CUDA devices when it is installed (else torch) and numba for CPU
+    devices (torch where Numba is missing).
 
     Args:
-        backend: ``auto``, ``torch`` or ``nvdiffrast``.
+        backend: ``auto``, ``torch``, ``numba`` or ``nvdiffrast``.
         device: where the tensors live (decides ``auto``).
     """
     if backend not in BACKENDS:
         raise InputError(f"rasterizer backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "auto":
-        on_cuda = torch.device(device).type == "cuda"
-        backend = "nvdiffrast" if on_cuda and _nvdiffrast_installed() else "torch"
+        if torch.device(device).type == "cuda":
+            backend = "nvdiffrast" if _installed("nvdiffrast") else "torch"
+        else:
+            backend = "numba" if _installed("numba") else "torch"
     if backend not in _RASTERIZERS:
-        _RASTERIZERS[backend] = TorchRasterizer() if backend == "torch" else NvdiffrastRasterizer()
+        if backend == "torch":
+            _RASTERIZERS[backend] = TorchRasterizer()
+        elif backend == "numba":
+            from mmface4d.render.numba_backend import NumbaRasterizer
+
+            _RASTERIZERS[backend] = NumbaRasterizer()
+        else:
+            _RASTERIZERS[backend] = NvdiffrastRasterizer()
     return _RASTERIZERS[backend]
 
 
-def _nvdiffrast_installed() -> bool:
-    return importlib.util.find_spec("nvdiffrast") is not None
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
 
 
 def _check_inputs(
@@ -403,6 +422,13 @@ def interpolate_visible(
         blend = corner[0].mul_(weights[0]).addcmul_(corner[1], weights[1])
         values[:, c] = blend.addcmul_(corner[2], weights[2])
     return pixels.pixel_index, values
+
+
+def preview_interpolator(rasterizer: Rasterizer):
+    """The no-gradient interpolation previews use with ``rasterizer``'s visibility: the
+    backend's own ``interpolate_visible`` where it has one (numba), else
+    :func:`interpolate_visible`. Both take and give the same things."""
+    return getattr(rasterizer, "interpolate_visible", interpolate_visible)
 
 
 def interpolate(

@@ -31,7 +31,7 @@ from mmface4d.render.rasterize import (
     fragments_from_triangle_ids,
     get_rasterizer,
     interpolate,
-    interpolate_visible,
+    preview_interpolator,
     rasterize,
     view_depth,
 )
@@ -335,8 +335,9 @@ class _Preview:
     def frames(self, points: torch.Tensor, albedo: torch.Tensor) -> torch.Tensor:
         """(b, H, W, 3) uint8 images of (3, b, V) camera-frame points, coordinates first.
 
-        The rasterizer's visibility is used directly and colours are interpolated by
-        :func:`interpolate_visible`, skipping the differentiable fragments.
+        The rasterizer's visibility is used directly and colours are interpolated without
+        gradients (:func:`preview_interpolator`: the backend's own or :func:`interpolate_visible`),
+        skipping the differentiable fragments.
 
         Args:
             points: (3, b, V) camera-frame vertices.
@@ -351,6 +352,7 @@ class _Preview:
             colour = _lambert(points, normals, albedo.contiguous(), self.light_gamma)
         else:
             colour = albedo.expand(-1, batch, -1)
+        interpolate = preview_interpolator(self.rasterizer)
         images = []
         for start in range(0, batch, self.chunk):
             stop = min(batch, start + self.chunk)
@@ -358,10 +360,10 @@ class _Preview:
             ids = self.rasterizer.visible_triangles(clip, faces, (cam.height, cam.width))
             if per_vertex:
                 attributes = colour[:, start:stop].permute(1, 2, 0)
-                pixel_index, lit = interpolate_visible(attributes, clip, faces, ids)
+                pixel_index, lit = interpolate(attributes, clip, faces, ids)
             else:
                 inputs = torch.cat([normals[:, start:stop], colour[:, start:stop]])
-                pixel_index, packed = interpolate_visible(inputs.permute(1, 2, 0), clip, faces, ids)
+                pixel_index, packed = interpolate(inputs.permute(1, 2, 0), clip, faces, ids)
                 rays = _pixel_rays(cam, pixel_index)
                 lit = _lambert(rays, packed[:, :3].t(), packed[:, 3:].t(), self.light_gamma).t()
             shape = (stop - start, cam.height, cam.width)
