@@ -173,7 +173,7 @@ class Character:
         basis = self.displacements(model.expression_basis.astype(np.float64))
         count = self.num_vertices
         nearest = _nearest_vertices(self.vertices, self.landmarks)
-        face = np.flatnonzero(self.weights > 0.5)  # on the model, away from its border
+        face = np.flatnonzero(self.weights > 0.5)  # the vertices that sit on the model
         regions = landmark_regions(self.vertices, nearest, face)
         return FaceModel(
             name=f"character:{self.name}",

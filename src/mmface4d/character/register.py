@@ -70,8 +70,11 @@ class RegisterConfig:
     """Head vertices within the first distance of the fitted model (facing its way) sit on it;
     those beyond the second (and away from the mouth) stay still; those between, and those
     near the mouth, are filled in harmonically."""
-    boundary_m: float = 0.012
-    """The model's motion fades to 0 over this geodesic distance from its skin's border."""
+    fade_m: float = 0.03
+    """Head vertices that do not sit on the model but lie within this geodesic distance (over
+    the head) of those that do are filled in harmonically too: the model's motion fades over
+    this band of the head (a neck below a chin that the jaw moves) instead of inside the model's
+    own border, where it would fold the skin."""
 
 
 @dataclass
@@ -84,8 +87,8 @@ class Registration:
         identity: (K_id,) identity coefficients of the fit before the non-rigid step.
         triangles: (N,) int64 model triangle under each head vertex (-1 where it does not move).
         barycentrics: (N, 3) its corner weights.
-        weights: (N,) how much each head vertex that sits on the model follows its motion,
-            in [0, 1] (the model's motion fades at its skin's border).
+        weights: (N,) how much each head vertex follows the model's motion: 1 where it sits on
+            the model, 0 elsewhere (those move by the fill or stay still).
         free: head vertices that do not sit on the model (farther than the first
             :attr:`RegisterConfig.reach_m`, facing another way, or on the other lip) but are
             near it or the mouth: they move as the harmonic blend of their neighbours.
@@ -252,11 +255,6 @@ def _barycentric(points: np.ndarray, corners: np.ndarray) -> np.ndarray:
     w2 = (d00 * d21 - d01 * d20) / denom
     bary = np.clip(np.stack([1 - w1 - w2, w1, w2], 1), 0, 1)
     return bary / np.maximum(bary.sum(1, keepdims=True), 1e-12)
-
-
-def smoothstep(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3 - 2 * x)
 
 
 def lip_labels(
@@ -482,8 +480,6 @@ def register(
     tri, bary, dist = model_index_skin.closest_masked(
         head_in, _triangle_labels(model_lip, skin_faces), head_lip
     )
-    mobility = _mobility(fitted, model.faces, skin, cfg.boundary_m)
-    follows = (bary * mobility[skin_faces[tri]]).sum(1)
     head_normals = vertex_normals(head_in, head_f_oriented)
     tri_label = _triangle_labels(model_lip, skin_faces)[tri]
     agrees = (model_index_skin.normals[tri] * head_normals).sum(1) > np.cos(
@@ -495,9 +491,10 @@ def register(
     mouth = ibug_model[OUTER_LIP].mean(0)
     mouth_width = float(np.linalg.norm(ibug_model[54] - ibug_model[48]))
     near_mouth = np.linalg.norm(head_in - mouth, axis=1) < 1.2 * mouth_width
-    fixed = main & ~reliable & (dist > cfg.reach_m[1]) & ~near_mouth
+    band = _geodesic_within(head_in, main_faces, reliable, cfg.fade_m)
+    fixed = main & ~reliable & (dist > cfg.reach_m[1]) & ~near_mouth & ~band
     free = main & ~reliable & ~fixed
-    weights = np.where(reliable, follows, 0.0)
+    weights = reliable.astype(np.float64)
     tri_model = _skin_to_model_triangles(model.faces, skin_faces)[tri]
 
     surface_mm = dist * 1000 * sim.scale
@@ -622,23 +619,15 @@ def _solve_offsets(
     return base + solve.solve(np.asarray(a.T @ b))
 
 
-def _mobility(vertices, faces, skin, boundary_m) -> np.ndarray:
-    """(V,) 0 on the skin's open border rising to 1 over ``boundary_m`` (geodesic)."""
-    skin_faces = faces[np.isin(faces, skin).all(1)]
-    e = np.concatenate([skin_faces[:, [0, 1]], skin_faces[:, [1, 2]], skin_faces[:, [2, 0]]])
-    key = np.sort(e, axis=1)
-    uniq, count = np.unique(key, axis=0, return_counts=True)
-    border = np.unique(uniq[count == 1].ravel())
-    out = np.zeros(len(vertices))
-    if len(border) == 0:
-        out[skin] = 1.0
-        return out
-    graph = adjacency(vertices, skin_faces)
-    dist = dijkstra(graph, indices=border, min_only=True, limit=boundary_m * 2)
-    out = smoothstep(np.nan_to_num(dist, posinf=boundary_m * 2) / boundary_m)
-    mask = np.zeros(len(vertices), bool)
-    mask[skin] = True
-    return np.where(mask, out, 0.0)
+def _geodesic_within(vertices, faces, sources: np.ndarray, reach_m: float) -> np.ndarray:
+    """(N,) bool: vertices within ``reach_m`` (along the edges of ``faces``) of a ``sources``
+    vertex (a bool mask)."""
+    seeds = np.flatnonzero(sources)
+    if len(seeds) == 0:
+        return np.zeros(len(vertices), bool)
+    graph = adjacency(vertices, faces)
+    dist = dijkstra(graph, indices=seeds, min_only=True, limit=reach_m)
+    return np.isfinite(dist)
 
 
 def _skin_to_model_triangles(faces: np.ndarray, skin_faces: np.ndarray) -> np.ndarray:

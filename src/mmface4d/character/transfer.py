@@ -2,17 +2,18 @@
 
 Displacement transfer through the dense correspondence: each head vertex moves as the point of
 the fitted model it sits on (the barycentric blend of its triangle's corners' displacements),
-scaled by its weight (1 on the face, 0 at the back of the head, the ears and the neck), and
-rotated and scaled from the model's frame into the head's. The head keeps its own surface
+scaled by its weight (1 where it sits on the model, else 0), and rotated and scaled from the model's frame into the head's. The head keeps its own surface
 detail: only displacements travel, never positions. Since the map is linear and sparse
 (:func:`transfer_matrix`: three non-zeros per moving vertex), a frame costs one sparse product;
 ARKit shapes travel by the same map (a shape is one displacement field).
 
 Head vertices that do not sit on the model but are near it or the mouth (a mouth socket, the
-inside of a lip that faces away, the band where the face meets the rest of the head) are filled
-in harmonically (:class:`HarmonicFill`): their displacement is the solution of the mesh's
-Laplace equation with the moving vertices and the still ones (back of the head, ears, neck) as
-the boundary, so the motion fades smoothly instead of tearing.
+inside of a lip that faces away, a band of the head beyond the model's border such as the neck
+under the chin) are filled in harmonically (:class:`HarmonicFill`): their displacement is the
+solution of the mesh's Laplace equation with the moving vertices and the still ones (the rest
+of the head) as the boundary, so the motion fades over the head's band instead of tearing, and
+the model's own skin moves as the model does up to its border (fading inside it folded the skin
+where the jaw moves the border).
 
 Extra parts (eyes, teeth, tongue: the head's connected components other than the largest) move
 rigidly: per frame, the rotation and translation (Kabsch) that best carry their anchors (model

@@ -1,0 +1,311 @@
+"""Issue 17's benchmark: register the face model to test heads with known correspondence, carry
+a real speech animation onto them, and measure both against the truth.
+
+    .venv/bin/python benchmarks/character/bench_character.py                 # all 64 cases
+    .venv/bin/python benchmarks/character/bench_character.py --sources synth --identities 1
+
+Each case (``meshes.build_cases``: ICT FaceKit's neutral and identities, the face model's own
+identities; original, decimated to 5k vertices, subdivided, re-triangulated, in mm and cm,
+turned 30 degrees) is written as the OBJ a user would hand in and registered from that file
+like ``mmface4d character register`` does (unit detected, landmarks detected, no cache). Then:
+
+- surface error: distance of the fitted model's face vertices (the model's ``face`` region) to
+  the true surface's face area, mm;
+- landmark error: the registration's 68 landmarks (detected, lifted onto the head) and the
+  fitted model's own 68 landmark vertices against the true ones, mm (inner 51 = without the
+  jaw line, whose points are not anatomical on every mesh);
+- transfer: the default animator animates a real English clip on the fitted model
+  (``template=character.fitted``), the frames are carried to the head (``Character.animate_frames``)
+  and the head's inner-lip gap (between its vertices nearest the true inner-lip landmarks) is
+  compared with the source's, frame by frame: median absolute difference, and how many of the
+  frames where the source's lips are shut (< 1 mm) are shut on the head; triangles turned over
+  (normal turned > 90 degrees from the neutral) per frame on the head and, for reference, on
+  the source; frames per second of the transfer (a warm call: the one-off factorisation of a
+  character's fill is timed apart).
+
+Every case is one JSON line in ``--work/cases.jsonl`` (a re-run resumes); the summary goes to
+``--output`` (default ``benchmarks/results/character.json``) with the command and machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+import meshes  # noqa: E402
+
+SPEECH = meshes.SHARED_DATA / "speech" / "english_male_test.wav"
+INNER = np.arange(17, 68)  # the 51 landmarks without the jaw line
+TARGETS = {
+    "surface_mean_mm": 1.5,
+    "landmark_median_mm": 3.0,
+    "seconds": 60.0,
+    "lip_gap_follow_mm": 1.0,
+    "inverted_max": 0,
+    "transfer_fps": 100.0,
+}
+
+
+def _machine() -> dict:
+    import torch
+
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores_available": len(os.sched_getaffinity(0)),
+        "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()],
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip() + ("+uncommitted changes in src" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _to_case_frame(character, points_model_frame: np.ndarray, case) -> np.ndarray:
+    """Model-frame points (the fitted model's) -> the case's file frame and unit."""
+    head = character.model_points(points_model_frame)  # character frame, metres
+    return (head @ character.to_source.T) * meshes.UNITS_PER_METRE[case.unit]
+
+
+def _gap_landmarks(case) -> np.ndarray:
+    """(68,) head vertex standing for each true landmark: the nearest one, and for the inner
+    lips the nearest on the right lip (upper 61-63: its normal points down, lower 65-67: up),
+    since closed lips put both lips' vertices at the same spot."""
+    import trimesh
+    from scipy.spatial import cKDTree
+
+    vertices, truth = case.head_vertices, case.landmarks_true
+    tree = cKDTree(vertices)
+    out = tree.query(truth)[1]
+    normals = trimesh.Trimesh(vertices, case.head_faces, process=False).vertex_normals
+    up = case.transform.rotation @ np.array([0.0, 1.0, 0.0])
+    reach = 4.0 / case.mm_per_unit
+    for index, sign in ((61, -1), (62, -1), (63, -1), (65, 1), (66, 1), (67, 1)):
+        near = np.array(tree.query_ball_point(truth[index], reach), dtype=np.int64)
+        near = near[sign * (normals[near] @ up) > 0]
+        if len(near):
+            out[index] = near[np.argmin(np.linalg.norm(vertices[near] - truth[index], axis=1))]
+    return out
+
+
+def run_case(case, work: Path, model, animator, source_frames_cache: dict) -> dict:
+    from mmface4d.animate.metrics import CLOSED_GAP, inner_lip_gap
+    from mmface4d.character.character import register_character
+    from mmface4d.character.transfer import inverted_triangles
+
+    path = work / "heads" / f"{case.name}.obj"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file():
+        meshes.write_obj(path, case.head_vertices, case.head_faces)
+    start = time.perf_counter()
+    character = register_character(path, model, cache=False)
+    seconds = time.perf_counter() - start
+    mm = case.mm_per_unit
+    row: dict = {
+        "case": case.name,
+        "vertices": len(case.head_vertices),
+        "unit": case.unit,
+        "unit_detected": character.source_unit,
+        "seconds": round(seconds, 1),
+    }
+    # the character's own vertices in the case frame must be the file's: checks the frames
+    back = (character.vertices.astype(np.float64) @ character.to_source.T) * (
+        meshes.UNITS_PER_METRE[case.unit]
+    )
+    row["frame_check_mm"] = float(np.abs(back - case.head_vertices).max() * mm)
+
+    face = np.asarray(model.regions["face"])
+    fitted_case = _to_case_frame(character, character.fitted.astype(np.float64), case)
+    surface = meshes.surface_error(fitted_case[face], case.truth_vertices, case.truth_face_faces)
+    row["surface_mean_mm"] = float(surface.mean() * mm)
+    row["surface_p95_mm"] = float(np.percentile(surface, 95) * mm)
+    detected = (character.landmarks.astype(np.float64) @ character.to_source.T) * (
+        meshes.UNITS_PER_METRE[case.unit]
+    )
+    err_detected = np.linalg.norm(detected - case.landmarks_true, axis=1) * mm
+    err_fitted = np.linalg.norm(fitted_case[model.landmarks] - case.landmarks_true, axis=1) * mm
+    row["landmark_detected_median_mm"] = float(np.median(err_detected[INNER]))
+    row["landmark_fitted_median_mm"] = float(np.median(err_fitted[INNER]))
+    row["landmark_fitted_median_all68_mm"] = float(np.median(err_fitted))
+
+    # transfer of a real speech animation of the fitted model
+    source = animator_frames(animator, character, source_frames_cache)
+    character.animate_frames(source[:2])  # the one-off factorisation
+    start = time.perf_counter()
+    frames = character.animate_frames(source)
+    row["transfer_fps"] = round(len(frames) / (time.perf_counter() - start), 1)
+    lips = _gap_landmarks(case)
+    gap_head = inner_lip_gap(frames.astype(np.float64), lips) * 1000.0
+    gap_source = inner_lip_gap(source.astype(np.float64), np.asarray(model.landmarks)) * 1000.0
+    row["lip_gap_rest_mm"] = {
+        "head": float(inner_lip_gap(character.vertices[None].astype(np.float64), lips)[0] * 1000),
+        "source": float(
+            inner_lip_gap(character.fitted[None].astype(np.float64), model.landmarks)[0] * 1000
+        ),
+    }
+    row["lip_gap_follow_mm"] = float(np.median(np.abs(gap_head - gap_source)))
+    shut = gap_source < CLOSED_GAP * 1000
+    row["source_shut_frames"] = int(shut.sum())
+    row["shut_where_source_shut"] = (
+        float((gap_head[shut] < CLOSED_GAP * 1000).mean()) if shut.any() else None
+    )
+    inverted = inverted_triangles(character.vertices, frames, character.faces)
+    inverted_source = inverted_triangles(character.fitted, source, model.faces)
+    row["inverted_max"] = int(inverted.max())
+    row["inverted_mean"] = float(inverted.mean())
+    row["inverted_source_max"] = int(inverted_source.max())
+    row["inverted_source_mean"] = float(inverted_source.mean())
+    return row
+
+
+def animator_frames(animator, character, cache: dict) -> np.ndarray:
+    """The default animator's frames of :data:`SPEECH` on the character's fitted model."""
+    from mmface4d.animate.api import animate
+
+    key = character.fitted.tobytes()
+    if key not in cache:
+        cache.clear()
+        result = animate(str(SPEECH), template=character.fitted)
+        cache[key] = result.vertices
+    return cache[key]
+
+
+def summarise(rows: list[dict]) -> dict:
+    def stats(key: str, subset: list[dict]) -> dict:
+        values = np.array([r[key] for r in subset if r.get(key) is not None], dtype=np.float64)
+        if not len(values):
+            return {}
+        return {
+            "median": round(float(np.median(values)), 3),
+            "max": round(float(values.max()), 3),
+        }
+
+    keys = (
+        "seconds",
+        "surface_mean_mm",
+        "surface_p95_mm",
+        "landmark_detected_median_mm",
+        "landmark_fitted_median_mm",
+        "lip_gap_follow_mm",
+        "shut_where_source_shut",
+        "inverted_max",
+        "inverted_source_max",
+        "transfer_fps",
+    )
+    groups: dict[str, list[dict]] = {"all": rows}
+    for r in rows:
+        family = r["case"].split("-")[0]
+        groups.setdefault(family, []).append(r)
+    summary = {name: {k: stats(k, sub) for k in keys} for name, sub in groups.items()}
+    for name, sub in groups.items():
+        summary[name]["cases"] = len(sub)
+    met = {
+        "surface_mean_mm": all(r["surface_mean_mm"] <= TARGETS["surface_mean_mm"] for r in rows),
+        "landmark_median_mm": all(
+            min(r["landmark_detected_median_mm"], r["landmark_fitted_median_mm"])
+            <= TARGETS["landmark_median_mm"]
+            for r in rows
+        ),
+        "seconds": all(r["seconds"] <= TARGETS["seconds"] for r in rows),
+        "lip_gap_follow_mm": all(
+            r["lip_gap_follow_mm"] <= TARGETS["lip_gap_follow_mm"] for r in rows
+        ),
+        "inverted_max": all(r["inverted_max"] <= TARGETS["inverted_max"] for r in rows),
+        "transfer_fps": all(r["transfer_fps"] >= TARGETS["transfer_fps"] for r in rows),
+    }
+    return {"summary": summary, "targets": TARGETS, "met_in_every_case": met}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=ROOT / "work" / "bench_character")
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "benchmarks" / "results" / "character.json"
+    )
+    parser.add_argument("--sources", nargs="+", default=list(meshes.SOURCES))
+    parser.add_argument("--variants", nargs="+", default=list(meshes.VARIANTS))
+    parser.add_argument("--identities", type=int, default=3)
+    parser.add_argument("--only", nargs="*", default=None, help="case names to run")
+    parser.add_argument("--note", default="")
+    args = parser.parse_args(argv)
+
+    from mmface4d.animate.api import load_animator
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    done_file = args.work / "cases.jsonl"
+    done = {}
+    if done_file.is_file():
+        for line in done_file.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                done[row["case"]] = row
+    animator = load_animator("default", None, "cpu")
+    model = animator.face_model
+    cases = meshes.build_cases(tuple(args.sources), tuple(args.variants), args.identities)
+    if args.only:
+        cases = [c for c in cases if c.name in set(args.only)]
+    cache: dict = {}
+    for i, case in enumerate(cases):
+        if case.name in done:
+            continue
+        print(f"[{i + 1}/{len(cases)}] {case.name}", flush=True)
+        try:
+            row = run_case(case, args.work, model, animator, cache)
+        except Exception as error:  # a failed case is a result too
+            row = {"case": case.name, "error": f"{type(error).__name__}: {error}"}
+        row["commit"] = _commit()
+        row["load_average_1_5_15_min"] = [round(x, 2) for x in os.getloadavg()]
+        with done_file.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        done[case.name] = row
+        print("   ", json.dumps(row), flush=True)
+    names = [c.name for c in cases]
+    rows = [done[n] for n in names if n in done and "error" not in done[n]]
+    failed = [done[n] for n in names if n in done and "error" in done[n]]
+    result = {
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "speech": SPEECH.name,
+        "note": args.note,
+        "machine": _machine(),
+        **(summarise(rows) if rows else {}),
+        "failed": failed,
+        "cases": rows,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.output.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.replace(args.output)
+    print(f"wrote {args.output}: {len(rows)} cases, {len(failed)} failed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
