@@ -65,8 +65,9 @@ def test_without_three_js_the_page_says_to_run_make_setup(server, viewer, monkey
 
 
 def test_the_face_is_a_glb_with_the_52_arkit_morph_targets(server, state) -> None:
-    status, kind, body = get(f"{server.url}/face.glb")
+    status, kind, body = get(f"{server.url}/face.glb")  # gzipped on the wire, as asked
     assert (status, kind) == (200, "model/gltf-binary")
+    assert len(body) > 3 * len(state.face_glb()[1])
     gltf = pygltflib.GLTF2.load_from_bytes(body)
     (mesh,) = gltf.meshes
     assert mesh.extras["targetNames"] == list(ARKIT_52)
