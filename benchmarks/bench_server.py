@@ -18,6 +18,8 @@ real time: chunk k is sent when the audio clock reaches its end. Each part is wr
   ``--seconds`` of the clips (each from another offset) in 20 ms chunks. A stream keeps up when
   its frames' latency has p95 under 250 ms (the latency target) and every frame arrived; the
   ramp stops at the first N where a stream does not. ``sustained`` is the largest N that kept up.
+  The server's CPU seconds per second of audio are recorded too: the cores divided by it bound
+  what an otherwise idle machine could sustain (the cores here are shared with other work).
 - ``faults``: two well-behaved clients stream ``--seconds`` of speech while others, the whole
   time, misbehave: processes killed (SIGKILL) mid-stream, connections dropped without a close,
   malformed headers, unknown keys, binary before the header, oversized chunks, NaN samples. The
@@ -105,6 +107,12 @@ class Server:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024
         return float("nan")
+
+    def cpu_s(self) -> float:
+        """CPU seconds the server has used (user + system, all its threads)."""
+        with open(f"/proc/{self.process.pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -200,7 +208,9 @@ def _summary(values_ms: np.ndarray) -> dict[str, float]:
 
 def latency_part(server: Server, audio: np.ndarray) -> dict[str, Any]:
     before = load_state()
+    cpu = server.cpu_s()
     result = asyncio.run(paced_stream(server.url, audio, 0.01))
+    cpu = server.cpu_s() - cpu
     return {
         "audio_s": round(audio.size / RATE, 2),
         "chunk_ms": 10,
@@ -209,6 +219,7 @@ def latency_part(server: Server, audio: np.ndarray) -> dict[str, Any]:
         "latency_ms": _summary(result["latency_ms"]),
         "delay_ms": _summary(result["delay_ms"]),
         "negative_latencies": int((result["latency_ms"] < 0).sum()),  # a check of STEP/RIGHT
+        "server_cpu_s_per_audio_s": round(cpu / (audio.size / RATE), 3),
         "target": "latency p50 and p95 < 250 ms",
         "met": bool(np.percentile(result["latency_ms"], 95) < TARGET_MS),
         "load_before": before,
@@ -232,7 +243,9 @@ def throughput_part(
             )
 
         load = load_state()
+        cpu = server.cpu_s()
         results = asyncio.run(together())
+        cpu = server.cpu_s() - cpu
         streams = [
             {
                 "complete": r["complete"],
@@ -242,14 +255,31 @@ def throughput_part(
             for r in results
         ]
         kept_up = all(s["complete"] and s["latency_ms"]["p95"] < TARGET_MS for s in streams)
-        levels.append({"streams": count, "kept_up": kept_up, "load_before": load, "each": streams})
+        levels.append(
+            {
+                "streams": count,
+                "kept_up": kept_up,
+                "server_cpu_s_per_audio_s": round(cpu / (count * seconds), 3),
+                "load_before": load,
+                "each": streams,
+            }
+        )
         print(f"throughput: {count} streams, kept up: {kept_up}", flush=True)
         asyncio.run(_settle(server.url))
         if not kept_up:
             break
         sustained = count
+    cpu_per_audio = min(level["server_cpu_s_per_audio_s"] for level in levels)
+    cores = len(os.sched_getaffinity(0))
     return {
         "seconds_per_stream": seconds,
+        "cpu_bound_estimate": {
+            "server_cpu_s_per_audio_s": cpu_per_audio,
+            "streams_the_cores_could_sustain": int(cores / cpu_per_audio),
+            "cores": cores,
+            "note": "cores / the least CPU seconds the server spent per second of audio of a "
+            "stream: what an otherwise idle machine could sustain at best",
+        },
         "chunk_ms": 20,
         "criterion": "every frame arrives and each stream's frame latency has p95 < 250 ms",
         "sustained_streams": sustained,
