@@ -69,6 +69,22 @@ def test_lips_meet_at_the_bilabial_and_the_rest_of_the_face_keeps_its_motion(fac
     assert info["closed_frames"] >= 4
 
 
+def test_lips_of_a_neutral_face_with_parted_lips_meet_at_the_bilabial_too(face) -> None:
+    # a character whose neutral mouth is slightly open (ICT FaceKit's: about 1 mm)
+    basis = arkit_basis(face)
+    jaw = basis.targets[basis.names.index("jawOpen")]
+    parted = (face.mean + 0.08 * jaw).astype(np.float32)
+    rest = float(inner_lip_gap(parted[None], face.landmarks)[0])
+    assert rest > 1.5e-3
+    speech, _ = _speech(face)
+    speech = speech - face.mean[None] + parted[None]
+    weights = closure_weights([1.0, 2.0], FPS, len(speech))
+    closed, _ = close_lips(speech, parted, face.landmarks, face.regions["upper_face"], weights)
+    gap = inner_lip_gap(closed, face.landmarks)
+    assert gap[29] < 0.6e-3 and gap[59] < 0.6e-3  # touching, not the neutral's gap
+    assert gap[29] > 0.0
+
+
 def test_nothing_changes_without_bilabials_landmarks_or_motion_and_when_off(face) -> None:
     speech, _ = _speech(face)
     upper = face.regions["upper_face"]

@@ -21,9 +21,10 @@ blinks:
    inner-lip landmarks (three pairs, nine numbers per frame): how this model moves the face
    when the lips part, and in which direction (the jaw drops and swings back, the lower lip
    rolls). Each frame moves along that regression so the lip vectors go from their value to
-   ``(1 - weight) x value + weight x contact`` (contact: the neutral face's vectors plus
-   :attr:`ClosureConfig.contact_mm` along the clip's mean opening direction: lips touching,
-   not crossing; lips that cross in the model's output are pulled back too). Motion that does
+   ``(1 - weight) x value + weight x contact`` (contact: the neutral face's vectors with their
+   part along the clip's mean opening direction set to :attr:`ClosureConfig.contact_mm`: lips
+   touching, not crossing, also on a neutral face whose lips are parted; lips that cross in the
+   model's output are pulled back too). Motion that does
    not part the lips (a smile, rounding) stays.
 3. **Pauses**: in the speech's pauses (:func:`mmface4d.animate.lipsync.voice_activity`: 35 dB
    below the loudest, gaps under 0.2 s inside speech do not count) the lips go to contact too,
@@ -70,7 +71,8 @@ class ClosureConfig:
     ramp_s: float = 0.08
     """Raised-cosine ramp to and from the closure, seconds."""
     contact_mm: float = 0.3
-    """Inner-lip gap at full closure, above the neutral face's, millimetres."""
+    """Inner-lip gap at full closure along the opening direction, millimetres (a neutral face
+    whose lips touch: its gap plus this; parted lips are brought to this gap)."""
     pauses: bool = True
     """Also close the lips in pauses of the speech (the mouth rests; module doc, 3)."""
     pause_ramp_s: float = 0.3
@@ -240,7 +242,10 @@ class LipFit:
         rest = _lip_vectors(self.neutral, self.upper, self.lower).astype(np.float64)
         opening = (lips - rest[None]).mean(axis=0)
         opening /= np.linalg.norm(opening, axis=1, keepdims=True).clip(min=1e-12)
-        self.contact = rest + config.contact_mm * 1e-3 * opening  # (3, 3)
+        # lips touching: each pair's gap along the opening direction brought to contact_mm (a
+        # neutral face with parted lips, such as a user's character, closes too)
+        along = np.maximum((rest * opening).sum(axis=1, keepdims=True), 0.0)
+        self.contact = rest + (config.contact_mm * 1e-3 - along) * opening  # (3, 3)
 
     def apply(self, vertices: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """(T, V, 3) float32 ``vertices`` with the lips closed by ``weights`` (T,) in [0, 1]."""
