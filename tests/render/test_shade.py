@@ -157,3 +157,17 @@ def test_preview_frame_groups_do_not_change_the_images(sphere, monkeypatch, size
     monkeypatch.setattr(shade, "_FRAME_GROUPS", 1)
     alone = render_preview(batch, faces, colors=colors, width=width, height=height)
     np.testing.assert_array_equal(grouped, alone)
+
+
+def test_per_pixel_view_table_equals_the_rays_own_vectors():
+    from mmface4d.render.camera import PinholeCamera
+    from mmface4d.render.shade import _lambert, _pixel_rays, _pixel_view
+
+    cam = PinholeCamera(fx=90.5, fy=88.0, cx=31.5, cy=22.25, width=64, height=48)
+    pixels = torch.randint(0, 3 * 64 * 48, (500,))  # flat indices into three frames
+    rng = torch.Generator().manual_seed(0)
+    normal = torch.randn(3, 500, generator=rng)
+    albedo = torch.rand(3, 500, generator=rng)
+    expected = _lambert(_pixel_rays(cam, pixels), normal, albedo, None)
+    view = _pixel_view(cam, pixels.device).index_select(1, pixels % (64 * 48))
+    assert torch.equal(_lambert(None, normal, albedo, None, (view[:3], view[3:])), expected)

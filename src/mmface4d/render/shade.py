@@ -9,6 +9,7 @@ a front camera (``R = diag(1, -1, -1)``) it is the world frame itself.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Sequence
@@ -364,8 +365,11 @@ class _Preview:
             else:
                 inputs = torch.cat([normals[:, start:stop], colour[:, start:stop]])
                 pixel_index, packed = interpolate(inputs.permute(1, 2, 0), clip, faces, ids)
-                rays = _pixel_rays(cam, pixel_index)
-                lit = _lambert(rays, packed[:, :3].t(), packed[:, 3:].t(), self.light_gamma).t()
+                # the view vectors depend on the pixel only: looked up in the camera's table
+                rows = torch.remainder(pixel_index, cam.width * cam.height)
+                view = _pixel_view(cam, pixel_index.device).index_select(1, rows)
+                normal, base = packed[:, :3].t(), packed[:, 3:].t()
+                lit = _lambert(None, normal, base, self.light_gamma, (view[:3], view[3:])).t()
             shape = (stop - start, cam.height, cam.width)
             images.append(_compose(lit, pixel_index, shape, self.background, self.factor))
         return images[0] if len(images) == 1 else torch.cat(images)
@@ -487,17 +491,49 @@ def _unit_tuple(vector: Sequence[float]) -> tuple[float, float, float]:
 _KEY_DIRECTION, _FILL_DIRECTION = _unit_tuple(_KEY_LIGHT), _unit_tuple(_FILL_LIGHT)
 
 
+def _view_vectors(position: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(3, ...) unit vectors towards the eye and halfway between them and the key light, of
+    (3, ...) camera-frame points (or any points on their viewing rays)."""
+    to_eye = _unit(-position)
+    key = torch.tensor(_KEY_DIRECTION, dtype=to_eye.dtype, device=to_eye.device)
+    return to_eye, _unit(to_eye + key.view(3, *([1] * (to_eye.dim() - 1))))
+
+
+@functools.lru_cache(maxsize=8)
+def _pixel_view_cached(
+    intrinsics: tuple[float, float, float, float, int, int], device: torch.device
+) -> torch.Tensor:
+    fx, fy, cx, cy, width, height = intrinsics
+    camera = PinholeCamera(fx=fx, fy=fy, cx=cx, cy=cy, width=width, height=height)
+    pixels = torch.arange(width * height, device=device)
+    to_eye, halfway = _view_vectors(_pixel_rays(camera, pixels))
+    return torch.cat([to_eye, halfway])
+
+
+def _pixel_view(camera: PinholeCamera, device: torch.device) -> torch.Tensor:
+    """(6, H * W) :func:`_view_vectors` of every pixel's ray (to the eye, then halfway): the
+    same for every frame a camera sees, so computed once per camera (and kept for a few)."""
+    key = (camera.fx, camera.fy, camera.cx, camera.cy, camera.width, camera.height)
+    return _pixel_view_cached(tuple(float(v) for v in key[:4]) + key[4:], torch.device(device))
+
+
 def _lambert(
-    position: torch.Tensor, normal: torch.Tensor, albedo: torch.Tensor, light_gamma: float | None
+    position: torch.Tensor | None,
+    normal: torch.Tensor,
+    albedo: torch.Tensor,
+    light_gamma: float | None,
+    view: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Colour of camera-frame surface points (or any point on their viewing rays) with the
     preview lights.
 
     Coordinates come first (cheap elementwise maths on contiguous rows): ``position`` and
     ``normal`` are (3, ...), ``albedo`` (3, ...) broadcastable to them; returns (3, ...) RGB.
+    ``view``: the positions' :func:`_view_vectors` where already known (then ``position`` is
+    not read).
     """
     normal = _unit(normal)
-    to_eye = _unit(-position)
+    to_eye, halfway = view if view is not None else _view_vectors(position)
     facing = normal[0] * to_eye[0] + normal[1] * to_eye[1] + normal[2] * to_eye[2]
     flip = facing.clamp_max_(0).sign_().mul_(2).add_(1)  # -1 where facing away: light both sides
     normal = normal * flip
@@ -505,7 +541,5 @@ def _lambert(
     diffuse.add_(_dot(normal, _FILL_DIRECTION).clamp_min_(0), alpha=_FILL).add_(_AMBIENT)
     if light_gamma is not None:
         diffuse = diffuse.clamp_min(0) ** (1.0 / light_gamma)
-    key = torch.tensor(_KEY_DIRECTION, dtype=to_eye.dtype, device=to_eye.device)
-    halfway = _unit(to_eye + key.view(3, *([1] * (to_eye.dim() - 1))))
     sheen = (normal * halfway).sum(0).clamp_min_(0).pow_(_SHININESS).mul_(_SPECULAR)
     return (albedo * diffuse).add_(sheen)
