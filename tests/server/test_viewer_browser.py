@@ -15,7 +15,6 @@ import base64
 import io
 import os
 import shutil
-import time
 import wave
 from pathlib import Path
 
@@ -47,8 +46,11 @@ REFERENCE = Path(__file__).with_name("viewer_reference.png")
 MEAN_TOLERANCE = 2.0
 OUTLIER_SHARE = 0.01
 #: A mouth that moves: mean absolute difference (grey levels) in the mouth's box between the
-#: neutral face and the most open frame seen.
-MOUTH_MOVES = 6.0
+#: neutral face and the glb's most open frame (shown by seeking to it: 10-20 levels), and the
+#: largest seen while a clip plays (SwiftShader draws the same face to the same pixels, so a
+#: still mouth gives 0; on a loaded machine a page may draw only a few frames of a clip).
+MOUTH_OPENS = 6.0
+MOUTH_MOVES = 2.0
 
 ARGS = [
     "--use-angle=swiftshader",
@@ -113,29 +115,38 @@ def live(browser, server) -> Page:
     return page
 
 
-def neutral_mouth(page: Page, hook: str = "mmface4d") -> tuple[dict, np.ndarray]:
-    """The mouth's box on the canvas (what jawOpen moves) and its pixels now."""
-    box = page.tab.evaluate(f"{hook}.regionBox('jawOpen')")
+#: Installed in a page: after every render, the mean absolute difference (grey levels, RGB) of
+#: the mouth's box (the vertices jawOpen moves) from its pixels when installed, the largest kept.
+WATCH_MOUTH = """(hook) => {
+  const view = window[hook].view;
+  const box = view.regionBox('jawOpen');
+  const base = view.regionPixels(box);
+  const watch = { box, moved: 0, last: 0, draws: 0 };
+  view.onRender = () => {
+    const pixels = view.regionPixels(box);
+    let sum = 0;
+    for (let i = 0; i < pixels.length; i += 4) {
+      for (let c = 0; c < 3; c++) sum += Math.abs(pixels[i + c] - base[i + c]);
+    }
+    watch.last = sum / (0.75 * pixels.length);
+    watch.moved = Math.max(watch.moved, watch.last);
+    watch.draws += 1;
+  };
+  window.mouthWatch = watch;
+  return box;
+}"""
+
+
+def watch_mouth(page: Page, hook: str = "mmface4d") -> None:
+    """Measure the mouth's pixels from now on, at every frame the page draws."""
+    box = page.tab.evaluate(WATCH_MOUTH, hook)
     assert box and box["width"] > 20 and box["height"] > 10, box
-    return box, page.mouth(page.canvas(), box)
 
 
-def mouth_motion(
-    page: Page, mouth: tuple[dict, np.ndarray], until: str, seconds: float
-) -> tuple[float, int]:
-    """Sample the mouth's box while the face moves: (largest difference from the neutral
-    face, pictures taken), until the JS condition ``until`` holds or ``seconds`` pass."""
-    box, neutral = mouth
-    largest, shots = 0.0, 0
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        crop = page.mouth(page.canvas(), box)
-        largest = max(largest, float(np.abs(crop - neutral).mean()))
-        shots += 1
-        if page.tab.evaluate(until):
-            break
-        time.sleep(0.1)
-    return largest, shots
+def mouth_moved(page: Page) -> dict:
+    """``moved`` (the largest difference from the mouth at :func:`watch_mouth`, grey levels),
+    ``last`` (that of the last frame drawn) and ``draws`` (frames drawn)."""
+    return page.tab.evaluate("({...mouthWatch, box: undefined})")
 
 
 def test_the_page_loads_without_errors_and_shows_the_face(browser, server) -> None:
@@ -168,11 +179,10 @@ def test_the_page_looks_like_the_reference(browser, server) -> None:
 
 def test_a_streamed_file_moves_the_mouth_in_step_with_its_audio(browser, server, speech) -> None:
     page = live(browser, server)
-    mouth = neutral_mouth(page)
+    watch_mouth(page)
     page.tab.set_input_files("#file", str(speech))
-    page.tab.wait_for_function("mmface4d.state === 'playing'", timeout=20_000)
-    moved, shots = mouth_motion(page, mouth, "mmface4d.state === 'done'", 20.0)
-    page.tab.wait_for_function("mmface4d.state === 'done'", timeout=20_000)
+    page.tab.wait_for_function("mmface4d.state === 'done'", timeout=40_000)
+    mouth = mouth_moved(page)
     got = page.tab.evaluate(
         "({frames: mmface4d.frames, seconds: mmface4d.fileSeconds, closes: mmface4d.closes,"
         " errors: mmface4d.errors, delays: mmface4d.delays.length})"
@@ -182,33 +192,35 @@ def test_a_streamed_file_moves_the_mouth_in_step_with_its_audio(browser, server,
     assert got["closes"] and got["closes"][-1]["code"] == 1000
     assert abs(got["frames"] - 30 * got["seconds"]) <= 2  # every frame of the speech came
     assert got["delays"] > 0
-    assert shots >= 5 and moved > MOUTH_MOVES, (moved, shots)
+    assert mouth["draws"] >= 3 and mouth["moved"] > MOUTH_MOVES, mouth
 
 
 def test_the_microphone_moves_the_mouth(browser, server) -> None:
     page = live(browser, server)
-    mouth = neutral_mouth(page)
-    page.tab.click("#mic")
+    watch_mouth(page)
+    page.tab.click("#mic")  # the fake device plays the speech file
     page.tab.wait_for_function("mmface4d.state === 'live'", timeout=20_000)
-    moved, shots = mouth_motion(page, mouth, "mmface4d.frames > 60", 8.0)
+    page.tab.wait_for_function("mmface4d.frames > 45", timeout=30_000)
     page.tab.click("#mic")  # stop: the rest is flushed, the server ends the stream
-    page.tab.wait_for_function("mmface4d.state === 'done'", timeout=20_000)
+    page.tab.wait_for_function("mmface4d.state === 'done'", timeout=30_000)
     got = page.tab.evaluate(
         "({frames: mmface4d.frames, errors: mmface4d.errors, delays: mmface4d.delays,"
         " closes: mmface4d.closes})"
     )
     shown = page.tab.inner_text("#stat-delay")
+    mouth = mouth_moved(page)
     page.tab.close()
     assert got["errors"] == [] and page.errors == []
-    assert got["frames"] > 30 and got["closes"][-1]["code"] == 1000
+    assert got["frames"] > 45 and got["closes"][-1]["code"] == 1000
     # measured and shown (not bounded here: on a loaded machine the server falls behind)
     assert got["delays"] and all(0 < d < 60_000 for d in got["delays"])
     assert "ms (p50" in shown
-    assert moved > MOUTH_MOVES, (moved, shots)
+    assert mouth["moved"] > MOUTH_MOVES, mouth
 
 
 def test_the_offline_viewer_shows_the_face_and_animates(browser, speech, tmp_path) -> None:
     from mmface4d.animate.api import animate_to_files
+    from mmface4d.export.gltf import read_glb_animation
 
     written = animate_to_files(str(speech), tmp_path, ("viewer",), progress=False)
     assert set(written) == {"glb", "wav", "viewer"}
@@ -228,10 +240,21 @@ def test_the_offline_viewer_shows_the_face_and_animates(browser, speech, tmp_pat
     picture = page.canvas()
     background = picture[2, picture.shape[1] // 2].astype(int)
     assert 0.2 < (np.abs(picture.astype(int) - background).sum(axis=2) > 30).mean() < 0.8
-    mouth = neutral_mouth(page, "mmface4dViewer")
-    page.tab.click("#play")
-    moved, shots = mouth_motion(page, mouth, "!mmface4dViewer.playing", duration + 5)
+    # the glb's most open mouth, shown by seeking to its time
+    animation = read_glb_animation(written["glb"])
+    names = page.tab.evaluate("mmface4dViewer.view.names")
+    widest = float(animation.times[np.argmax(animation.weights[:, names.index("jawOpen")])])
+    watch_mouth(page, "mmface4dViewer")
+    page.tab.evaluate("t => mmface4dViewer.seek(t)", widest)
+    seek = mouth_moved(page)
+    assert seek["last"] > MOUTH_OPENS, seek
+    page.tab.evaluate("mmface4dViewer.seek(0)")
+    watch_mouth(page, "mmface4dViewer")
+    page.tab.click("#play")  # played with the speech, on the audio clock, to the end
+    page.tab.wait_for_function("mmface4dViewer.playing", timeout=20_000)
+    page.tab.wait_for_function("!mmface4dViewer.playing", timeout=(duration + 20) * 1000)
+    played = mouth_moved(page)
     assert page.tab.evaluate("mmface4dViewer.time()") == pytest.approx(duration, abs=0.05)
     page.tab.close()
     assert page.errors == []
-    assert moved > MOUTH_MOVES, (moved, shots)
+    assert played["draws"] >= 3 and played["moved"] > MOUTH_MOVES, played

@@ -277,6 +277,7 @@ async function playFile(file) {
   page.fileSeconds = speech.length / RATE;
 
   const frames = []; // {frame, t, w} in order
+  page.received = frames;
   let playing = false, startedAt = 0, player = null, stopped = false, timer = null;
   let suspended = false, audioEnded = false;
   const latency = () => (context.outputLatency || 0) + (context.baseLatency || 0);

@@ -35,6 +35,7 @@ export class FaceView {
     this.names = []; // morph target names (the first morphing mesh's order)
     this.animations = [];
     this.root = null;
+    this.onRender = null; // called after each render (the tests measure pixels there)
     this.center = new THREE.Vector3();
     this.size = new THREE.Vector3(0.2, 0.25, 0.2);
     this._resize = () => this.resize();
@@ -136,6 +137,19 @@ export class FaceView {
 
   render() {
     this.renderer.render(this.scene, this.camera);
+    if (this.onRender) this.onRender(this);
+  }
+
+  /** The RGBA pixels (bottom row first) of a canvas rectangle in CSS pixels, as drawn last. */
+  regionPixels(box) {
+    const gl = this.renderer.getContext();
+    const ratio = this.renderer.getPixelRatio();
+    const x = Math.max(0, Math.floor(box.x * ratio)), w = Math.ceil(box.width * ratio);
+    const h = Math.ceil(box.height * ratio);
+    const y = Math.max(0, gl.drawingBufferHeight - Math.floor(box.y * ratio) - h);
+    const pixels = new Uint8Array(w * h * 4);
+    gl.readPixels(x, y, w, h, gl.RGBA, gl.UNSIGNED_BYTE, pixels);
+    return pixels;
   }
 
   /**

@@ -95,6 +95,7 @@ async function main() {
     if (wasPlaying) return play();
   };
   state.regionBox = (name) => view.regionBox(name);
+  state.view = view;
 
   $('play').addEventListener('click', () => {
     Promise.resolve(state.playing ? pause() : play()).catch((e) => fail(e.message || e));
