@@ -25,7 +25,7 @@ real time: chunk k is sent when the audio clock reaches its end. Each part is wr
   malformed headers, unknown keys, binary before the header, oversized chunks, NaN samples. The
   server must stay up, the well-behaved clients must get every frame (indices 0..n-1, then the
   end), and the server's RSS must come back: measured after a warm-up stream (baseline), after
-  the faults, and after a second round of them (a leak would grow with the rounds). When its
+  each round of faults (``--fault-rounds``; a leak would grow with the rounds). When its
   last stream ends the server gives freed memory back (``malloc_trim``), so RSS can return.
 
 Timings move with the machine's load: the load averages before and after each part are stored
@@ -392,7 +392,7 @@ async def _fault_round(url: str, audio: np.ndarray, seconds: float, seed: int) -
     }
 
 
-def faults_part(server: Server, audio: np.ndarray, seconds: float) -> dict[str, Any]:
+def faults_part(server: Server, audio: np.ndarray, seconds: float, count: int) -> dict[str, Any]:
     before = load_state()
     started_rss = server.rss_mb()
 
@@ -406,7 +406,7 @@ def faults_part(server: Server, audio: np.ndarray, seconds: float) -> dict[str, 
     time.sleep(1.0)
     baseline = server.rss_mb()
     rounds = []
-    for seed in (1, 2):
+    for seed in range(1, count + 1):
         result = asyncio.run(_fault_round(server.url, audio, seconds, seed))
         time.sleep(1.0)
         result["rss_after_mb"] = round(server.rss_mb(), 1)
@@ -439,6 +439,7 @@ def main() -> None:
     parser.add_argument("--parts", default="latency,throughput,faults")
     parser.add_argument("--max-streams", type=int, default=6, help="throughput ramp's last N")
     parser.add_argument("--seconds", type=float, default=15.0, help="audio per stream, s")
+    parser.add_argument("--fault-rounds", type=int, default=3, help="rounds of faults")
     parser.add_argument("--note", default="", help="stored with the result")
     parser.add_argument("--output", type=Path, default=RESULTS / "server.json")
     args = parser.parse_args()
@@ -467,7 +468,7 @@ def main() -> None:
             elif part == "throughput":
                 result = throughput_part(server, audio, args.seconds, args.max_streams)
             elif part == "faults":
-                result = faults_part(server, audio, args.seconds)
+                result = faults_part(server, audio, args.seconds, args.fault_rounds)
             else:
                 raise SystemExit(f"--parts: unknown part {part!r}")
             report[part] = {**stamp, **result}
