@@ -1,6 +1,7 @@
 """Video speed: frames per second of 512x512 output, end to end (render + H.264/AAC encode).
 
     .venv/bin/python benchmarks/bench_video.py [--baseline REF] [--frames 150] [--rounds 3]
+        [--animate SPEECH]
 
 Times ``render.video.render_video`` -- what ``mmface4d video`` runs, and the way ``mmface4d
 animate`` renders and encodes its MP4 (``animate.outputs``) -- on the default face model (the
@@ -13,6 +14,9 @@ commit before the compiled rasterizer), checked out in a temporary git worktree,
 rounds alternate baseline and current code, each a fresh process given the same vertices, and
 each warms up on a short clip first (imports, Numba's cache). Both also render the same sample
 frames; the result records how far the pictures differ (the target: not at all).
+
+``--animate SPEECH`` also times the whole ``mmface4d animate SPEECH --formats mp4`` command
+(start-up, the model, rendering and encoding) with both versions, as seconds per second of speech.
 
 Timings move with the machine's load: pause background work while timing (on the project's
 machines: ``pkill -STOP -f "bin/mmface4d train"``, and ``-CONT`` after, in a trap) and read the
@@ -96,9 +100,8 @@ def worker(src: Path, inputs: Path, output: Path) -> None:
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         size = (Path(tmp) / "v.mp4").stat().st_size
     camera = frame_mesh(torch.as_tensor(verts).mean(0), width=SIZE, height=SIZE)
-    sample = render_preview(
-        verts[[i % len(verts) for i in SAMPLE_FRAMES]], faces, colors=colors, camera=camera, supersample=1
-    )
+    picked = verts[[i % len(verts) for i in SAMPLE_FRAMES]]
+    sample = render_preview(picked, faces, colors=colors, camera=camera, supersample=1)
     np.save(output.with_suffix(".npy"), sample)
     output.write_text(
         json.dumps(
@@ -137,6 +140,21 @@ def run_worker(src: Path, inputs: Path, folder: Path, tag: str) -> tuple[dict, n
     return json.loads(out.read_text()), np.load(out.with_suffix(".npy"))
 
 
+def time_animate(src: Path, speech: Path, folder: Path) -> float:
+    """Wall seconds of ``mmface4d animate SPEECH --formats mp4`` run from the package in ``src``."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    out = folder / "animate"
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "mmface4d", "animate", str(speech), "-o", str(out), "--formats",
+         "mp4", "--quiet"], env=env, check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    if not any(out.glob("*.mp4")):
+        raise RuntimeError(f"mmface4d animate from {src} wrote no mp4")
+    return seconds
+
+
 def compare(old: np.ndarray, new: np.ndarray) -> dict:
     diff = np.abs(old.astype(np.int16) - new.astype(np.int16))
     return {
@@ -157,6 +175,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per version")
     parser.add_argument("--output", type=Path, default=RESULTS / "video.json")
     parser.add_argument("--note", default="", help="stored with the result")
+    parser.add_argument("--animate", type=Path, default=None, help="speech file: time animate")
     args = parser.parse_args()
     baseline = _git("rev-parse", "--short", args.baseline or default_baseline())
     commit = _git("rev-parse", "--short", "HEAD")
@@ -178,6 +197,11 @@ def main() -> None:
                     runs[name].append(result)
                     frames[name] = sample
                     print(name, result, flush=True)
+            animate: dict[str, list[float]] = {"baseline": [], "current": []}
+            for _ in range(args.rounds if args.animate else 0):
+                for name, src in (("baseline", worktree / "src"), ("current", ROOT / "src")):
+                    animate[name].append(round(time_animate(src, args.animate, folder), 2))
+                    print(name, "animate", animate[name][-1], "s", flush=True)
         finally:
             _git("worktree", "remove", "--force", str(worktree))
     fps = {name: [run["fps"] for run in rows] for name, rows in runs.items()}
@@ -203,6 +227,21 @@ def main() -> None:
         "speedup_median_of_rounds": round(statistics.median(ratios), 2),
         "picture": compare(frames["baseline"], frames["current"]),
     }
+    if args.animate:
+        import av
+
+        with av.open(str(args.animate)) as container:
+            stream = container.streams.audio[0]
+            speech_s = float(stream.duration * stream.time_base)
+        report["animate"] = {
+            "command": f"mmface4d animate {args.animate.name} --formats mp4 --quiet",
+            "speech_seconds": round(speech_s, 2),
+            "wall_seconds": animate,
+            "seconds_per_second_of_speech_median": {
+                name: round(statistics.median(times) / speech_s, 2)
+                for name, times in animate.items()
+            },
+        }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
