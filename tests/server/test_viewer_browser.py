@@ -200,7 +200,7 @@ def test_the_microphone_moves_the_mouth(browser, server) -> None:
     watch_mouth(page)
     page.tab.click("#mic")  # the fake device plays the speech file
     page.tab.wait_for_function("mmface4d.state === 'live'", timeout=20_000)
-    page.tab.wait_for_function("mmface4d.frames > 45", timeout=30_000)
+    page.tab.wait_for_function("mmface4d.frames > 30", timeout=30_000)
     page.tab.click("#mic")  # stop: the rest is flushed, the server ends the stream
     page.tab.wait_for_function("mmface4d.state === 'done'", timeout=30_000)
     got = page.tab.evaluate(
@@ -211,7 +211,7 @@ def test_the_microphone_moves_the_mouth(browser, server) -> None:
     mouth = mouth_moved(page)
     page.tab.close()
     assert got["errors"] == [] and page.errors == []
-    assert got["frames"] > 45 and got["closes"][-1]["code"] == 1000
+    assert got["frames"] > 30 and got["closes"][-1]["code"] == 1000
     # measured and shown (not bounded here: on a loaded machine the server falls behind)
     assert got["delays"] and all(0 < d < 60_000 for d in got["delays"])
     assert "ms (p50" in shown
@@ -258,3 +258,60 @@ def test_the_offline_viewer_shows_the_face_and_animates(browser, speech, tmp_pat
     page.tab.close()
     assert page.errors == []
     assert played["draws"] >= 3 and played["moved"] > MOUTH_MOVES, played
+
+
+def test_a_refused_stream_and_an_undecodable_file_are_shown(browser, server, tmp_path) -> None:
+    page = live(browser, server)
+    junk = tmp_path / "notes.wav"
+    junk.write_text("not audio")
+    page.tab.set_input_files("#file", str(junk))
+    page.tab.wait_for_function("mmface4d.errors.length === 1", timeout=20_000)
+    assert "notes.wav: cannot decode this audio" in page.tab.inner_text("#error")
+    page.tab.evaluate(  # a style the server does not have: the header is refused (1008)
+        "() => { const s = document.getElementById('style');"
+        " s.add(new Option('nobody', 'nobody')); s.value = 'nobody'; }"
+    )
+    page.tab.set_input_files("#file", str(server_speech(tmp_path)))
+    page.tab.wait_for_function("mmface4d.errors.length > 1", timeout=20_000)
+    assert page.tab.evaluate("mmface4d.errors.length") == 2  # said once
+    shown = page.tab.inner_text("#error")
+    assert "(1008)" in shown and "style" in shown and "nobody" in shown, shown
+    assert page.tab.inner_text("#state") == "error"
+    page.tab.close()
+
+
+def server_speech(folder: Path) -> Path:
+    path = folder / "short.wav"
+    write_wav(path, say("Hello."), RATE, encoding="pcm16")
+    return path
+
+
+RESAMPLE = """async () => {
+  const { Resampler } = await import('/static/resample.js');
+  const rate = 48000, x = new Float32Array(rate);
+  for (let i = 0; i < rate; i++) {  // 440 Hz kept; 11 kHz, above the 8 kHz Nyquist, removed
+    x[i] = 0.5 * Math.sin(2 * Math.PI * 440 * i / rate)
+      + 0.3 * Math.sin(2 * Math.PI * 11000 * i / rate);
+  }
+  const whole = new Resampler(rate).push(x);
+  const resampler = new Resampler(rate), parts = [];
+  for (let i = 0; i < rate; i += 128) parts.push(...resampler.push(x.subarray(i, i + 128)));
+  return { whole: Array.from(whole), parts };
+}"""
+
+
+def test_the_microphone_resampler_keeps_speech_and_removes_aliases(browser, server) -> None:
+    page = live(browser, server)
+    got = page.tab.evaluate(RESAMPLE)
+    page.tab.close()
+    whole, parts = np.array(got["whole"]), np.array(got["parts"])
+    assert 15_900 < len(whole) <= 16_000
+    np.testing.assert_allclose(parts, whole, atol=1e-6)  # chunks of 128 samples: the same
+    t = np.arange(len(whole)) / RATE
+    middle = slice(400, len(whole) - 400)
+    basis = np.stack([np.sin(2 * np.pi * 440 * t), np.cos(2 * np.pi * 440 * t)], axis=1)
+    coef, *_ = np.linalg.lstsq(basis[middle], whole[middle], rcond=None)
+    assert np.hypot(*coef) == pytest.approx(0.5, abs=0.005)  # in phase, gain 1
+    assert abs(coef[1]) < 0.005
+    residual = whole[middle] - basis[middle] @ coef
+    assert np.sqrt(np.mean(residual**2)) < 0.005  # the 11 kHz tone (0.21 RMS) is gone

@@ -117,7 +117,7 @@ def write_viewer(
     three = three_dir()
     if three is None:
         warnings.warn(
-            f"viewer.html skipped: three.js is not installed in {web_modules_dir()} "
+            f"{Path(path).name} skipped: three.js is not installed in {web_modules_dir()} "
             f"(run `make setup` with npm, or set {WEB_MODULES_ENV})",
             ViewerSkippedWarning,
             stacklevel=2,

@@ -5,6 +5,7 @@
 // waits (buffering) when the frames fall behind. The microphone's face shows each frame as it
 // comes, the model's look-ahead plus the compute behind the voice.
 import { FaceView, weightsAt } from './face.js';
+import { Resampler } from './resample.js';
 
 const RATE = 16000; // what the page sends: mono float32 at 16 kHz
 const FILE_CHUNK = 1600; // 0.1 s per message for files
@@ -121,7 +122,10 @@ class StreamClient {
       this.ws.onclose = (event) => {
         const meaning = CLOSE_MEANINGS[event.code] || 'closed';
         page.closes.push({ code: event.code, reason: event.reason });
-        if (!ready) reject(new Error(`${url}: ${meaning} (${event.code}) ${event.reason}`));
+        if (!ready) { // the header was refused or the server is unreachable: open() says it
+          reject(new Error(`stream ${meaning} (${event.code})${event.reason ? `: ${event.reason}` : ''}`));
+          return;
+        }
         this.onClose(event, meaning);
       };
     });
@@ -149,45 +153,6 @@ class StreamClient {
 
   close() {
     if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000, 'client stopped');
-  }
-}
-
-/** Streaming resampler (windowed sinc, DC gain 1) from the microphone's rate to 16 kHz. */
-class Resampler {
-  constructor(inRate, outRate = RATE, zeros = 12) {
-    this.step = inRate / outRate;
-    this.cut = Math.min(1, outRate / inRate) * 0.92; // of the input's Nyquist
-    this.half = Math.ceil((zeros * Math.max(1, this.step)) / 0.92);
-    this.buffer = new Float32Array(this.half); // leading zeros: the first output at sample 0
-    this.pos = this.half;
-  }
-
-  push(input) {
-    if (this.step === 1) return input;
-    const joined = new Float32Array(this.buffer.length + input.length);
-    joined.set(this.buffer);
-    joined.set(input, this.buffer.length);
-    const out = [];
-    const { half, cut } = this;
-    while (this.pos + half < joined.length) {
-      const centre = Math.floor(this.pos);
-      let sum = 0, norm = 0;
-      for (let j = centre - half + 1; j <= centre + half; j++) {
-        const d = this.pos - j;
-        const x = Math.PI * d * cut;
-        const sinc = x === 0 ? 1 : Math.sin(x) / x;
-        const window = 0.5 + 0.5 * Math.cos((Math.PI * d) / (half + 1));
-        const w = sinc * window;
-        sum += joined[j] * w;
-        norm += w;
-      }
-      out.push(sum / norm);
-      this.pos += this.step;
-    }
-    const drop = Math.max(0, Math.floor(this.pos) - half);
-    this.buffer = joined.slice(drop);
-    this.pos -= drop;
-    return Float32Array.from(out);
   }
 }
 
@@ -404,7 +369,7 @@ async function startMic() {
     return;
   }
   const context = new AudioContext();
-  const resampler = new Resampler(context.sampleRate);
+  const resampler = new Resampler(context.sampleRate, RATE);
   let pending = new Float32Array(0);
   let latest = null, stopped = false, node = null;
   const client = new StreamClient(view.names, {
