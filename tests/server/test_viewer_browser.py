@@ -88,6 +88,8 @@ class Page:
     def __init__(self, browser, url: str):
         self.tab = browser.new_page(viewport={"width": 1000, "height": 760})
         self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.tab.on("request", lambda r: self.requests.append(r.url))
         self.tab.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.tab.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
         self.tab.on(
@@ -155,6 +157,11 @@ def test_the_page_loads_without_errors_and_shows_the_face(browser, server) -> No
     assert page.errors == []
     names = page.tab.evaluate("mmface4d.view.names")
     assert len(names) == 52 and "jawOpen" in names
+    # everything from this server (three.js included): no CDN, works offline
+    assert any("/vendor/three/build/three.module.js" in url for url in page.requests)
+    assert all(url.startswith((server.url, "data:", "blob:")) for url in page.requests), (
+        page.requests
+    )
     picture = page.canvas()
     background = picture[2, picture.shape[1] // 2].astype(int)
     face = np.abs(picture.astype(int) - background).sum(axis=2) > 30
@@ -257,6 +264,7 @@ def test_the_offline_viewer_shows_the_face_and_animates(browser, speech, tmp_pat
     assert page.tab.evaluate("mmface4dViewer.time()") == pytest.approx(duration, abs=0.05)
     page.tab.close()
     assert page.errors == []
+    assert all(url.startswith(("file:", "data:")) for url in page.requests), page.requests
     assert played["draws"] >= 3 and played["moved"] > MOUTH_MOVES, played
 
 
