@@ -327,14 +327,11 @@ class _Connection:
             worker = asyncio.create_task(self._work(session))
             tasks = [reader, worker]
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            if worker.done():
-                worker.result()  # a fault of the worker (the worker ends after the end only)
-            elif reader.result() == "end":
-                await worker
-                await self._close(P.NORMAL, f"stream ended: {session.frames_sent} frames")
-                return P.NORMAL, "stream ended"
-            else:
+            # the worker ends after the end only, or with a fault; the reader at the end, when
+            # the client leaves, or with a fault (raised here)
+            if not worker.done() and reader.result() != "end":
                 return 0, "left mid-stream"
+            await worker  # its fault, or the flush and the end message
             await self._close(P.NORMAL, f"stream ended: {session.frames_sent} frames")
             return P.NORMAL, "stream ended"
         except P.ProtocolError as exc:
