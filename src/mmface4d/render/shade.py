@@ -419,7 +419,7 @@ def _clip_coordinates(
 
 def _to_uint8(colour: torch.Tensor) -> torch.Tensor:
     """Colours in [0, 1] (clamped) to uint8, rounding to nearest."""
-    return (colour.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+    return colour.clamp(0, 1).mul_(255).add_(0.5).to(torch.uint8)
 
 
 def _compose(
