@@ -379,7 +379,11 @@ async function startMic() {
       page.lastFrame = { frame: frame.frame, t: frame.t };
       if (delay !== null) page.delays.push(delay);
       $('stat-frames').textContent = `${page.frames}`;
-      $('stat-buffer').textContent = `${((client.sent / RATE - frame.t) * 1000).toFixed(0)} ms of audio not yet a frame`;
+      const backlog = client.sent / RATE - frame.t - 1 / client.fps;
+      $('stat-buffer').textContent = `${(backlog * 1000).toFixed(0)} ms of audio not yet a frame`;
+      // more than the look-ahead and a few steps behind: the server does not keep up
+      const state = backlog > 1.0 ? 'live · server behind' : 'live';
+      if (!stopped && page.state !== state) setState(state, backlog > 1.0 ? 'warn' : 'ok');
       showDelay();
     },
     onEnd() { finish('done', 'ok'); },
