@@ -273,6 +273,9 @@ def _face_glb(animator: Animator, template: Any) -> bytes:
 
 
 _END = object()
+#: Bytes a queued chunk counts for besides its samples (the object and its place in the queue),
+#: so that a flood of tiny messages is bounded too.
+_CHUNK_OVERHEAD = 64
 
 
 class _AudioQueue:
@@ -289,7 +292,7 @@ class _AudioQueue:
         async with self._changed:
             await self._changed.wait_for(lambda: self.size < self.limit)
             self.items.append(item)
-            self.size += len(item) if isinstance(item, bytes) else 0
+            self.size += len(item) + _CHUNK_OVERHEAD if isinstance(item, bytes) else 0
             self._changed.notify_all()
 
     async def take(self) -> list[Any]:
