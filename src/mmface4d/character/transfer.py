@@ -2,8 +2,9 @@
 
 Displacement transfer through the dense correspondence: each head vertex moves as the point of
 the fitted model it sits on (the barycentric blend of its triangle's corners' displacements),
-scaled by its weight (1 where it sits on the model, else 0), and rotated and scaled from the model's frame into the head's. The head keeps its own surface
-detail: only displacements travel, never positions. Since the map is linear and sparse
+scaled by its weight (1 where it sits on the model, else 0), and rotated and scaled from the
+model's frame into the head's. The head keeps its own surface detail: only displacements
+travel, never positions. Since the map is linear and sparse
 (:func:`transfer_matrix`: three non-zeros per moving vertex), a frame costs one sparse product;
 ARKit shapes travel by the same map (a shape is one displacement field).
 
