@@ -486,7 +486,10 @@ def register(
         np.radians(cfg.max_normal_angle)
     )
     same_side = (head_lip < 0) | (tri_label < 0) | (tri_label == head_lip)
-    reliable = main & (dist <= cfg.reach_m[0]) & agrees & same_side
+    # a lip's inner side faces the other lip, not the way the model's lip faces: it sits on its
+    # own lip of the model all the same, so that the head's lips meet where the model's do
+    on_own_lip = (head_lip >= 0) & (tri_label == head_lip)
+    reliable = main & (dist <= cfg.reach_m[0]) & (agrees | on_own_lip) & same_side
     ibug_model = to_model(head_ibug, sim)
     mouth = ibug_model[OUTER_LIP].mean(0)
     mouth_width = float(np.linalg.norm(ibug_model[54] - ibug_model[48]))
