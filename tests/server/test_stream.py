@@ -184,3 +184,23 @@ def test_health_reports_open_streams_and_the_version(server) -> None:
     assert status == 200 and body["status"] == "ok" and body["version"] == mmface4d.__version__
     assert body["streams_open"] == 0 and "S001-happy" in body["styles"]
     assert json.loads(json.dumps(body)) == body
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
+def test_resampling_does_not_depend_on_how_the_audio_is_cut(rate) -> None:
+    audio = np.random.default_rng(rate).normal(0, 0.1, rate).astype(np.float32)  # 1 s
+
+    def resampled(cuts):
+        resampler, parts, start = Resampler(rate, RATE), [], 0
+        for size in cuts:
+            parts.append(resampler.push(audio[start : start + size]))
+            start += size
+        return np.concatenate([*parts, resampler.flush()])
+
+    whole = resampled([audio.size])
+    assert abs(whole.size - RATE) <= 1
+    rng = np.random.default_rng(0)
+    cuts = list(rng.integers(1, rate // 200, 150))  # 5 ms at most each: 0.4 s in all
+    cuts.append(audio.size - sum(cuts))
+    assert min(cuts) > 0
+    np.testing.assert_array_equal(resampled(cuts), whole)
