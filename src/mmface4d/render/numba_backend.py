@@ -182,7 +182,7 @@ def _keys_to_ids(zbuf, miss_key, mask):  # pragma: no cover
 
 @_jit
 def _interpolate(attributes, clip, faces, ids, height, width, consts, single):  # pragma: no cover
-    """Covered pixels (raster order) and their perspective-correct attributes.
+    """Covered pixels (raster order) and their perspective-correct attributes, (C, N).
 
     ``rasterize.interpolate_visible``'s arithmetic per pixel: the centre's NDC
     ``(i + 0.5) * (2 / W) - 1``, ``q_k = (x_k - p_x w_k, y_k - p_y w_k)``, weight k
@@ -197,7 +197,7 @@ def _interpolate(attributes, clip, faces, ids, height, width, consts, single):  
     channels = attributes.shape[2]
     shared = attributes.shape[0] == 1
     index = np.empty(count, dtype=np.int64)
-    values = np.empty((count, channels), dtype=clip.dtype)
+    values = np.empty((channels, count), dtype=clip.dtype)  # channel by channel
     zero, half, one = consts[0], consts[1], consts[2]
     ndc_x = np.empty(width, dtype=clip.dtype)
     ndc_y = np.empty(height, dtype=clip.dtype)
@@ -230,7 +230,7 @@ def _interpolate(attributes, clip, faces, ids, height, width, consts, single):  
                     w0, w1, w2 = w0 * scale, w1 * scale, w2 * scale
                     for c in range(channels):
                         blend = _fma(attributes[a, v1, c], w1, attributes[a, v0, c] * w0, single)
-                        values[n, c] = _fma(attributes[a, v2, c], w2, blend, single)
+                        values[c, n] = _fma(attributes[a, v2, c], w2, blend, single)
                     index[n] = p
                     n += 1
                 p += 1
@@ -327,4 +327,4 @@ class NumbaRasterizer:
             _constants(height, width, dtype),
             dtype == torch.float32,
         )
-        return torch.from_numpy(index), torch.from_numpy(values)
+        return torch.from_numpy(index), torch.from_numpy(values).t()

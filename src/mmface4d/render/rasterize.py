@@ -387,7 +387,9 @@ def interpolate_visible(
 
     Returns:
         ``pixel_index`` (N,) int64 flat indices into ``B * H * W`` of the covered pixels (in
-        raster order) and their (N, C) values, in the clip vertices' dtype.
+        raster order) and their (N, C) values, in the clip vertices' dtype, stored channel by
+        channel (a transposed view of a (C, N) tensor: each channel's values are contiguous,
+        which the per-pixel steps after it read fastest).
     """
     batch, num_vertices = clip_vertices.shape[:2]
     if attributes.dim() != 3 or attributes.shape[0] not in (1, batch):
@@ -416,12 +418,12 @@ def interpolate_visible(
     total = weights[0] + weights[1] + weights[2]
     scale = total.add_(total == 0).reciprocal_()  # 1 where degenerate, as in the fragments
     weights = [weight.mul_(scale) for weight in weights]
-    values = clip_vertices.new_empty(len(pixels.pixel_index), channels)
+    values = clip_vertices.new_empty(channels, len(pixels.pixel_index))
     for c in range(channels):
         corner = [table[3 + c].index_select(0, rows[k]) for k in range(3)]
         blend = corner[0].mul_(weights[0]).addcmul_(corner[1], weights[1])
-        values[:, c] = blend.addcmul_(corner[2], weights[2])
-    return pixels.pixel_index, values
+        values[c] = blend.addcmul_(corner[2], weights[2])
+    return pixels.pixel_index, values.t()
 
 
 def preview_interpolator(rasterizer: Rasterizer):
