@@ -7,6 +7,13 @@ coefficients (a few kilobytes each instead of megabytes of mesh frames).
 
 Style ids: the subject id (``S001``) for its neutral recording, ``S001-happy`` etc. for its
 emotional ones.
+
+Packaging also smooths the decoder at the six inner-lip landmark vertices
+(:func:`smooth_inner_lip_landmarks`): the lip-sync terms of training (``docs/LIPSYNC.md``)
+measure the lips at those vertices only, and a model trained with them learns to move those
+vertices on their own (spikes of 5-12 mm that close the three landmark pairs while the lips
+around them stay open). Their rows of the last layer become the mean of their neighbours' rows,
+so they move with the lip they belong to; the lip-closure layer then closes the whole lip.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from mmface4d.data.splits import load_splits
 from mmface4d.data.store import Store
 from mmface4d.errors import InputError
 from mmface4d.facemodel.arkit import arkit_to_model_weights
+from mmface4d.facemodel.model import FaceModel
+from mmface4d.facemodel.regions import INNER_LIP_PAIRS
 from mmface4d.facemodel.sources import load_face_model
 from mmface4d.geometry.frames import CAMERA_DISTANCE
 
@@ -124,7 +133,55 @@ def package_animator(
     state = animator_state(
         animator, trained.step, json.loads((Path(run) / "config.json").read_text()), face_model
     )
+    smooth_inner_lip_landmarks(state, model)
     output = Path(output)
     with atomic_path(output) as tmp:
         torch.save(state, tmp)
     return output
+
+
+#: The decoder's last layer in a packaged animator's weights (the paper's model: W_d and its bias).
+DECODER_ROWS = ("net.decoding.weight", "net.decoding.bias")
+
+
+def smooth_inner_lip_landmarks(state: dict[str, Any], model: FaceModel) -> list[int]:
+    """Make the inner-lip landmark vertices move with their neighbours (see the module doc).
+
+    Each of the six inner-lip landmark vertices (:data:`INNER_LIP_PAIRS`) gets, in every
+    tensor of :data:`DECODER_ROWS`, the mean of the rows of its mesh neighbours that are not
+    landmarks themselves: its offset becomes the mean of theirs, every frame, every input.
+    Changes ``state`` (a packaged animator's) in place and records it in ``state["info"]``;
+    a model without such a layer (FaceFormer, MeshTalk) is left as it is.
+
+    Returns:
+        The vertices smoothed (empty when nothing was done).
+    """
+    weights = state.get("model", {})
+    if not all(key in weights for key in DECODER_ROWS):
+        return []
+    if state.get("num_vertices") != model.num_vertices:
+        raise InputError(
+            f"animator of {state.get('num_vertices')} vertices, face model of {model.num_vertices}"
+        )
+    landmarks = np.asarray(model.landmarks)
+    spiky = sorted({int(landmarks[i]) for pair in INNER_LIP_PAIRS for i in pair})
+    faces = np.asarray(model.faces)
+    neighbours: dict[int, set[int]] = {v: set() for v in spiky}
+    for a, b in ((0, 1), (1, 2), (2, 0)):
+        for u, w in zip(faces[:, a].tolist(), faces[:, b].tolist(), strict=True):
+            if u in neighbours:
+                neighbours[u].add(w)
+            if w in neighbours:
+                neighbours[w].add(u)
+    for key in DECODER_ROWS:
+        rows = weights[key]
+        shaped = rows.view(model.num_vertices, 3, *rows.shape[1:])
+        source = shaped.float().clone()
+        for vertex in spiky:
+            ring = sorted(neighbours[vertex] - set(spiky))
+            if ring:
+                shaped[vertex] = source[ring].mean(dim=0).to(rows.dtype)
+    info = dict(state.get("info") or {})
+    info["inner_lip_landmarks_smoothed"] = spiky
+    state["info"] = info
+    return spiky
