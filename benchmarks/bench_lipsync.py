@@ -10,6 +10,9 @@ licensed English clips of benchmarks/data/speech: two readings, a female and a m
 - the speech is aligned into phones by the phoneme recogniser (``mmface4d.audio.phonetic``);
 - ``closure``: share of the recognised bilabials (p, b, m) during which, +-1 frame, the
   animation's inner-lip gap drops below 1 mm (:mod:`mmface4d.animate.metrics`);
+  ``line_closure``: the same for the whole inner lip (its widest opening beyond the neutral
+  face's, :func:`mmface4d.animate.metrics.lip_line_gap`), which three landmark pairs shut on
+  their own cannot win;
 - ``openness_corr``: correlation of the gap with a phone-based openness curve
   (:func:`mmface4d.animate.lipsync.openness_curve`);
 - on the Mandarin sample, ``captured_corr``: correlation with the gap of the captured meshes;
@@ -51,6 +54,8 @@ from mmface4d.animate.metrics import (  # noqa: E402
     CLOSED_GAP,
     closed_during,
     inner_lip_gap,
+    lip_line_gap,
+    lip_line_pairs,
     phone_frames,
 )
 from mmface4d.atomic import save_figure  # noqa: E402
@@ -115,6 +120,10 @@ def clip_metrics(
     bilabial_times = np.array([(s, e) for label, s, e in phones if label in BILABIAL_PHONES])
     events = phone_frames(bilabial_times.reshape(-1, 2), result.fps, len(gap))
     hit = closed_during(gap, events, CLOSED_GAP)
+    # the whole inner lip, not three landmark pairs (which a spiky model can shut alone)
+    pairs = lip_line_pairs(result.template, result.faces, landmarks)
+    line = lip_line_gap(result.vertices, pairs, result.template)
+    line_hit = closed_during(line, events, CLOSED_GAP)
     # speech frames more than 0.1 s from any recognised bilabial (lips shut there are wrong)
     elsewhere = voice_activity(audio, RATE, result.fps, len(gap))
     for first, last in events:
@@ -130,6 +139,12 @@ def clip_metrics(
         "bilabials": int(len(hit)),
         "closed_bilabials": int(hit.sum()),
         "closure": float(hit.mean()) if len(hit) else None,
+        "line_closure": float(line_hit.mean()) if len(line_hit) else None,
+        "line_gap_at_bilabials_median_mm": float(
+            np.median([line[max(0, a - 1) : b + 2].min() for a, b in events]) * 1e3
+        )
+        if len(events)
+        else None,
         "gap_at_bilabials_median_mm": float(
             np.median([gap[max(0, a - 1) : b + 2].min() for a, b in events]) * 1e3
         )

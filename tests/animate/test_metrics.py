@@ -134,3 +134,26 @@ def test_evaluate_sequences_pools_closure_over_bilabials() -> None:
     )
     assert report.overall["closure"] == pytest.approx(2 / 3)  # not the mean of 1/2 and 1
     assert report.overall["bilabials"] == 3
+
+
+def test_the_lip_line_stays_open_when_only_the_landmark_pairs_are_pulled_shut() -> None:
+    from mmface4d.animate.metrics import inner_lip_gap, lip_line_gap, lip_line_pairs
+    from mmface4d.export.arkit import arkit_basis
+    from mmface4d.facemodel.sources import load_face_model
+
+    face = load_face_model("synth:vertices=5000")
+    pairs = lip_line_pairs(face.mean, face.faces, face.landmarks)
+    assert len(pairs) >= 5  # the upper inner lip from 61 to 63, not just the landmarks
+    basis = arkit_basis(face)
+    jaw = basis.targets[basis.names.index("jawOpen")]
+    opened = face.mean + 0.5 * jaw
+    spiked = opened.copy()  # the three upper landmarks dragged onto the lower ones
+    up, low = face.landmarks[[61, 62, 63]], face.landmarks[[67, 66, 65]]
+    spiked[up] = opened[low]
+    frames = np.stack([face.mean, opened, spiked])
+    landmark_gap = inner_lip_gap(frames, face.landmarks)
+    line_gap = lip_line_gap(frames, pairs, face.mean)
+    assert line_gap[0] == pytest.approx(0.0, abs=1e-9)  # the neutral face is closed
+    assert landmark_gap[1] > 3e-3 and line_gap[1] > 3e-3  # an open mouth, both agree
+    assert landmark_gap[2] < 1e-6  # the landmark pairs say "shut" ...
+    assert line_gap[2] > 3e-3  # ... the lip line does not

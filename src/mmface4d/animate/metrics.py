@@ -27,6 +27,13 @@ closed when it is below ``closed`` (1 mm):
   over the truth's (1 is right; below 1 an under-articulated mouth).
 - ``jitter_ratio``: the predicted jitter (mean norm of the second difference of the lip
   vertices, times fps^2: m/s^2) over the truth's (1 is right; above 1 a trembling mouth).
+
+Three landmark pairs can close while the lips around them stay open (a model trained with
+lip terms at those vertices alone can learn to pull just them: spikes). The lip line
+(:func:`lip_line_pairs`) sees that: every vertex of the upper inner lip from landmark 61 to 63,
+each facing the nearest vertex of the lower inner lip; :func:`lip_line_gap` is a frame's widest
+opening along it beyond the neutral face's, and ``line_closure`` the share of the bilabials
+where it falls below ``closed``.
 """
 
 from __future__ import annotations
@@ -68,6 +75,56 @@ def inner_lip_gap(vertices: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     vertices = check_vertices(vertices, min_frames=0, finite=False).astype(np.float64)
     upper, lower = inner_lip_pairs(landmarks)
     return np.linalg.norm(vertices[:, upper] - vertices[:, lower], axis=2).mean(axis=1)
+
+
+def lip_line_pairs(neutral: np.ndarray, faces: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """(P, 2) upper and lower vertex of each facing pair along the inner lips.
+
+    The upper inner lip is the mesh's shortest edge path from landmark 61 through 62 to 63 on
+    the neutral face; each of its vertices faces the nearest vertex of the lower one (67
+    through 66 to 65).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import dijkstra
+
+    neutral = np.asarray(neutral, dtype=np.float64)
+    faces = np.asarray(faces, dtype=np.int64)
+    landmarks = np.asarray(landmarks, dtype=np.int64)
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    length = np.linalg.norm(neutral[edges[:, 0]] - neutral[edges[:, 1]], axis=1)
+    n = len(neutral)
+    graph = coo_matrix((length, (edges[:, 0], edges[:, 1])), shape=(n, n)).tocsr()
+    graph = graph.maximum(graph.T)
+
+    def path(marks: list[int]) -> np.ndarray:
+        points = [int(landmarks[marks[0]])]
+        for a, b in zip(marks[:-1], marks[1:], strict=True):
+            start, end = int(landmarks[a]), int(landmarks[b])
+            _, previous = dijkstra(graph, indices=start, return_predecessors=True)
+            if previous[end] < 0 and end != start:
+                raise InputError(f"landmarks {a} and {b} are not connected on the mesh")
+            step, walk = end, []
+            while step != start:
+                walk.append(step)
+                step = int(previous[step])
+            points += walk[::-1]
+        return np.array(points, dtype=np.int64)
+
+    upper, lower = path([61, 62, 63]), path([67, 66, 65])
+    facing = np.linalg.norm(neutral[upper][:, None] - neutral[lower][None], axis=2).argmin(1)
+    return np.stack([upper, lower[facing]], axis=1)
+
+
+def lip_line_gap(vertices: np.ndarray, pairs: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+    """(T, V, 3) vertices -> (T,) the widest opening along the lip line: the largest facing
+    distance of :func:`lip_line_pairs` beyond the same pair's on the ``neutral`` face (a pair
+    that is 2 mm apart at rest is closed at 2 mm)."""
+    vertices = check_vertices(vertices, min_frames=0, finite=False).astype(np.float64)
+    pairs = np.asarray(pairs, dtype=np.int64)
+    neutral = np.asarray(neutral, dtype=np.float64)
+    rest = np.linalg.norm(neutral[pairs[:, 0]] - neutral[pairs[:, 1]], axis=1)
+    gaps = np.linalg.norm(vertices[:, pairs[:, 0]] - vertices[:, pairs[:, 1]], axis=2)
+    return (gaps - rest).max(axis=1)
 
 
 def phone_frames(times: np.ndarray, fps: float, num_frames: int) -> np.ndarray:
