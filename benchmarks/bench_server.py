@@ -58,10 +58,8 @@ RESULTS = Path(__file__).parent / "results"
 SPEECH = Path(__file__).parent / "data" / "speech"
 RATE = 16000
 FPS = 30.0
-#: The default stream's steps and look-ahead, samples (mmface4d.animate.streaming.LIVE: 0.16 s
-#: steps; a step's frames are given once 0.04 s of audio past its end is heard).
-STEP = 2560
-RIGHT = 640
+#: The phonetic encoder's hop, samples: a stream's steps are whole hops.
+HOP = 320
 TARGET_MS = 250.0
 
 
@@ -75,12 +73,24 @@ def _s16le(audio: np.ndarray) -> bytes:
     return (np.clip(audio, -1, 1) * 32767).round().astype("<i2").tobytes()
 
 
+def _steps() -> tuple[int, int]:
+    """The default stream's step and the audio past a step's end it waits for, samples
+    (``LIVE``: 0.16 s steps, 0.2 s look-ahead: a step's frames come once 0.04 s past its end is
+    heard)."""
+    from mmface4d.animate.streaming import LIVE
+
+    step = max(HOP, round(LIVE.step_s * RATE / HOP) * HOP)
+    return step, max(0, round(LIVE.lookahead_s * RATE) - step)
+
+
 def _needed_samples(frame: int) -> int:
-    """Samples the stream must hold before it gives ``frame`` (its step's end plus RIGHT)."""
+    """Samples the stream must hold before it gives ``frame`` (its step's end and the wait
+    past it; ``negative_latencies`` in the result checks this)."""
     from mmface4d.audio.sync import frame_to_sample
 
+    step, right = _steps()
     end = frame_to_sample(frame + 1, FPS, RATE)
-    return math.ceil(end / STEP) * STEP + RIGHT
+    return math.ceil(end / step) * step + right
 
 
 class Server:
@@ -218,7 +228,7 @@ def latency_part(server: Server, audio: np.ndarray) -> dict[str, Any]:
         "complete": result["complete"],
         "latency_ms": _summary(result["latency_ms"]),
         "delay_ms": _summary(result["delay_ms"]),
-        "negative_latencies": int((result["latency_ms"] < 0).sum()),  # a check of STEP/RIGHT
+        "negative_latencies": int((result["latency_ms"] < 0).sum()),  # a check of _steps()
         "server_cpu_s_per_audio_s": round(cpu / (audio.size / RATE), 3),
         "target": "latency p50 and p95 < 250 ms",
         "met": bool(np.percentile(result["latency_ms"], 95) < TARGET_MS),
