@@ -126,9 +126,10 @@ def test_several_clients_at_once_get_their_own_results(server, state, clip) -> N
         _, arkit = offline(state, audio, style)
         assert got.code == NORMAL and got.ready["style"] == (style or "S001")
         np.testing.assert_allclose(weights_of(got.frames), arkit, rtol=0, atol=ARKIT_TOLERANCE)
-    # different speech and styles: different faces (the results are not shared)
-    first, third = weights_of(results[0].frames), weights_of(results[2].frames)
-    assert np.abs(first - third).max() > 0.01
+    # different speech: different faces (the results are not shared)
+    first, second = weights_of(results[0].frames), weights_of(results[1].frames)
+    n = min(len(first), len(second))
+    assert np.abs(first[:n] - second[:n]).max() > 0.05
 
 
 def _digest(animator) -> str:
