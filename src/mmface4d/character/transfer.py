@@ -129,7 +129,7 @@ def transfer_displacements(
         moved = rest[None] + displacements[:, anchor]
         rotation, translation = _kabsch_batch(rest, moved)
         points = head_rest_model[members]
-        placed = np.einsum("tde,ke->tkd", rotation, points) + translation[:, None]
+        placed = (rotation @ points.T).transpose(0, 2, 1) + translation[:, None]
         head[:, members] = placed - points[None]
     return head
 
