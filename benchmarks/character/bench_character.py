@@ -100,20 +100,24 @@ def _to_case_frame(character, points_model_frame: np.ndarray, case) -> np.ndarra
 
 def _gap_landmarks(case) -> np.ndarray:
     """(68,) head vertex standing for each true landmark: the nearest one, and for the inner
-    lips the nearest on the right lip (upper 61-63: its normal points down, lower 65-67: up),
-    since closed lips put both lips' vertices at the same spot."""
+    lips the nearest of the skin (the largest component) on the right lip (upper 61-63: its
+    normal points down, lower 65-67: up), since closed lips put both lips' vertices at the same
+    spot."""
     import trimesh
     from scipy.spatial import cKDTree
+
+    from mmface4d.character.mesh import connected_components
 
     vertices, truth = case.head_vertices, case.landmarks_true
     tree = cKDTree(vertices)
     out = tree.query(truth)[1]
     normals = trimesh.Trimesh(vertices, case.head_faces, process=False).vertex_normals
+    skin = connected_components(vertices, case.head_faces) == 0  # not the teeth or the eyes
     up = case.transform.rotation @ np.array([0.0, 1.0, 0.0])
     reach = 4.0 / case.mm_per_unit
     for index, sign in ((61, -1), (62, -1), (63, -1), (65, 1), (66, 1), (67, 1)):
         near = np.array(tree.query_ball_point(truth[index], reach), dtype=np.int64)
-        near = near[sign * (normals[near] @ up) > 0]
+        near = near[(sign * (normals[near] @ up) > 0) & skin[near]]
         if len(near):
             out[index] = near[np.argmin(np.linalg.norm(vertices[near] - truth[index], axis=1))]
     return out
@@ -169,25 +173,32 @@ def run_case(case, work: Path, model, animator, source_frames_cache: dict) -> di
     lips = _gap_landmarks(case)
     pairs = np.array(INNER_LIP_PAIRS)
 
-    def opening(vertices: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    def opening(vertices: np.ndarray, landmarks: np.ndarray, up: np.ndarray) -> np.ndarray:
         """(T,) mm, mean over the inner-lip pairs of the upper point's height over the lower
-        one's (model axes: +y up; characters are kept in the model's axes): 0 when the lips
-        touch, whatever their offset front to back."""
+        one's along ``up``: 0 when the lips touch, whatever their offset front to back."""
         ids = np.asarray(landmarks)[pairs]
-        return (vertices[:, ids[:, 0], 1] - vertices[:, ids[:, 1], 1]).mean(axis=1) * 1000.0
+        rise = (vertices[:, ids[:, 0]] - vertices[:, ids[:, 1]]) @ up
+        return rise.mean(axis=1) * 1000.0
+
+    model_up = np.array([0.0, 1.0, 0.0])  # the model frame's up
+    head_up = character.to_head @ model_up  # the character's frame is the file's, turned
+    head_up /= np.linalg.norm(head_up)
 
     frames64, source64 = frames.astype(np.float64), source.astype(np.float64)
     gap_head = inner_lip_gap(frames64, lips) * 1000.0
     gap_source = inner_lip_gap(source64, np.asarray(model.landmarks)) * 1000.0
-    open_head, open_source = opening(frames64, lips), opening(source64, model.landmarks)
+    open_head = opening(frames64, lips, head_up)
+    open_source = opening(source64, model.landmarks, model_up)
     row["lip_gap_follow_mm"] = float(np.median(np.abs(gap_head - gap_source)))
     row["lip_opening_follow_mm"] = float(np.median(np.abs(open_head - open_source)))
     row["lip_rest_mm"] = {
         "gap_head": float(inner_lip_gap(character.vertices[None], lips)[0] * 1e3),
         "gap_source": float(inner_lip_gap(character.fitted[None], model.landmarks)[0] * 1e3),
-        "opening_head": float(opening(character.vertices[None].astype(np.float64), lips)[0]),
+        "opening_head": float(
+            opening(character.vertices[None].astype(np.float64), lips, head_up)[0]
+        ),
         "opening_source": float(
-            opening(character.fitted[None].astype(np.float64), model.landmarks)[0]
+            opening(character.fitted[None].astype(np.float64), model.landmarks, model_up)[0]
         ),
     }
     shut = open_source < CLOSED_GAP * 1000
