@@ -9,7 +9,7 @@ as many compute threads as cores, one torch thread each); the clients run in thi
 real time: chunk k is sent when the audio clock reaches its end. Each part is written into
 ``benchmarks/results/server.json`` with the command, commit and machine.
 
-- ``latency``: one client streams the four clips (34 s) in 10 ms chunks, ARKit weights only.
+- ``latency``: one client streams the four clips (30 s) in 10 ms chunks, ARKit weights only.
   Per frame, ``latency`` is the time from the end of the chunk that completes the frame (the
   chunk after which the stream has the frame's step plus its look-ahead: at the default
   settings, 0.16 s steps and 0.04 s of audio past a step's end) to the frame's message received;
