@@ -99,25 +99,37 @@ def _to_case_frame(character, points_model_frame: np.ndarray, case) -> np.ndarra
 
 
 def _gap_landmarks(case) -> np.ndarray:
-    """(68,) head vertex standing for each true landmark: the nearest one, and for the inner
-    lips the nearest of the skin (the largest component) on the right lip (upper 61-63: its
-    normal points down, lower 65-67: up), since closed lips put both lips' vertices at the same
-    spot."""
-    import trimesh
+    """(68,) head vertex standing for each true landmark: the source's landmark vertices where
+    the head keeps them; else the nearest vertex, and for the inner lips the nearest of the
+    skin (the largest component) on the right lip: an upper-lip vertex has its mesh neighbours
+    above it on average, a lower-lip one below (closed lips put both lips' vertices at the
+    same spot)."""
+    import scipy.sparse as sp
     from scipy.spatial import cKDTree
 
     from mmface4d.character.mesh import connected_components
 
-    vertices, truth = case.head_vertices, case.landmarks_true
+    vertices, truth, faces = case.head_vertices, case.landmarks_true, case.head_faces
     tree = cKDTree(vertices)
     out = tree.query(truth)[1]
-    normals = trimesh.Trimesh(vertices, case.head_faces, process=False).vertex_normals
-    skin = connected_components(vertices, case.head_faces) == 0  # not the teeth or the eyes
-    up = case.transform.rotation @ np.array([0.0, 1.0, 0.0])
+    skin = connected_components(vertices, faces) == 0  # not the teeth or the eyes
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    adjacency = sp.coo_matrix(
+        (np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(len(vertices),) * 2
+    ).tocsr()
+    adjacency = ((adjacency + adjacency.T) > 0).astype(np.float64)
+    degree = np.maximum(np.asarray(adjacency.sum(axis=1)).ravel(), 1.0)
+    rise = (adjacency @ vertices / degree[:, None] - vertices) @ (
+        case.transform.rotation @ np.array([0.0, 1.0, 0.0])
+    )
+    if case.landmark_vertices is not None:  # the head keeps the source's vertices
+        kept = np.asarray(case.landmark_vertices)
+        if np.allclose(vertices[kept], truth, atol=1e-6 / case.mm_per_unit):
+            return kept
     reach = 4.0 / case.mm_per_unit
-    for index, sign in ((61, -1), (62, -1), (63, -1), (65, 1), (66, 1), (67, 1)):
+    for index, sign in ((61, 1), (62, 1), (63, 1), (65, -1), (66, -1), (67, -1)):
         near = np.array(tree.query_ball_point(truth[index], reach), dtype=np.int64)
-        near = near[(sign * (normals[near] @ up) > 0) & skin[near]]
+        near = near[(sign * rise[near] > 0) & skin[near]]
         if len(near):
             out[index] = near[np.argmin(np.linalg.norm(vertices[near] - truth[index], axis=1))]
     return out

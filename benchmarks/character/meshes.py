@@ -148,6 +148,8 @@ class Case:
         truth_faces: (Ft, 3) int64 its triangles.
         truth_face_vertices: (Vf,) int64 face-area vertices of the truth surface.
         transform: source metres -> this case.
+        landmark_vertices: (68,) head vertex index of each true landmark where the head keeps
+            the source's vertices (every variant but the decimated ones), else None.
     """
 
     name: str
@@ -159,6 +161,7 @@ class Case:
     truth_faces: np.ndarray
     truth_face_vertices: np.ndarray
     transform: Transform
+    landmark_vertices: np.ndarray | None = None
 
     @property
     def mm_per_unit(self) -> float:
@@ -357,6 +360,7 @@ def make_case(source: Source, variant: str, seed: int = 0) -> Case:
         truth_faces=source.faces,
         truth_face_vertices=source.face_vertices,
         transform=transform,
+        landmark_vertices=None if variant.startswith("decimated") else source.landmarks,
     )
 
 
