@@ -54,3 +54,23 @@ def commit() -> str:
         ["git", "status", "--porcelain", "--", "src"], capture_output=True, text=True, check=False
     ).stdout.strip()
     return head + ("+uncommitted changes in src" if dirty else "")
+
+
+def report_and_stamp(
+    script: str, output, argv: list[str], note: str, packages: tuple[str, ...] = ()
+) -> tuple[dict, dict]:
+    """The report so far (parts not run now keep their last result: ``output``'s JSON, or {})
+    and the stamp of this run: command, commit, note and machine."""
+    import json
+    import shlex
+    from pathlib import Path
+
+    path = Path(output)
+    report = json.loads(path.read_text()) if path.is_file() else {}
+    stamp = {
+        "command": shlex.join(["python", script, *argv]),
+        "commit": commit(),
+        "note": note,
+        "machine": machine(packages),
+    }
+    return report, stamp

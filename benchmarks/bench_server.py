@@ -40,7 +40,6 @@ import json
 import math
 import os
 import random
-import shlex
 import signal
 import subprocess
 import sys
@@ -52,7 +51,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _machine import commit, load_state, machine  # noqa: E402
+from _machine import load_state, report_and_stamp  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 SPEECH = Path(__file__).parent / "data" / "speech"
@@ -454,15 +453,9 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=RESULTS / "server.json")
     args = parser.parse_args()
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    report: dict[str, Any] = {}
-    if args.output.is_file():  # parts not run now keep their last result
-        report = json.loads(args.output.read_text())
-    stamp = {
-        "command": shlex.join(["python", "benchmarks/bench_server.py", *sys.argv[1:]]),
-        "commit": commit(),
-        "note": args.note,
-        "machine": machine(("hama", "aiohttp")),
-    }
+    report, stamp = report_and_stamp(
+        "benchmarks/bench_server.py", args.output, sys.argv[1:], args.note, ("hama", "aiohttp")
+    )
     audio = _clips()
     server = Server()
     try:

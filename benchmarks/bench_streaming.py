@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import resource
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -48,7 +47,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _machine import commit, load_state, machine  # noqa: E402
+from _machine import load_state, report_and_stamp  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 SPEECH = Path(__file__).parent / "data" / "speech"
@@ -345,15 +344,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    report: dict[str, Any] = {}
-    if args.output.is_file():  # parts not run now keep their last result
-        report = json.loads(args.output.read_text())
-    stamp = {
-        "command": shlex.join(["python", "benchmarks/bench_streaming.py", *sys.argv[1:]]),
-        "commit": commit(),
-        "note": args.note,
-        "machine": machine(("hama",)),
-    }
+    report, stamp = report_and_stamp(
+        "benchmarks/bench_streaming.py", args.output, sys.argv[1:], args.note, ("hama",)
+    )
     for part in parts:
         if part == "latency":
             result = latency_part()
