@@ -88,11 +88,12 @@ def test_clients_that_vanish_mid_stream_leave_nothing_behind(server, short) -> N
 
 
 def test_waiting_too_long_for_the_header_or_audio_closes(server_with, short) -> None:
-    server = server_with(header_timeout_s=0.3, idle_timeout_s=0.5)
+    # the idle wait leaves a loaded machine time to compute the frames of what was sent
+    server = server_with(header_timeout_s=0.3, idle_timeout_s=2.0)
     got = run(talk(server.url, None, end=False))
     assert got.code == P.POLICY and "header: none within 0.3 s" in got.reason
     got = run(talk(server.url, GOOD, [short], end=False))
-    assert got.code == P.POLICY and "no message for 0.5 s" in got.reason
+    assert got.code == P.POLICY and "no message for 2 s" in got.reason
     assert len(got.frames) > 0  # what the audio completed came first
     assert_still_serves(server, short)
 
