@@ -84,17 +84,13 @@ def lip_line_pairs(neutral: np.ndarray, faces: np.ndarray, landmarks: np.ndarray
     the neutral face; each of its vertices faces the nearest vertex of the lower one (67
     through 66 to 65).
     """
-    from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import dijkstra
 
+    from mmface4d.geometry.mesh import edge_length_graph
+
     neutral = np.asarray(neutral, dtype=np.float64)
-    faces = np.asarray(faces, dtype=np.int64)
     landmarks = np.asarray(landmarks, dtype=np.int64)
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    length = np.linalg.norm(neutral[edges[:, 0]] - neutral[edges[:, 1]], axis=1)
-    n = len(neutral)
-    graph = coo_matrix((length, (edges[:, 0], edges[:, 1])), shape=(n, n)).tocsr()
-    graph = graph.maximum(graph.T)
+    graph = edge_length_graph(neutral, faces)
 
     def path(marks: list[int]) -> np.ndarray:
         points = [int(landmarks[marks[0]])]

@@ -42,6 +42,7 @@ from mmface4d.facemodel.landmark_maps import MEDIAPIPE468_OF_IBUG68
 from mmface4d.facemodel.model import FaceModel
 from mmface4d.facemodel.regions import OUTER_LIP
 from mmface4d.geometry.align import Similarity, fit_similarity
+from mmface4d.geometry.mesh import edge_length_graph, unique_edges
 
 #: Weight of landmarks on the face's silhouette (MediaPipe's face oval, iBUG's jaw contour).
 SILHOUETTE_WEIGHT = 0.1
@@ -118,24 +119,9 @@ class Registration:
 
 
 # ----------------------------------------------------------------------------- mesh helpers
-def edges_of(faces: np.ndarray) -> np.ndarray:
-    """(E, 2) unique undirected edges of triangles."""
-    pairs = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    return np.unique(np.sort(pairs, axis=1), axis=0)
-
-
-def adjacency(vertices: np.ndarray, faces: np.ndarray) -> sp.csr_matrix:
-    """Symmetric sparse matrix of edge lengths."""
-    e = edges_of(faces)
-    length = np.linalg.norm(vertices[e[:, 0]] - vertices[e[:, 1]], axis=1) + 1e-12
-    n = len(vertices)
-    graph = sp.coo_matrix((length, (e[:, 0], e[:, 1])), shape=(n, n))
-    return (graph + graph.T).tocsr()
-
-
 def laplacian(num_vertices: int, faces: np.ndarray) -> sp.csr_matrix:
     """Uniform graph Laplacian ``I - D^-1 A`` (rows sum to 0)."""
-    e = edges_of(faces)
+    e = unique_edges(faces)
     a = sp.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(num_vertices,) * 2)
     a = (a + a.T).tocsr()
     degree = np.asarray(a.sum(1)).ravel()
@@ -274,7 +260,7 @@ def lip_labels(
     labels = np.full(len(vertices), -1, dtype=np.int64)
     if not near.any():
         return labels
-    graph = adjacency(vertices, faces)
+    graph = edge_length_graph(vertices, faces)
     upper = np.unique(tree.query(ibug[UPPER_LIP_SEEDS])[1])
     lower = np.unique(tree.query(ibug[LOWER_LIP_SEEDS])[1])
     limit = 2.5 * width
@@ -628,7 +614,7 @@ def _geodesic_within(vertices, faces, sources: np.ndarray, reach_m: float) -> np
     seeds = np.flatnonzero(sources)
     if len(seeds) == 0:
         return np.zeros(len(vertices), bool)
-    graph = adjacency(vertices, faces)
+    graph = edge_length_graph(vertices, faces)
     dist = dijkstra(graph, indices=seeds, min_only=True, limit=reach_m)
     return np.isfinite(dist)
 

@@ -8,6 +8,7 @@ gathering and scattering (B, V, 3) rows.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 
@@ -110,6 +111,16 @@ def unique_edges(faces: np.ndarray) -> np.ndarray:
     edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
     edges.sort(axis=1)
     return np.unique(edges, axis=0)
+
+
+def edge_length_graph(vertices: np.ndarray, faces: np.ndarray) -> sp.csr_matrix:
+    """Symmetric sparse (V, V) matrix of edge lengths (for shortest paths along the mesh)."""
+    edges = unique_edges(faces)
+    vertices = np.asarray(vertices, dtype=np.float64)
+    length = np.linalg.norm(vertices[edges[:, 0]] - vertices[edges[:, 1]], axis=1) + 1e-12
+    n = len(vertices)
+    graph = sp.coo_matrix((length, (edges[:, 0], edges[:, 1])), shape=(n, n))
+    return (graph + graph.T).tocsr()
 
 
 def uniform_laplacian(faces: np.ndarray, num_vertices: int) -> torch.Tensor:
