@@ -35,8 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,7 +44,10 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
 import meshes  # noqa: E402
+
+from _machine import commit, machine  # noqa: E402
 
 SPEECH = meshes.SHARED_DATA / "speech" / "english_male_test.wav"
 INNER = np.arange(17, 68)  # the 51 landmarks without the jaw line
@@ -58,38 +59,6 @@ TARGETS = {
     "inverted_max": 0,
     "transfer_fps": 100.0,
 }
-
-
-def _machine() -> dict:
-    import torch
-
-    return {
-        "cpu": platform.processor() or platform.machine(),
-        "cores_available": len(os.sched_getaffinity(0)),
-        "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()],
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-    }
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "src"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return out.stdout.strip() + ("+uncommitted changes in src" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def _to_case_frame(character, points_model_frame: np.ndarray, case) -> np.ndarray:
@@ -334,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             row = run_case(case, args.work, model, animator, cache)
         except Exception as error:  # a failed case is a result too
             row = {"case": case.name, "error": f"{type(error).__name__}: {error}"}
-        row["commit"] = _commit()
+        row["commit"] = commit()
         row["load_average_1_5_15_min"] = [round(x, 2) for x in os.getloadavg()]
         with done_file.open("a") as f:
             f.write(json.dumps(row) + "\n")
@@ -347,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "speech": SPEECH.name,
         "note": args.note,
-        "machine": _machine(),
+        "machine": machine(("mediapipe",)),
         **(summarise(rows) if rows else {}),
         "failed": failed,
         "cases": rows,
